@@ -1,0 +1,143 @@
+//! Layouts shared by the recorder's eBPF programs (`src/main.rs`, built for `bpfel-unknown-none`)
+//! and its user space loader (`recorder/src/bpf.rs`). The event record itself lives in
+//! `format::raw`; this crate holds what only the recorder needs: the in-kernel configuration,
+//! the per-call state kept between syscall entry and exit, and the loss counters.
+//!
+//! Every struct is `#[repr(C)]` with explicit padding so both sides agree on every byte.
+#![no_std]
+
+/// Map names, so the loader and the programs cannot drift apart.
+pub const MAP_EVENTS: &str = "EVENTS";
+pub const MAP_CONFIG: &str = "CONFIG";
+pub const MAP_INFLIGHT: &str = "INFLIGHT";
+pub const MAP_SCRATCH: &str = "SCRATCH";
+pub const MAP_LOSSES: &str = "LOSSES";
+
+/// Program names (the Rust function names in `src/main.rs`).
+pub const PROG_TP_ENTER: &str = "gsot_tp_enter";
+pub const PROG_TP_EXIT: &str = "gsot_tp_exit";
+pub const PROG_KPROBE_ENTER: &str = "gsot_kprobe_enter";
+/// Entry probe for the `__x64_sys_getsockopt(const struct pt_regs *)` wrapper, used when
+/// `__sys_getsockopt` cannot be probed (inlined or renamed): arguments come from the inner regs.
+pub const PROG_KPROBE_ENTER_WRAPPED: &str = "gsot_kprobe_enter_wrapped";
+pub const PROG_KRETPROBE_EXIT: &str = "gsot_kretprobe_exit";
+pub const PROG_FENTRY_ENTER: &str = "gsot_fentry_enter";
+pub const PROG_FEXIT_EXIT: &str = "gsot_fexit_exit";
+
+/// How many calls can be between entry and exit at once (one per thread inside getsockopt).
+pub const INFLIGHT_MAX_ENTRIES: u32 = 16384;
+
+/// `Config::filters` bits: which filters are active.
+pub const FILTER_PID: u32 = 1 << 0;
+pub const FILTER_COMM: u32 = 1 << 1;
+pub const FILTER_UID: u32 = 1 << 2;
+pub const FILTER_CGROUP: u32 = 1 << 3;
+pub const FILTER_LEVEL: u32 = 1 << 4;
+pub const FILTER_OPTNAME: u32 = 1 << 5;
+pub const FILTER_ERRORS_ONLY: u32 = 1 << 6;
+
+/// Byte offsets of the kernel structure fields the programs read with `bpf_probe_read_kernel`.
+///
+/// aya-ebpf 0.2.1 has no CO-RE relocations, so instead of compiling in offsets for one kernel
+/// build the loader computes these from the running kernel's BTF (`/sys/kernel/btf/vmlinux`)
+/// and hands them over in [`Config`]. A zero `task_real_parent` means "unknown": the programs
+/// then leave ppid and the namespace ids at 0 rather than read garbage.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskOffsets {
+    /// `task_struct.real_parent` (pointer).
+    pub task_real_parent: u32,
+    /// `task_struct.tgid` (`pid_t`).
+    pub task_tgid: u32,
+    /// `task_struct.nsproxy` (pointer).
+    pub task_nsproxy: u32,
+    /// `task_struct.thread_pid` (`struct pid *`).
+    pub task_thread_pid: u32,
+    /// `nsproxy.mnt_ns` (pointer).
+    pub nsproxy_mnt_ns: u32,
+    /// `mnt_namespace.ns` + `ns_common.inum`.
+    pub mnt_ns_inum: u32,
+    /// `pid.level` (unsigned int).
+    pub pid_level: u32,
+    /// `pid.numbers` (array of `struct upid`).
+    pub pid_numbers: u32,
+    /// `sizeof(struct upid)`.
+    pub upid_size: u32,
+    /// `upid.ns` (`struct pid_namespace *`).
+    pub upid_ns: u32,
+    /// `pid_namespace.ns` + `ns_common.inum`.
+    pub pid_ns_inum: u32,
+    pub _pad: u32,
+}
+
+/// The recorder's settings, in a one-element array map the programs read on every call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// The recorder's own tgid: its calls are never recorded.
+    pub self_tgid: u32,
+    /// Most value bytes copied per call, at most `format::raw::MAX_SNAPLEN`.
+    pub snaplen: u32,
+    /// `FILTER_*` bits.
+    pub filters: u32,
+    pub pid: u32,
+    pub uid: u32,
+    pub level: i32,
+    pub optname: i32,
+    /// Ring buffer fill level in bytes at which a record is submitted with a forced wakeup
+    /// instead of none, so a burst is drained before the buffer overflows.
+    pub wakeup_threshold: u32,
+    pub cgroup_id: u64,
+    /// Boot-time ns of user space's last loss collection; see [`LossSlot`].
+    pub loss_window_ns: u64,
+    /// NUL-padded comm to match exactly (as the kernel truncates it: 15 bytes + NUL).
+    pub comm: [u8; 16],
+    pub offsets: TaskOffsets,
+}
+
+/// What the entry program saves for the exit program, keyed by pid_tgid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pending {
+    pub ts_enter_ns: u64,
+    pub optval_ptr: u64,
+    pub optlen_ptr: u64,
+    pub fd: i32,
+    pub level: i32,
+    pub optname: i32,
+    pub optlen_in: i32,
+    /// `format::raw::FLAG_*` bits known at entry.
+    pub flags: u32,
+    pub _pad: u32,
+}
+
+/// Per-CPU count of records the kernel could not hand over (ring buffer full, or too many
+/// calls in flight), with the interval in which they were dropped.
+///
+/// `count` only grows, so user space computes exact deltas without resetting it (a reset would
+/// race with the programs). `first_ns` restarts whenever a loss happens after user space's last
+/// collection (`Config::loss_window_ns`), so each delta comes with the interval it covers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LossSlot {
+    pub count: u64,
+    pub first_ns: u64,
+    pub last_ns: u64,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all four are repr(C), made of integers and byte arrays, with explicit padding
+    // fields, so every bit pattern is a valid value and there are no uninitialized bytes.
+    unsafe impl aya::Pod for super::Config {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Pending {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::LossSlot {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::TaskOffsets {}
+}
+
+const _: () = assert!(core::mem::size_of::<TaskOffsets>() == 48);
+const _: () = assert!(core::mem::size_of::<Config>() == 32 + 16 + 16 + 48);
+const _: () = assert!(core::mem::size_of::<Pending>() == 48);

@@ -1,0 +1,406 @@
+//! The recorder's eBPF programs: one entry and one exit program per attach mode (syscall
+//! tracepoints, kprobe/kretprobe, fentry/fexit), all funnelled into [`on_enter`] and
+//! [`on_exit`] so every mode records exactly the same event.
+//!
+//! Entry saves the arguments, the entry time and `*optlen` per thread in `INFLIGHT`; exit
+//! reads `*optlen` again and the option value from user memory into a per-CPU scratch
+//! `RawEvent`, and hands `RAW_HEADER_SIZE + value_len` bytes to the ring buffer without a
+//! wakeup (user space drains on a timer), unless the buffer is filling up.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    EbpfContext as _,
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    cty::c_void,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        generated::{
+            bpf_get_current_cgroup_id, bpf_get_current_task, bpf_get_smp_processor_id,
+            bpf_ktime_get_boot_ns, bpf_probe_read_user,
+        },
+    },
+    macros::{fentry, fexit, kprobe, kretprobe, map, tracepoint},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext, TracePointContext},
+};
+use format::raw::{
+    FLAG_OPTLEN_IN_UNREADABLE, FLAG_OPTLEN_OUT_UNREADABLE, FLAG_VALUE_TRUNCATED,
+    FLAG_VALUE_UNREADABLE, MAX_SNAPLEN, RAW_HEADER_SIZE, RawEvent,
+};
+use recorder_ebpf::{
+    Config, FILTER_CGROUP, FILTER_COMM, FILTER_ERRORS_ONLY, FILTER_LEVEL, FILTER_OPTNAME,
+    FILTER_PID, FILTER_UID, INFLIGHT_MAX_ENTRIES, LossSlot, Pending, TaskOffsets,
+};
+
+/// Resized by the loader (`--ringbuf-size`); this is only the size in the object file.
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+#[map]
+static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+#[map]
+static INFLIGHT: HashMap<u64, Pending> = HashMap::with_max_entries(INFLIGHT_MAX_ENTRIES, 0);
+
+/// A `RawEvent` is 2 KiB, far over the 512-byte BPF stack: build it in a per-CPU slot instead.
+#[map]
+static SCRATCH: PerCpuArray<RawEvent> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+static LOSSES: PerCpuArray<LossSlot> = PerCpuArray::with_max_entries(1, 0);
+
+// ---- attach modes -------------------------------------------------------------------------
+
+// Offsets in the `syscalls/sys_enter_getsockopt` record (see its `format` file in tracefs):
+// after the 8-byte common header and the 8-byte syscall number, one 8-byte slot per argument.
+const TP_FD: usize = 16;
+const TP_LEVEL: usize = 24;
+const TP_OPTNAME: usize = 32;
+const TP_OPTVAL: usize = 40;
+const TP_OPTLEN: usize = 48;
+// `sys_exit_getsockopt`: the return value follows the syscall number.
+const TP_RET: usize = 16;
+
+#[inline(always)]
+fn tp_field(ctx: &TracePointContext, offset: usize) -> u64 {
+    // SAFETY: tracepoint programs may load from their context directly; every offset used is
+    // an 8-byte-aligned field inside the syscall tracepoint record (checked by the verifier).
+    unsafe { *(ctx.as_ptr().cast::<u8>().add(offset).cast::<u64>()) }
+}
+
+#[tracepoint]
+pub fn gsot_tp_enter(ctx: TracePointContext) -> u32 {
+    on_enter(
+        tp_field(&ctx, TP_FD) as i32,
+        tp_field(&ctx, TP_LEVEL) as i32,
+        tp_field(&ctx, TP_OPTNAME) as i32,
+        tp_field(&ctx, TP_OPTVAL),
+        tp_field(&ctx, TP_OPTLEN),
+    );
+    0
+}
+
+#[tracepoint]
+pub fn gsot_tp_exit(ctx: TracePointContext) -> u32 {
+    on_exit(tp_field(&ctx, TP_RET) as i64);
+    0
+}
+
+/// On `__sys_getsockopt(int fd, int level, int optname, char __user *optval, int __user *optlen)`.
+#[kprobe]
+pub fn gsot_kprobe_enter(ctx: ProbeContext) -> u32 {
+    let arg = |n| ctx.arg::<u64>(n).unwrap_or(0);
+    on_enter(arg(0) as i32, arg(1) as i32, arg(2) as i32, arg(3), arg(4));
+    0
+}
+
+/// On `__x64_sys_getsockopt(const struct pt_regs *regs)`: the syscall's arguments are in the
+/// user-space registers the wrapper receives (rdi, rsi, rdx, r10, r8).
+#[cfg(bpf_target_arch = "x86_64")]
+#[kprobe]
+pub fn gsot_kprobe_enter_wrapped(ctx: ProbeContext) -> u32 {
+    use aya_ebpf::bindings::pt_regs;
+    let Some(regs) = ctx.arg::<*const pt_regs>(0) else {
+        return 0;
+    };
+    // SAFETY: bpf_probe_read_kernel copies the struct from kernel memory and fails cleanly
+    // (instead of faulting) if the pointer is bad.
+    let Ok(user) = (unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(regs) }) else {
+        return 0;
+    };
+    on_enter(
+        user.rdi as i32,
+        user.rsi as i32,
+        user.rdx as i32,
+        user.r10,
+        user.r8,
+    );
+    0
+}
+
+/// Shared by both kprobe entry programs: `__sys_getsockopt` and the wrapper return the same.
+#[kretprobe]
+pub fn gsot_kretprobe_exit(ctx: RetProbeContext) -> u32 {
+    on_exit(ctx.ret::<u64>() as i32 as i64);
+    0
+}
+
+#[fentry(function = "__sys_getsockopt")]
+pub fn gsot_fentry_enter(ctx: FEntryContext) -> u32 {
+    on_enter(
+        ctx.arg::<u64>(0) as i32,
+        ctx.arg::<u64>(1) as i32,
+        ctx.arg::<u64>(2) as i32,
+        ctx.arg::<u64>(3),
+        ctx.arg::<u64>(4),
+    );
+    0
+}
+
+/// fexit's context holds the five arguments followed by the return value, so reading slot 5
+/// works on every kernel with fexit (`bpf_get_func_ret` needs 5.17).
+#[fexit(function = "__sys_getsockopt")]
+pub fn gsot_fexit_exit(ctx: FExitContext) -> u32 {
+    on_exit(ctx.arg::<u64>(5) as i32 as i64);
+    0
+}
+
+// ---- the shared code path -----------------------------------------------------------------
+
+#[inline(always)]
+fn comm_words(comm: &[u8; 16]) -> [u64; 2] {
+    // SAFETY: [u8; 16] and [u64; 2] have the same size and every bit pattern is valid for both;
+    // comparing as two words avoids a memcmp call, which BPF does not have.
+    unsafe { core::mem::transmute::<[u8; 16], [u64; 2]>(*comm) }
+}
+
+#[inline(always)]
+fn passes_entry_filters(cfg: &Config, tgid: u32, level: i32, optname: i32) -> bool {
+    let f = cfg.filters;
+    if f & FILTER_PID != 0 && tgid != cfg.pid {
+        return false;
+    }
+    if f & FILTER_LEVEL != 0 && level != cfg.level {
+        return false;
+    }
+    if f & FILTER_OPTNAME != 0 && optname != cfg.optname {
+        return false;
+    }
+    if f & FILTER_UID != 0 && bpf_get_current_uid_gid() as u32 != cfg.uid {
+        return false;
+    }
+    // SAFETY: helper without arguments.
+    if f & FILTER_CGROUP != 0 && unsafe { bpf_get_current_cgroup_id() } != cfg.cgroup_id {
+        return false;
+    }
+    if f & FILTER_COMM != 0 {
+        let Ok(comm) = bpf_get_current_comm() else {
+            return false;
+        };
+        if comm_words(&comm) != comm_words(&cfg.comm) {
+            return false;
+        }
+    }
+    true
+}
+
+#[inline(always)]
+fn on_enter(fd: i32, level: i32, optname: i32, optval: u64, optlen: u64) {
+    let Some(cfg) = CONFIG.get(0) else {
+        return;
+    };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if tgid == cfg.self_tgid || !passes_entry_filters(cfg, tgid, level, optname) {
+        return;
+    }
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let mut pending = Pending {
+        ts_enter_ns: now,
+        optval_ptr: optval,
+        optlen_ptr: optlen,
+        fd,
+        level,
+        optname,
+        optlen_in: 0,
+        flags: 0,
+        _pad: 0,
+    };
+    // SAFETY: bpf_probe_read_user fails cleanly on a bad user pointer.
+    match unsafe { aya_ebpf::helpers::bpf_probe_read_user(optlen as *const i32) } {
+        Ok(v) => pending.optlen_in = v,
+        Err(_) => pending.flags |= u32::from(FLAG_OPTLEN_IN_UNREADABLE),
+    }
+    if INFLIGHT.insert(pid_tgid, pending, 0).is_err() {
+        count_loss(cfg, now);
+    }
+}
+
+#[inline(always)]
+fn on_exit(ret: i64) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: the value is copied out before the entry is removed.
+    let Some(pending) = (unsafe { INFLIGHT.get(pid_tgid) }).copied() else {
+        return;
+    };
+    let _ = INFLIGHT.remove(pid_tgid);
+    let Some(cfg) = CONFIG.get(0) else {
+        return;
+    };
+    let ret = ret as i32;
+    if cfg.filters & FILTER_ERRORS_ONLY != 0 && ret >= 0 {
+        return;
+    }
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let Some(ev) = SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: the per-CPU slot is ours until this program returns (programs do not migrate
+    // CPUs and this one cannot nest with itself on a CPU).
+    let ev = unsafe { &mut *ev };
+    let mut flags = pending.flags as u16;
+    let uid_gid = bpf_get_current_uid_gid();
+
+    let h = &mut ev.header;
+    h.ts_enter_ns = pending.ts_enter_ns;
+    h.duration_ns = now.wrapping_sub(pending.ts_enter_ns);
+    // SAFETY (this and the two helpers below): helpers without arguments.
+    h.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    h.optval_ptr = pending.optval_ptr;
+    h.optlen_ptr = pending.optlen_ptr;
+    h.tgid = (pid_tgid >> 32) as u32;
+    h.tid = pid_tgid as u32;
+    h.uid = uid_gid as u32;
+    h.gid = (uid_gid >> 32) as u32;
+    h.cpu = unsafe { bpf_get_smp_processor_id() };
+    h.fd = pending.fd;
+    h.level = pending.level;
+    h.optname = pending.optname;
+    h.optlen_in = pending.optlen_in;
+    h.ret = ret;
+    h._pad0 = 0;
+    h.comm = bpf_get_current_comm().unwrap_or_default();
+    let ids = task_ids(&cfg.offsets);
+    h.ppid = ids.ppid;
+    h.pid_ns = ids.pid_ns;
+    h.mnt_ns = ids.mnt_ns;
+
+    // SAFETY: bpf_probe_read_user fails cleanly on a bad user pointer.
+    let optlen_out =
+        match unsafe { aya_ebpf::helpers::bpf_probe_read_user(pending.optlen_ptr as *const i32) } {
+            Ok(v) => v,
+            Err(_) => {
+                flags |= FLAG_OPTLEN_OUT_UNREADABLE;
+                0
+            }
+        };
+    h.optlen_out = optlen_out;
+
+    let mut value_len: u32 = 0;
+    if ret == 0 && optlen_out > 0 && pending.optval_ptr != 0 {
+        let available = optlen_out as u32;
+        let mut n = if available < cfg.snaplen {
+            available
+        } else {
+            cfg.snaplen
+        };
+        if available > n {
+            flags |= FLAG_VALUE_TRUNCATED;
+        }
+        // The verifier needs a provable bound on the copy length: the scratch value is
+        // MAX_SNAPLEN bytes, and MAX_SNAPLEN - 1 is an all-ones mask (the loader caps the
+        // snaplen there too, so the mask never cuts a value short).
+        n &= MAX_SNAPLEN as u32 - 1;
+        // SAFETY: `n` < MAX_SNAPLEN = the size of `ev.value`; the helper fails cleanly on a
+        // bad user pointer.
+        let r = unsafe {
+            bpf_probe_read_user(
+                ev.value.as_mut_ptr().cast::<c_void>(),
+                n,
+                pending.optval_ptr as *const c_void,
+            )
+        };
+        if r == 0 {
+            value_len = n;
+        } else {
+            flags |= FLAG_VALUE_UNREADABLE;
+        }
+    }
+    let h = &mut ev.header;
+    h.value_len = value_len as u16;
+    h.flags = flags;
+
+    let size = RAW_HEADER_SIZE + (value_len as usize & (MAX_SNAPLEN - 1));
+    // SAFETY: `size` <= RAW_HEADER_SIZE + MAX_SNAPLEN - 1 < size_of::<RawEvent>(), so the slice
+    // stays inside the scratch slot.
+    let bytes = unsafe { core::slice::from_raw_parts((ev as *const RawEvent).cast::<u8>(), size) };
+    let wake = if EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)) >= u64::from(cfg.wakeup_threshold) {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    if EVENTS.output::<[u8]>(bytes, u64::from(wake)).is_err() {
+        count_loss(cfg, now);
+    }
+}
+
+struct TaskIds {
+    ppid: u32,
+    pid_ns: u32,
+    mnt_ns: u32,
+}
+
+#[inline(always)]
+fn read_kernel<T>(base: u64, offset: u64) -> Option<T> {
+    if base == 0 {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_kernel fails cleanly (no fault) on an unmapped address.
+    unsafe { aya_ebpf::helpers::bpf_probe_read_kernel((base + offset) as *const T) }.ok()
+}
+
+/// ppid and the pid/mount namespace inode numbers of the current task, by following the
+/// pointers the loader located in this kernel's BTF. Zeros when the loader found no offsets.
+#[inline(always)]
+fn task_ids(o: &TaskOffsets) -> TaskIds {
+    let mut ids = TaskIds {
+        ppid: 0,
+        pid_ns: 0,
+        mnt_ns: 0,
+    };
+    if o.task_real_parent == 0 {
+        return ids;
+    }
+    // SAFETY: helper without arguments; the result is only dereferenced via probe reads.
+    let task = unsafe { bpf_get_current_task() };
+    if let Some(parent) = read_kernel::<u64>(task, o.task_real_parent.into()) {
+        ids.ppid = read_kernel::<u32>(parent, o.task_tgid.into()).unwrap_or(0);
+    }
+    if let Some(nsproxy) = read_kernel::<u64>(task, o.task_nsproxy.into())
+        && let Some(mnt) = read_kernel::<u64>(nsproxy, o.nsproxy_mnt_ns.into())
+    {
+        ids.mnt_ns = read_kernel::<u32>(mnt, o.mnt_ns_inum.into()).unwrap_or(0);
+    }
+    // The active pid namespace is the one of the task's own pid at its deepest level:
+    // thread_pid->numbers[thread_pid->level].ns (what task_active_pid_ns() returns).
+    if let Some(pid) = read_kernel::<u64>(task, o.task_thread_pid.into())
+        && let Some(level) = read_kernel::<u32>(pid, o.pid_level.into())
+    {
+        let level = u64::from(level & 31);
+        let slot = u64::from(o.pid_numbers) + level * u64::from(o.upid_size);
+        if let Some(ns) = read_kernel::<u64>(pid, slot + u64::from(o.upid_ns)) {
+            ids.pid_ns = read_kernel::<u32>(ns, o.pid_ns_inum.into()).unwrap_or(0);
+        }
+    }
+    ids
+}
+
+#[inline(always)]
+fn count_loss(cfg: &Config, now: u64) {
+    let Some(slot) = LOSSES.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: the per-CPU slot is only written by these programs on this CPU.
+    let slot = unsafe { &mut *slot };
+    if slot.count == 0 || slot.last_ns < cfg.loss_window_ns {
+        slot.first_ns = now;
+    }
+    slot.last_ns = now;
+    slot.count += 1;
+}
+
+// A kprobe program must not be able to panic; this only satisfies the no_std linker.
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+// bpf_probe_read_user/kernel are GPL-only helpers, so the program must declare a
+// GPL-compatible licence; "Dual MIT/GPL" is one the kernel accepts.
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,259 @@
+//! Loading the embedded eBPF object, choosing and attaching an attach mode, and the maps user
+//! space talks to (config, ring buffer, loss counters).
+
+use std::fmt;
+use std::os::fd::{AsRawFd, RawFd};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use aya::programs::{FEntry, FExit, KProbe, Program, TracePoint};
+use aya::{Ebpf, EbpfLoader};
+use recorder_ebpf::{
+    Config, LossSlot, MAP_CONFIG, MAP_EVENTS, MAP_LOSSES, PROG_FENTRY_ENTER, PROG_FEXIT_EXIT,
+    PROG_KPROBE_ENTER, PROG_KPROBE_ENTER_WRAPPED, PROG_KRETPROBE_EXIT, PROG_TP_ENTER, PROG_TP_EXIT,
+};
+
+/// The BPF object `build.rs` compiled from `recorder-ebpf`.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/recorder"));
+
+/// Where the recorder hooks getsockopt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttachMode {
+    /// fentry/fexit on `__sys_getsockopt` (BPF trampolines; needs BTF).
+    Fentry,
+    /// kprobe/kretprobe on `__sys_getsockopt` (or the `__x64_sys_getsockopt` wrapper).
+    Kprobe,
+    /// The `syscalls/sys_{enter,exit}_getsockopt` tracepoints.
+    Tracepoint,
+}
+
+impl AttachMode {
+    /// The order `--attach auto` tries: cheapest first.
+    ///
+    /// fentry/fexit call the program straight from a BPF trampoline patched into the function.
+    /// kprobes go through ftrace (entry) and the rethook return trampoline (exit), which costs
+    /// more per call but only on getsockopt. Syscall tracepoints come last: enabling any of them
+    /// switches every task onto the slow syscall entry/exit path (SYSCALL_WORK_SYSCALL_TRACEPOINT),
+    /// so they tax every syscall on the machine, not just getsockopt.
+    pub const AUTO_ORDER: [AttachMode; 3] = [
+        AttachMode::Fentry,
+        AttachMode::Kprobe,
+        AttachMode::Tracepoint,
+    ];
+
+    /// The name stored in the file header's `attach_mode`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AttachMode::Fentry => "fentry",
+            AttachMode::Kprobe => "kprobe",
+            AttachMode::Tracepoint => "tracepoint",
+        }
+    }
+}
+
+impl fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The loaded and attached programs plus the maps the drain loop uses.
+pub struct Probes {
+    /// Keeps the programs (and so their links) alive.
+    _ebpf: Ebpf,
+    pub mode: AttachMode,
+    /// One line per mode `auto` tried and gave up on, with the reason.
+    pub fallbacks: Vec<String>,
+    /// What was attached where, for the start-up message.
+    pub attached_to: String,
+    pub events: RingBuf<MapData>,
+    config_map: Array<MapData, Config>,
+    losses: PerCpuArray<MapData, LossSlot>,
+    config: Config,
+}
+
+/// Loads the object with a `ringbuf_size`-byte ring buffer and attaches `modes` in order,
+/// keeping the first that works. Fails with every mode's reason if none does.
+pub fn load_and_attach(config: Config, ringbuf_size: u32, modes: &[AttachMode]) -> Result<Probes> {
+    let mut ebpf = EbpfLoader::new()
+        .map_max_entries(MAP_EVENTS, ringbuf_size)
+        .load(EBPF_OBJECT)
+        .context("loading the eBPF object (maps)")?;
+    let mut config_map: Array<MapData, Config> = take_map(&mut ebpf, MAP_CONFIG)?;
+    config_map
+        .set(0, config, 0)
+        .context("writing the config map")?;
+    let events: RingBuf<MapData> = take_map(&mut ebpf, MAP_EVENTS)?;
+    let losses: PerCpuArray<MapData, LossSlot> = take_map(&mut ebpf, MAP_LOSSES)?;
+
+    let mut fallbacks = Vec::new();
+    for &mode in modes {
+        match attach(&mut ebpf, mode) {
+            Ok(attached_to) => {
+                return Ok(Probes {
+                    _ebpf: ebpf,
+                    mode,
+                    fallbacks,
+                    attached_to,
+                    events,
+                    config_map,
+                    losses,
+                    config,
+                });
+            }
+            Err(e) => {
+                unload_mode(&mut ebpf, mode);
+                fallbacks.push(format!("{mode}: {e:#}"));
+            }
+        }
+    }
+    bail!("no attach mode works here:\n  {}", fallbacks.join("\n  "))
+}
+
+fn take_map<M>(ebpf: &mut Ebpf, name: &str) -> Result<M>
+where
+    M: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf
+        .take_map(name)
+        .ok_or_else(|| anyhow!("map {name} missing from the object"))?;
+    M::try_from(map).with_context(|| format!("map {name}"))
+}
+
+fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let p = ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} missing from the object"))?;
+    <&mut P>::try_from(p).with_context(|| format!("program {name}"))
+}
+
+/// The kernel function the kprobe mode hooks: `__sys_getsockopt`, where the syscall's own
+/// arguments are plain function arguments, else the arch wrapper (arguments in inner pt_regs).
+fn kprobe_target() -> Result<(&'static str, &'static str)> {
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").context("reading /proc/kallsyms")?;
+    let has = |sym: &str| {
+        kallsyms
+            .lines()
+            .any(|l| l.split_whitespace().nth(2) == Some(sym))
+    };
+    if has("__sys_getsockopt") {
+        Ok(("__sys_getsockopt", PROG_KPROBE_ENTER))
+    } else if cfg!(target_arch = "x86_64") && has("__x64_sys_getsockopt") {
+        Ok(("__x64_sys_getsockopt", PROG_KPROBE_ENTER_WRAPPED))
+    } else {
+        bail!("neither __sys_getsockopt nor an arch syscall wrapper is in /proc/kallsyms")
+    }
+}
+
+fn attach(ebpf: &mut Ebpf, mode: AttachMode) -> Result<String> {
+    match mode {
+        AttachMode::Tracepoint => {
+            if !std::path::Path::new("/sys/kernel/tracing/events/syscalls").exists() {
+                bail!(
+                    "/sys/kernel/tracing/events/syscalls missing (tracefs not mounted, or a \
+                     kernel without CONFIG_FTRACE_SYSCALLS)"
+                );
+            }
+            for (prog, tp) in [
+                (PROG_TP_ENTER, "sys_enter_getsockopt"),
+                (PROG_TP_EXIT, "sys_exit_getsockopt"),
+            ] {
+                let p: &mut TracePoint = program(ebpf, prog)?;
+                p.load().with_context(|| format!("loading {prog}"))?;
+                p.attach("syscalls", tp)
+                    .with_context(|| format!("attaching to syscalls/{tp}"))?;
+            }
+            Ok("syscalls/sys_{enter,exit}_getsockopt".into())
+        }
+        AttachMode::Kprobe => {
+            if !std::path::Path::new("/sys/bus/event_source/devices/kprobe/type").exists() {
+                bail!(
+                    "this kernel has no kprobe PMU (/sys/bus/event_source/devices/kprobe missing: CONFIG_KPROBES off?)"
+                );
+            }
+            let (func, enter) = kprobe_target()?;
+            let p: &mut KProbe = program(ebpf, enter)?;
+            p.load().with_context(|| format!("loading {enter}"))?;
+            p.attach(func, 0)
+                .with_context(|| format!("kprobe on {func}"))?;
+            let p: &mut KProbe = program(ebpf, PROG_KRETPROBE_EXIT)?;
+            p.load()
+                .with_context(|| format!("loading {PROG_KRETPROBE_EXIT}"))?;
+            p.attach(func, 0)
+                .with_context(|| format!("kretprobe on {func}"))?;
+            Ok(format!("kprobe+kretprobe on {func}"))
+        }
+        AttachMode::Fentry => {
+            let btf = aya::Btf::from_sys_fs().context("kernel BTF (/sys/kernel/btf/vmlinux)")?;
+            let func = "__sys_getsockopt";
+            let p: &mut FEntry = program(ebpf, PROG_FENTRY_ENTER)?;
+            p.load(func, &btf)
+                .with_context(|| format!("loading fentry on {func}"))?;
+            p.attach()
+                .with_context(|| format!("attaching fentry on {func}"))?;
+            let p: &mut FExit = program(ebpf, PROG_FEXIT_EXIT)?;
+            p.load(func, &btf)
+                .with_context(|| format!("loading fexit on {func}"))?;
+            p.attach()
+                .with_context(|| format!("attaching fexit on {func}"))?;
+            Ok(format!("fentry+fexit on {func}"))
+        }
+    }
+}
+
+/// Detaches and unloads whatever `attach` got done for `mode` before it failed, so a half
+/// attached mode (entry without exit) never stays behind while the next one is tried.
+fn unload_mode(ebpf: &mut Ebpf, mode: AttachMode) {
+    let names: &[&str] = match mode {
+        AttachMode::Tracepoint => &[PROG_TP_ENTER, PROG_TP_EXIT],
+        AttachMode::Kprobe => &[
+            PROG_KPROBE_ENTER,
+            PROG_KPROBE_ENTER_WRAPPED,
+            PROG_KRETPROBE_EXIT,
+        ],
+        AttachMode::Fentry => &[PROG_FENTRY_ENTER, PROG_FEXIT_EXIT],
+    };
+    for &name in names {
+        // Unloading a program that never loaded fails harmlessly.
+        let _ = match ebpf.program_mut(name) {
+            Some(Program::TracePoint(p)) => p.unload(),
+            Some(Program::KProbe(p)) => p.unload(),
+            Some(Program::FEntry(p)) => p.unload(),
+            Some(Program::FExit(p)) => p.unload(),
+            _ => Ok(()),
+        };
+    }
+}
+
+impl Probes {
+    pub fn events_fd(&self) -> RawFd {
+        self.events.as_raw_fd()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Replaces the in-kernel config (e.g. to add a pid filter once a child is started).
+    pub fn set_config(&mut self, config: Config) -> Result<()> {
+        self.config_map
+            .set(0, config, 0)
+            .context("writing the config map")?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// Per-CPU loss counters as they are now (index = CPU).
+    pub fn losses(&self) -> Result<Vec<LossSlot>> {
+        Ok(self
+            .losses
+            .get(&0, 0)
+            .context("reading the loss counters")?
+            .iter()
+            .copied()
+            .collect())
+    }
+}

@@ -1,0 +1,11 @@
+//! The recorder: traces getsockopt() calls with eBPF into trace files (`format`).
+//!
+//! The binary (`src/main.rs`) is a thin command line over [`record::Session`]; the tests reuse
+//! [`workload`] to make calls whose every detail they know.
+
+pub mod bpf;
+pub mod btf;
+pub mod names;
+pub mod record;
+pub mod sys;
+pub mod workload;

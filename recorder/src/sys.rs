@@ -1,0 +1,221 @@
+//! Small wrappers around the host facts and system calls the recorder needs.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context as _, Result, bail};
+
+fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to write into; these clocks always exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
+/// `CLOCK_BOOTTIME` in ns: the clock `bpf_ktime_get_boot_ns` reads.
+pub fn boot_ns() -> u64 {
+    clock_ns(libc::CLOCK_BOOTTIME) as u64
+}
+
+/// Unix time minus boot time, in ns: add it to an event's timestamp for wall-clock time.
+/// Read as realtime-boottime-realtime and averaged, so a preemption between reads shows as
+/// at most half its length.
+pub fn boot_to_wall_ns() -> i64 {
+    let r1 = clock_ns(libc::CLOCK_REALTIME);
+    let b = clock_ns(libc::CLOCK_BOOTTIME);
+    let r2 = clock_ns(libc::CLOCK_REALTIME);
+    ((r1 + r2) / 2 - b) as i64
+}
+
+pub fn random_id() -> [u8; 16] {
+    let mut id = [0u8; 16];
+    // SAFETY: getrandom writes at most id.len() bytes into id.
+    let n = unsafe { libc::getrandom(id.as_mut_ptr().cast(), id.len(), 0) };
+    if n != id.len() as isize {
+        // Not cryptographic, only unique enough to tell captures apart.
+        let t = clock_ns(libc::CLOCK_REALTIME) as u128 ^ (u128::from(std::process::id()) << 64);
+        id = t.to_le_bytes();
+    }
+    id
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// One field of `uname(2)`, e.g. `|u| &u.release`.
+pub fn uname_field(field: impl Fn(&libc::utsname) -> &[libc::c_char; 65]) -> String {
+    // SAFETY: utsname is plain old data; uname fills it in.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: u is a valid utsname.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return String::new();
+    }
+    let raw = field(&u);
+    let bytes: Vec<u8> = raw
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Number of possible CPUs (the per-CPU maps have one slot each).
+pub fn possible_cpus() -> u32 {
+    aya::util::nr_cpus().map(|n| n as u32).unwrap_or(0)
+}
+
+/// Fails with one clear line unless the process can load and attach tracing programs.
+pub fn check_privileges() -> Result<()> {
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let has = |c: u32| cap_eff & (1 << c) != 0;
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        return Ok(());
+    }
+    bail!(
+        "recording needs root, or CAP_BPF and CAP_PERFMON (this process has CAP_BPF={}, \
+         CAP_PERFMON={}); run it with sudo",
+        has(CAP_BPF),
+        has(CAP_PERFMON)
+    )
+}
+
+/// Old kernels charge BPF maps to RLIMIT_MEMLOCK; newer ones (5.11+) to the memory cgroup.
+/// Raising the limit costs nothing and makes the former work.
+pub fn raise_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: a valid rlimit struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: valid rlimit structs; raising the soft limit to the hard one is always allowed.
+        unsafe {
+            libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut cur);
+            cur.rlim_cur = cur.rlim_max;
+            libc::setrlimit(libc::RLIMIT_MEMLOCK, &cur);
+        }
+    }
+}
+
+pub const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// Syscall tracepoints are found through tracefs, which a fresh machine may not have mounted.
+pub fn ensure_tracefs() -> Result<()> {
+    if std::path::Path::new(TRACEFS).join("events").exists() {
+        return Ok(());
+    }
+    let ret = {
+        // SAFETY: all strings are NUL-terminated literals; no data argument.
+        unsafe {
+            libc::mount(
+                c"nodev".as_ptr(),
+                c"/sys/kernel/tracing".as_ptr(),
+                c"tracefs".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        }
+    };
+    if ret != 0 {
+        let e = std::io::Error::last_os_error();
+        // Not fatal by itself: fentry or kprobe may still work. Tracepoint mode will say why.
+        eprintln!("recorder: tracefs is not mounted at {TRACEFS} and mounting it failed: {e}");
+    } else {
+        eprintln!("recorder: mounted tracefs at {TRACEFS}");
+    }
+    Ok(())
+}
+
+/// Resolves `--cgroup`: a numeric id, or a cgroup v2 path (absolute under /sys/fs/cgroup, or
+/// as /proc/PID/cgroup prints it), whose directory inode number is the cgroup id.
+pub fn cgroup_id(spec: &str) -> Result<u64> {
+    if let Ok(id) = spec.parse::<u64>() {
+        return Ok(id);
+    }
+    use std::os::unix::fs::MetadataExt as _;
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let path = if std::path::Path::new(spec).starts_with(root) {
+        std::path::PathBuf::from(spec)
+    } else {
+        root.join(spec.trim_start_matches('/'))
+    };
+    let meta = std::fs::metadata(&path).with_context(|| {
+        format!(
+            "--cgroup {spec}: {} is not a cgroup directory",
+            path.display()
+        )
+    })?;
+    if !meta.is_dir() {
+        bail!("--cgroup {spec}: {} is not a directory", path.display());
+    }
+    Ok(meta.ino())
+}
+
+/// Set by SIGINT/SIGTERM.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Makes Ctrl-C and SIGTERM end the capture cleanly. Without SA_RESTART, so the drain loop's
+/// poll returns at once.
+pub fn install_stop_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+/// CPU time (user + system) this process has used so far, in ns.
+pub fn self_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID) as u64
+}
+
+/// Peak resident set size of this process, in bytes.
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Pins the calling thread to one CPU.
+pub fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; CPU_SET stays within it for cpu < CPU_SETSIZE.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

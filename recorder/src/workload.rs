@@ -1,0 +1,368 @@
+//! The built-in demo workload: TCP, UDP, IPv6 and Unix sockets calling a spread of options,
+//! some of them failing on purpose. Every call's inputs and results are returned, so the tests
+//! can check a recording against what the calls themselves saw.
+
+use std::ffi::c_void;
+use std::io;
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+/// One getsockopt call as the caller saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    /// What the call is for, e.g. `tcp SO_RCVBUF`.
+    pub label: &'static str,
+    pub tid: u32,
+    pub fd: i32,
+    pub level: i32,
+    pub optname: i32,
+    pub optval_ptr: u64,
+    pub optlen_ptr: u64,
+    /// `*optlen` before the call.
+    pub optlen_in: i32,
+    /// `*optlen` after the call.
+    pub optlen_out: i32,
+    /// 0 or `-errno`.
+    pub ret: i32,
+    /// The value bytes the kernel wrote (`optlen_out` bytes), empty if the call failed.
+    pub value: Vec<u8>,
+}
+
+fn gettid() -> u32 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::gettid() as u32 }
+}
+
+/// Calls getsockopt with a `buf_len`-byte buffer and records everything about the call.
+pub fn getsockopt(
+    label: &'static str,
+    fd: RawFd,
+    level: i32,
+    optname: i32,
+    buf_len: usize,
+) -> Call {
+    let mut buf = vec![0u8; buf_len.max(1)];
+    raw_getsockopt(
+        label,
+        fd,
+        level,
+        optname,
+        buf.as_mut_ptr().cast(),
+        buf_len as i32,
+        Some(&buf),
+    )
+}
+
+/// The general form: any `optval` pointer and any `optlen`, for the failing cases.
+/// `buf` is the memory `optval` points into when it is valid, to copy the value from.
+fn raw_getsockopt(
+    label: &'static str,
+    fd: RawFd,
+    level: i32,
+    optname: i32,
+    optval: *mut c_void,
+    optlen_in: i32,
+    buf: Option<&[u8]>,
+) -> Call {
+    let mut optlen: libc::socklen_t = optlen_in as libc::socklen_t;
+    // SAFETY: optval is either a buffer of at least optlen_in bytes or a deliberately invalid
+    // pointer, which the kernel checks (EFAULT) rather than dereferences blindly.
+    let r = unsafe { libc::getsockopt(fd, level, optname, optval, &mut optlen) };
+    let ret = if r == 0 {
+        0
+    } else {
+        -io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    };
+    let optlen_out = optlen as i32;
+    let value = match (ret, buf) {
+        // SAFETY: the kernel wrote optlen_out <= optlen_in bytes into buf, which is alive.
+        (0, Some(_)) if optlen_out > 0 => unsafe {
+            std::slice::from_raw_parts(optval as *const u8, optlen_out as usize).to_vec()
+        },
+        _ => Vec::new(),
+    };
+    Call {
+        label,
+        tid: gettid(),
+        fd,
+        level,
+        optname,
+        optval_ptr: optval as u64,
+        optlen_ptr: &raw const optlen as u64,
+        optlen_in,
+        optlen_out,
+        ret,
+        value,
+    }
+}
+
+const INT: usize = std::mem::size_of::<libc::c_int>();
+
+/// Runs the whole workload once and returns every call it made, in order.
+pub fn run() -> io::Result<Vec<Call>> {
+    let mut calls = Vec::new();
+
+    // TCP: a listener, a connected pair, and a refused connect.
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let client = TcpStream::connect(listener.local_addr()?)?;
+    let (server, _) = listener.accept()?;
+    client.set_nodelay(true)?;
+    let (l, c, s) = (listener.as_raw_fd(), client.as_raw_fd(), server.as_raw_fd());
+    calls.push(getsockopt(
+        "tcp listener SO_RCVBUF",
+        l,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUF,
+        INT,
+    ));
+    calls.push(getsockopt(
+        "tcp SO_RCVBUF",
+        c,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUF,
+        INT,
+    ));
+    calls.push(getsockopt(
+        "tcp SO_SNDBUF",
+        c,
+        libc::SOL_SOCKET,
+        libc::SO_SNDBUF,
+        INT,
+    ));
+    calls.push(getsockopt(
+        "tcp SO_TYPE",
+        c,
+        libc::SOL_SOCKET,
+        libc::SO_TYPE,
+        INT,
+    ));
+    calls.push(getsockopt(
+        "tcp TCP_INFO",
+        c,
+        libc::IPPROTO_TCP,
+        libc::TCP_INFO,
+        512,
+    ));
+    calls.push(getsockopt(
+        "tcp TCP_CONGESTION",
+        s,
+        libc::IPPROTO_TCP,
+        libc::TCP_CONGESTION,
+        16,
+    ));
+    calls.push(getsockopt(
+        "tcp TCP_NODELAY",
+        c,
+        libc::IPPROTO_TCP,
+        libc::TCP_NODELAY,
+        INT,
+    ));
+    calls.push(getsockopt(
+        "tcp TCP_MAXSEG",
+        s,
+        libc::IPPROTO_TCP,
+        libc::TCP_MAXSEG,
+        INT,
+    ));
+    calls.push(refused_connect_so_error()?);
+
+    // UDP.
+    let udp = UdpSocket::bind("127.0.0.1:0")?;
+    let u = udp.as_raw_fd();
+    calls.push(getsockopt(
+        "udp SO_RCVBUF",
+        u,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUF,
+        INT,
+    ));
+    calls.push(getsockopt(
+        "udp IP_TTL",
+        u,
+        libc::IPPROTO_IP,
+        libc::IP_TTL,
+        INT,
+    ));
+    calls.push(getsockopt(
+        "udp IP_TOS",
+        u,
+        libc::IPPROTO_IP,
+        libc::IP_TOS,
+        INT,
+    ));
+
+    // IPv6 (skipped where the kernel has no IPv6).
+    if let Ok(v6) = UdpSocket::bind("[::1]:0") {
+        let v = v6.as_raw_fd();
+        calls.push(getsockopt(
+            "udp6 IPV6_V6ONLY",
+            v,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_V6ONLY,
+            INT,
+        ));
+    }
+
+    // Unix socket pair.
+    let (a, _b) = UnixStream::pair()?;
+    let cred = std::mem::size_of::<libc::ucred>();
+    calls.push(getsockopt(
+        "unix SO_PEERCRED",
+        a.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_PEERCRED,
+        cred,
+    ));
+
+    // Failures, one per errno.
+    calls.push(getsockopt(
+        "EBADF fd -1",
+        -1,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUF,
+        INT,
+    ));
+    let (pipe_r, pipe_w) = pipe()?;
+    calls.push(getsockopt(
+        "ENOTSOCK pipe",
+        pipe_r,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUF,
+        INT,
+    ));
+    calls.push(raw_getsockopt(
+        "EFAULT bad optval",
+        c,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUF,
+        // Page zero is never mapped.
+        8 as *mut c_void,
+        INT as i32,
+        None,
+    ));
+    let mut buf = [0u8; INT];
+    calls.push(raw_getsockopt(
+        "EINVAL negative optlen",
+        c,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUF,
+        buf.as_mut_ptr().cast(),
+        -1,
+        Some(&buf),
+    ));
+    calls.push(getsockopt(
+        "ENOPROTOOPT unknown optname",
+        c,
+        libc::SOL_SOCKET,
+        9999,
+        INT,
+    ));
+    // SAFETY: closing fds this function owns and no longer uses.
+    unsafe {
+        libc::close(pipe_r);
+        libc::close(pipe_w);
+    }
+    Ok(calls)
+}
+
+fn pipe() -> io::Result<(RawFd, RawFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for the two descriptors pipe writes.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((fds[0], fds[1]))
+}
+
+/// A non-blocking connect to a port nobody listens on; once it fails, SO_ERROR reports
+/// ECONNREFUSED (and clears it).
+fn refused_connect_so_error() -> io::Result<Call> {
+    let closed_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    // SAFETY: plain socket creation; the fd is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: closed_port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: addr is a valid sockaddr_in of the given length.
+    unsafe {
+        libc::connect(
+            fd,
+            (&raw const addr).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+    }
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut pfd, 1, 1000) };
+    let call = getsockopt(
+        "tcp SO_ERROR after refused connect",
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_ERROR,
+        INT,
+    );
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    Ok(call)
+}
+
+/// Calls getsockopt(SO_RCVBUF) `n` times as fast as possible; returns how many succeeded.
+pub fn flood(fd: RawFd, n: u64) -> u64 {
+    let mut ok = 0;
+    for _ in 0..n {
+        let mut v: libc::c_int = 0;
+        let mut len = INT as libc::socklen_t;
+        // SAFETY: v and len are valid for the duration of the call.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&raw mut v).cast(),
+                &mut len,
+            )
+        };
+        ok += u64::from(r == 0);
+    }
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_makes_the_calls_the_tests_rely_on() {
+        let calls = run().unwrap();
+        let by = |label: &str| calls.iter().find(|c| c.label == label).unwrap();
+        assert_eq!(by("tcp SO_TYPE").value, (libc::SOCK_STREAM).to_ne_bytes());
+        assert_eq!(
+            by("tcp SO_ERROR after refused connect").value,
+            libc::ECONNREFUSED.to_ne_bytes()
+        );
+        assert!(by("tcp TCP_INFO").optlen_out > 200);
+        let cc = by("tcp TCP_CONGESTION");
+        assert_eq!((cc.ret, cc.optlen_in), (0, 16));
+        assert!(cc.value[0].is_ascii_lowercase(), "{:?}", cc.value);
+        assert_eq!(by("EBADF fd -1").ret, -libc::EBADF);
+        assert_eq!(by("ENOTSOCK pipe").ret, -libc::ENOTSOCK);
+        assert_eq!(by("EFAULT bad optval").ret, -libc::EFAULT);
+        assert_eq!(by("EINVAL negative optlen").ret, -libc::EINVAL);
+        assert_eq!(by("ENOPROTOOPT unknown optname").ret, -libc::ENOPROTOOPT);
+        let cred = &by("unix SO_PEERCRED").value;
+        assert_eq!(cred[..4], std::process::id().to_ne_bytes());
+    }
+}
