@@ -1,0 +1,302 @@
+//! Size, write cost, scan speed and reader memory of the trace format, with the figures the
+//! issue sets as goals. Run: `cargo bench -p gsot-format --bench format` (add `-- --events N`).
+//!
+//! Timings are CPU time of this thread (write) or ratios taken in the same run (scan), because
+//! machines here are shared and noisy. It also encodes the same events as bincode *rows* (the
+//! obvious alternative to the columns the format uses), so the choice stays a measured one.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use format::synth::{Synth, SynthConfig, Workload};
+use format::{DecodedBlock, OwnedEvent, TraceReader, TraceWriter, WriterOptions};
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Peak resident set of this process image (VmHWM: unlike getrusage's maxrss it does not
+/// carry over the parent's peak across fork and exec).
+fn max_rss_kib() -> i64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn generate(workload: Workload, events: u64) -> Vec<OwnedEvent> {
+    let mut synth = Synth::new(SynthConfig {
+        seed: 7,
+        events,
+        workload,
+        ..SynthConfig::default()
+    });
+    let mut out = Vec::with_capacity(events as usize);
+    let mut e = OwnedEvent::default();
+    while synth.next_event(&mut e) {
+        out.push(e.clone());
+    }
+    out
+}
+
+fn header() -> format::CaptureHeader {
+    Synth::new(SynthConfig::default()).header()
+}
+
+struct Figures {
+    bytes_per_event: f64,
+    write_ns: f64,
+    decompress_ns: f64,
+    decode_ns: f64,
+}
+
+fn measure_format(events: &[OwnedEvent], zstd_level: i32) -> Figures {
+    let opts = WriterOptions {
+        zstd_level,
+        ..WriterOptions::default()
+    };
+    // The output buffer is allocated up front: the cost of growing it is not the writer's.
+    let mut writer =
+        TraceWriter::try_new(Vec::with_capacity(events.len() * 40), &header(), opts).unwrap();
+    let t0 = thread_cpu_ns();
+    for e in events {
+        writer.write(&e.as_event()).unwrap();
+    }
+    let file = writer.finish().unwrap();
+    let write_ns = (thread_cpu_ns() - t0) as f64 / events.len() as f64;
+    let bytes_per_event = file.len() as f64 / events.len() as f64;
+
+    let reader = TraceReader::from_bytes(file).unwrap();
+    assert_eq!(reader.event_count(), events.len() as u64);
+    // Best of three for each, interleaved, so a noisy neighbour hurts both alike.
+    let (mut decompress, mut decode) = (f64::MAX, f64::MAX);
+    let mut raw = DecodedBlock::new();
+    let mut block = DecodedBlock::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        for b in reader.blocks() {
+            reader.decompress_block(b, &mut raw).unwrap();
+            black_box(raw.payload());
+        }
+        decompress = decompress.min(t.elapsed().as_nanos() as f64);
+        let t = Instant::now();
+        let mut acc = 0u64;
+        for b in reader.blocks() {
+            reader.decode_block(b, &mut block).unwrap();
+            for e in block.events() {
+                acc = acc
+                    .wrapping_add(
+                        e.ts_ns ^ e.duration_ns ^ e.cgroup_id ^ e.optval_ptr ^ e.optlen_ptr,
+                    )
+                    .wrapping_add(
+                        (e.tgid ^ e.tid ^ e.ppid ^ e.uid ^ e.gid ^ e.cpu ^ e.pid_ns ^ e.mnt_ns)
+                            as u64,
+                    )
+                    .wrapping_add(
+                        (e.fd ^ e.level ^ e.optname ^ e.optlen_in ^ e.optlen_out ^ e.ret) as u64,
+                    )
+                    .wrapping_add(e.flags as u64 + e.comm[0] as u64 + e.value.len() as u64);
+            }
+        }
+        black_box(acc);
+        decode = decode.min(t.elapsed().as_nanos() as f64);
+    }
+    let n = events.len() as f64;
+    Figures {
+        bytes_per_event,
+        write_ns,
+        decompress_ns: decompress / n,
+        decode_ns: decode / n,
+    }
+}
+
+/// The alternative: each event as a bincode row (standard config, varints), 65,536 per zstd
+/// frame, decoded back into owned rows.
+fn measure_rows(events: &[OwnedEvent]) -> Figures {
+    #[derive(bincode::Encode, bincode::Decode)]
+    struct Row {
+        ts_ns: u64,
+        duration_ns: u64,
+        cpu: u32,
+        tgid: u32,
+        tid: u32,
+        ppid: u32,
+        uid: u32,
+        gid: u32,
+        comm: [u8; 16],
+        cgroup_id: u64,
+        pid_ns: u32,
+        mnt_ns: u32,
+        fd: i32,
+        level: i32,
+        optname: i32,
+        optval_ptr: u64,
+        optlen_ptr: u64,
+        optlen_in: i32,
+        optlen_out: i32,
+        ret: i32,
+        flags: u16,
+        value: Vec<u8>,
+    }
+    let cfg = bincode::config::standard();
+    let mut frames = Vec::new();
+    let t0 = thread_cpu_ns();
+    let mut buf = Vec::new();
+    for chunk in events.chunks(65536) {
+        buf.clear();
+        for e in chunk {
+            let row = Row {
+                ts_ns: e.ts_ns,
+                duration_ns: e.duration_ns,
+                cpu: e.cpu,
+                tgid: e.tgid,
+                tid: e.tid,
+                ppid: e.ppid,
+                uid: e.uid,
+                gid: e.gid,
+                comm: e.comm,
+                cgroup_id: e.cgroup_id,
+                pid_ns: e.pid_ns,
+                mnt_ns: e.mnt_ns,
+                fd: e.fd,
+                level: e.level,
+                optname: e.optname,
+                optval_ptr: e.optval_ptr,
+                optlen_ptr: e.optlen_ptr,
+                optlen_in: e.optlen_in,
+                optlen_out: e.optlen_out,
+                ret: e.ret,
+                flags: e.flags,
+                value: e.value.clone(),
+            };
+            bincode::encode_into_std_write(&row, &mut buf, cfg).unwrap();
+        }
+        frames.push((
+            chunk.len(),
+            zstd::bulk::compress(&buf, 3).unwrap(),
+            buf.len(),
+        ));
+    }
+    let write_ns = (thread_cpu_ns() - t0) as f64 / events.len() as f64;
+    let size: usize = frames.iter().map(|(_, f, _)| f.len() + 24 + 16).sum();
+    let (mut decompress, mut decode) = (f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        let t = Instant::now();
+        for (_, f, raw_len) in &frames {
+            black_box(zstd::bulk::decompress(f, *raw_len).unwrap());
+        }
+        decompress = decompress.min(t.elapsed().as_nanos() as f64);
+        let t = Instant::now();
+        for (n, f, raw_len) in &frames {
+            let raw = zstd::bulk::decompress(f, *raw_len).unwrap();
+            let mut slice = &raw[..];
+            for _ in 0..*n {
+                let (row, used): (Row, usize) = bincode::decode_from_slice(slice, cfg).unwrap();
+                slice = &slice[used..];
+                black_box(row);
+            }
+        }
+        decode = decode.min(t.elapsed().as_nanos() as f64);
+    }
+    let n = events.len() as f64;
+    Figures {
+        bytes_per_event: size as f64 / n,
+        write_ns,
+        decompress_ns: decompress / n,
+        decode_ns: decode / n,
+    }
+}
+
+fn report(name: &str, f: &Figures) {
+    println!(
+        "  {name:<28} {:>7.2} B/event  write {:>6.1} ns/event CPU  decompress {:>5.1} ns/event  decompress+decode {:>5.1} ns/event  scan ratio {:>5.1}%",
+        f.bytes_per_event,
+        f.write_ns,
+        f.decompress_ns,
+        f.decode_ns,
+        100.0 * f.decompress_ns / f.decode_ns
+    );
+}
+
+/// Child mode: scan a file and report the peak resident size, in a fresh process so nothing
+/// else this benchmark allocated counts.
+fn scan_rss(path: &str) {
+    let before = max_rss_kib();
+    let reader = TraceReader::open(path).unwrap();
+    let mut n = 0u64;
+    reader
+        .for_each_event(reader.blocks(), |e| n += e.value.len() as u64 + 1)
+        .unwrap();
+    black_box(n);
+    let par: u64 = reader
+        .par_map_blocks(reader.blocks(), |_, b| b.len() as u64)
+        .into_iter()
+        .map(|r| r.unwrap())
+        .sum();
+    assert_eq!(par, reader.event_count());
+    println!("{} {} {}", reader.event_count(), before, max_rss_kib());
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--scan-rss") {
+        return scan_rss(&args[i + 1]);
+    }
+    let events: u64 = args
+        .iter()
+        .position(|a| a == "--events")
+        .map(|i| args[i + 1].parse().unwrap())
+        .unwrap_or(2_000_000);
+
+    println!(
+        "trace format benchmark, {events} events per workload (goals: loop <= 8 B/event, mixed <= 24 B/event, write <= 200 ns/event, scan ratio >= 70%)"
+    );
+    for (name, workload) in [
+        ("loop (one SO_RCVBUF loop)", Workload::Loop),
+        ("mixed (generator)", Workload::Mixed),
+    ] {
+        let evs = generate(workload, events);
+        println!("{name}:");
+        for level in [1, 3] {
+            report(
+                &format!("format v1 (columns), zstd {level}"),
+                &measure_format(&evs, level),
+            );
+        }
+        report("alternative: bincode rows", &measure_rows(&evs));
+    }
+
+    // Memory: stream a larger file to disk, then scan it in a fresh process.
+    let big: u64 = events * 5;
+    let path = std::env::temp_dir().join(format!("gsot-bench-{}.gsot", std::process::id()));
+    let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let cfg = SynthConfig {
+        seed: 9,
+        events: big,
+        ..SynthConfig::default()
+    };
+    format::synth::write_trace(cfg, file, WriterOptions::default()).unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--scan-rss", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<i64> = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    println!(
+        "reader memory: scanned {} events ({:.0} MiB file) sequentially and on 2 threads: peak RSS {:.1} MiB (at start {:.1} MiB)",
+        f[0],
+        size as f64 / (1 << 20) as f64,
+        f[2] as f64 / 1024.0,
+        f[1] as f64 / 1024.0
+    );
+}

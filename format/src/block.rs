@@ -1,0 +1,775 @@
+//! Event blocks: the column layout inside a block's zstd frame, its encoder and its decoder.
+//!
+//! A block's payload is a bincode struct encoded with fixed-int encoding (see `FORMAT.md`,
+//! "Block payload"): a table of the distinct threads in the block, a table of the distinct
+//! *call sites* (thread, CPU, fd, level, option, lengths, result: everything about a call but
+//! its time, its duration, its pointers and its value bytes), then five little-endian columns
+//! (time delta, duration, site index, two pointer deltas) and the value bytes.
+//!
+//! Programs ask the same questions over and over, so a block has few sites: the per-event
+//! columns are 36 bytes instead of 68, zstd has fewer bytes and far fewer distinct runs to
+//! code, and a query grouping by process or option can count site indexes instead of decoding
+//! fields. Timestamps and pointers are deltas from the previous event, which turns their slowly
+//! moving parts into zero bytes. Every integer keeps its fixed width, so the decoder reads the
+//! columns in place: decoding costs little next to decompression.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::raw::COMM_LEN;
+use crate::wire::Le;
+use crate::{Error, Event};
+
+/// Bytes of one thread table entry on disk.
+pub const THREAD_ENTRY_LEN: usize = 52;
+/// Most events one block may hold.
+pub const MAX_BLOCK_EVENTS: u32 = 1 << 20;
+/// Most payload bytes (decompressed) one block may hold.
+pub const MAX_BLOCK_RAW: u32 = 64 << 20;
+/// Bytes of the fixed fields before a block's zstd frame.
+pub const BLOCK_HEADER_LEN: usize = 24;
+
+/// The per-thread identity fields, stored once per block and referenced by index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ThreadEntry {
+    pub tgid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: [u8; COMM_LEN],
+    pub cgroup_id: u64,
+    pub pid_ns: u32,
+    pub mnt_ns: u32,
+}
+
+impl ThreadEntry {
+    fn of(e: &Event<'_>) -> ThreadEntry {
+        ThreadEntry {
+            tgid: e.tgid,
+            tid: e.tid,
+            ppid: e.ppid,
+            uid: e.uid,
+            gid: e.gid,
+            comm: e.comm,
+            cgroup_id: e.cgroup_id,
+            pid_ns: e.pid_ns,
+            mnt_ns: e.mnt_ns,
+        }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        for v in [self.tgid, self.tid, self.ppid, self.uid, self.gid] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&self.comm);
+        out.extend_from_slice(&self.cgroup_id.to_le_bytes());
+        out.extend_from_slice(&self.pid_ns.to_le_bytes());
+        out.extend_from_slice(&self.mnt_ns.to_le_bytes());
+    }
+
+    fn decode(b: &[u8; THREAD_ENTRY_LEN]) -> ThreadEntry {
+        let mut l = Le(b);
+        ThreadEntry {
+            tgid: l.u32(),
+            tid: l.u32(),
+            ppid: l.u32(),
+            uid: l.u32(),
+            gid: l.u32(),
+            comm: l.array(),
+            cgroup_id: l.u64(),
+            pid_ns: l.u32(),
+            mnt_ns: l.u32(),
+        }
+    }
+}
+
+/// FxHash: the thread table is keyed by small trusted structs, where SipHash's cost shows.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64)
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Bytes of one call site entry on disk.
+pub const SITE_ENTRY_LEN: usize = 36;
+/// Bytes each event adds to the per-event columns (value bytes aside).
+pub const COLUMN_BYTES_PER_EVENT: usize = 36;
+
+/// Everything about a call but its time, duration, pointers and value bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Site {
+    /// Index into the block's thread table.
+    pub thread: u32,
+    pub cpu: u32,
+    pub fd: i32,
+    pub level: i32,
+    pub optname: i32,
+    pub optlen_in: i32,
+    pub optlen_out: i32,
+    pub ret: i32,
+    pub flags: u16,
+    pub value_len: u16,
+}
+
+impl Site {
+    fn encode(&self, out: &mut Vec<u8>) {
+        for v in [self.thread, self.cpu] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [
+            self.fd,
+            self.level,
+            self.optname,
+            self.optlen_in,
+            self.optlen_out,
+            self.ret,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&self.flags.to_le_bytes());
+        out.extend_from_slice(&self.value_len.to_le_bytes());
+    }
+
+    fn decode(b: &[u8; SITE_ENTRY_LEN]) -> Site {
+        let mut l = Le(b);
+        Site {
+            thread: l.u32(),
+            cpu: l.u32(),
+            fd: l.i32(),
+            level: l.i32(),
+            optname: l.i32(),
+            optlen_in: l.i32(),
+            optlen_out: l.i32(),
+            ret: l.i32(),
+            flags: l.u16(),
+            value_len: l.u16(),
+        }
+    }
+}
+
+/// How many recently used table entries the encoder remembers, by a cheap hash of the event.
+const RECENT: usize = 4096;
+
+/// Finds or adds an entry of a per-block table. Most events repeat an entry seen a moment ago,
+/// so a direct-mapped cache checked by plain comparison answers before the hash map is asked.
+struct Table<T> {
+    entries: Vec<T>,
+    ids: HashMap<T, u32, BuildHasherDefault<FxHasher>>,
+    recent: Box<[u32; RECENT]>,
+}
+
+impl<T: Copy + Eq + std::hash::Hash> Table<T> {
+    fn new() -> Table<T> {
+        Table {
+            entries: Vec::new(),
+            ids: HashMap::default(),
+            recent: Box::new([u32::MAX; RECENT]),
+        }
+    }
+
+    #[inline]
+    fn id(&mut self, key: T, hint: u32) -> u32 {
+        let slot = &mut self.recent[hint as usize % RECENT];
+        if self.entries.get(*slot as usize) == Some(&key) {
+            return *slot;
+        }
+        let next = self.entries.len() as u32;
+        let id = *self.ids.entry(key).or_insert(next);
+        if id == next {
+            self.entries.push(key);
+        }
+        *slot = id;
+        id
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.ids.clear();
+        self.recent.fill(u32::MAX);
+    }
+}
+
+/// Accumulates events into the tables and columns of one block.
+pub(crate) struct BlockEncoder {
+    threads: Table<ThreadEntry>,
+    sites: Table<Site>,
+    ts_delta: Vec<u8>,
+    duration: Vec<u8>,
+    site: Vec<u8>,
+    optval_delta: Vec<u8>,
+    optlen_delta: Vec<u8>,
+    values: Vec<u8>,
+    len: u32,
+    ts_min: u64,
+    ts_max: u64,
+    prev_ts: u64,
+    prev_optval: u64,
+    prev_optlen: u64,
+}
+
+impl BlockEncoder {
+    pub fn new() -> BlockEncoder {
+        BlockEncoder {
+            threads: Table::new(),
+            sites: Table::new(),
+            ts_delta: Vec::new(),
+            duration: Vec::new(),
+            site: Vec::new(),
+            optval_delta: Vec::new(),
+            optlen_delta: Vec::new(),
+            values: Vec::new(),
+            len: 0,
+            ts_min: u64::MAX,
+            ts_max: 0,
+            prev_ts: 0,
+            prev_optval: 0,
+            prev_optlen: 0,
+        }
+    }
+
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    pub fn ts_range(&self) -> (u64, u64) {
+        (self.ts_min, self.ts_max)
+    }
+
+    /// Payload bytes the block would take if closed now.
+    pub fn raw_len(&self) -> usize {
+        8 * 8
+            + self.threads.entries.len() * THREAD_ENTRY_LEN
+            + self.sites.entries.len() * SITE_ENTRY_LEN
+            + self.len as usize * COLUMN_BYTES_PER_EVENT
+            + self.values.len()
+    }
+
+    pub fn push(&mut self, e: &Event<'_>) -> Result<(), Error> {
+        let value_len = u16::try_from(e.value.len()).map_err(|_| {
+            Error::InvalidInput(format!(
+                "an option value of {} bytes is longer than the format's 65535",
+                e.value.len()
+            ))
+        })?;
+        let thread = self.threads.id(ThreadEntry::of(e), e.tid);
+        let site = Site {
+            thread,
+            cpu: e.cpu,
+            fd: e.fd,
+            level: e.level,
+            optname: e.optname,
+            optlen_in: e.optlen_in,
+            optlen_out: e.optlen_out,
+            ret: e.ret,
+            flags: e.flags,
+            value_len,
+        };
+        let hint = thread
+            .wrapping_mul(31)
+            .wrapping_add(e.fd as u32)
+            .wrapping_mul(31)
+            .wrapping_add(e.optname as u32);
+        let site = self.sites.id(site, hint);
+
+        self.ts_delta
+            .extend_from_slice(&e.ts_ns.wrapping_sub(self.prev_ts).to_le_bytes());
+        self.duration
+            .extend_from_slice(&e.duration_ns.to_le_bytes());
+        self.site.extend_from_slice(&site.to_le_bytes());
+        self.optval_delta
+            .extend_from_slice(&e.optval_ptr.wrapping_sub(self.prev_optval).to_le_bytes());
+        self.optlen_delta
+            .extend_from_slice(&e.optlen_ptr.wrapping_sub(self.prev_optlen).to_le_bytes());
+        self.values.extend_from_slice(e.value);
+
+        self.prev_ts = e.ts_ns;
+        self.prev_optval = e.optval_ptr;
+        self.prev_optlen = e.optlen_ptr;
+        self.ts_min = self.ts_min.min(e.ts_ns);
+        self.ts_max = self.ts_max.max(e.ts_ns);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Writes the payload (the bytes that get compressed) into `out`.
+    pub fn encode_payload(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.reserve(self.raw_len());
+        out.extend_from_slice(&(self.threads.entries.len() as u64).to_le_bytes());
+        for t in &self.threads.entries {
+            t.encode(out);
+        }
+        out.extend_from_slice(&(self.sites.entries.len() as u64).to_le_bytes());
+        for s in &self.sites.entries {
+            s.encode(out);
+        }
+        for col in [
+            &self.ts_delta,
+            &self.duration,
+            &self.site,
+            &self.optval_delta,
+            &self.optlen_delta,
+        ] {
+            out.extend_from_slice(&(self.len as u64).to_le_bytes());
+            out.extend_from_slice(col);
+        }
+        out.extend_from_slice(&(self.values.len() as u64).to_le_bytes());
+        out.extend_from_slice(&self.values);
+    }
+
+    pub fn clear(&mut self) {
+        self.threads.clear();
+        self.sites.clear();
+        for c in [
+            &mut self.ts_delta,
+            &mut self.duration,
+            &mut self.site,
+            &mut self.optval_delta,
+            &mut self.optlen_delta,
+            &mut self.values,
+        ] {
+            c.clear();
+        }
+        self.len = 0;
+        self.ts_min = u64::MAX;
+        self.ts_max = 0;
+        self.prev_ts = 0;
+        self.prev_optval = 0;
+        self.prev_optlen = 0;
+    }
+}
+
+/// One block, decompressed and validated, ready to iterate. Reuse one per thread: decoding
+/// into it again keeps its buffers, so a scan allocates nothing per block once warmed up.
+#[derive(Default)]
+pub struct DecodedBlock {
+    /// Kept between blocks: creating a zstd context costs more than a small block's decoding.
+    dctx: Option<zstd::bulk::Decompressor<'static>>,
+    raw: Vec<u8>,
+    len: usize,
+    threads: Vec<ThreadEntry>,
+    sites: Vec<Site>,
+    /// Start within `raw` of the ts, duration, site, optval and optlen columns.
+    col_start: [usize; 5],
+    values_start: usize,
+    values_len: usize,
+    /// File offset of the block section, for error messages.
+    offset: u64,
+}
+
+impl std::fmt::Debug for DecodedBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodedBlock")
+            .field("offset", &self.offset)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// Widths of the five per-event columns, in payload order.
+const COLUMN_WIDTHS: [(&str, usize); 5] = [
+    ("time delta", 8),
+    ("duration", 8),
+    ("site index", 4),
+    ("optval delta", 8),
+    ("optlen delta", 8),
+];
+
+impl DecodedBlock {
+    pub fn new() -> DecodedBlock {
+        DecodedBlock::default()
+    }
+
+    /// Number of events in the block.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The decompressed payload (for benchmarks that separate decompression from decoding).
+    pub fn payload(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// File offset of the block section this was decoded from.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The block's thread table.
+    pub fn threads(&self) -> &[ThreadEntry] {
+        &self.threads
+    }
+
+    /// The block's call site table.
+    pub fn sites(&self) -> &[Site] {
+        &self.sites
+    }
+
+    /// Each event's index into [`DecodedBlock::sites`], without decoding anything else: what
+    /// a query that groups by site fields needs.
+    pub fn site_indexes(&self) -> impl ExactSizeIterator<Item = u32> + '_ {
+        self.raw[self.col_start[2]..][..self.len * 4]
+            .as_chunks::<4>()
+            .0
+            .iter()
+            .map(|b| u32::from_le_bytes(*b))
+    }
+
+    /// Decompresses a block section body (block header + zstd frame) found at `section_offset`
+    /// and validates the payload, so iteration afterwards cannot fail.
+    pub(crate) fn decode(
+        &mut self,
+        body: &[u8],
+        section_offset: u64,
+        body_offset: u64,
+    ) -> Result<(), Error> {
+        let h = self.decompress(body, section_offset, body_offset)?;
+        self.parse(
+            h.event_count as usize,
+            body_offset + BLOCK_HEADER_LEN as u64,
+        )
+    }
+
+    /// Only the decompression half of [`DecodedBlock::decode`]: fills [`DecodedBlock::payload`]
+    /// and leaves the block empty of events.
+    pub(crate) fn decompress(
+        &mut self,
+        body: &[u8],
+        section_offset: u64,
+        body_offset: u64,
+    ) -> Result<BlockHeader, Error> {
+        self.offset = section_offset;
+        self.len = 0;
+        let h = BlockHeader::decode(body, body_offset)?;
+        let frame = &body[BLOCK_HEADER_LEN..];
+        let frame_offset = body_offset + BLOCK_HEADER_LEN as u64;
+        if self.dctx.is_none() {
+            self.dctx = Some(zstd::bulk::Decompressor::new()?);
+        }
+        let dctx = self.dctx.as_mut().expect("set above");
+        decompress_into(dctx, frame, h.raw_len, frame_offset, &mut self.raw)?;
+        Ok(h)
+    }
+
+    fn parse(&mut self, n: usize, frame_offset: u64) -> Result<(), Error> {
+        // The payload is compressed, so a problem in it is located by the file offset of its
+        // frame and the position within the decompressed payload.
+        let raw = &self.raw;
+        let err = |at: usize, what: String| {
+            Error::malformed(
+                frame_offset,
+                format!("{what} at byte {at} of the block payload decompressed from here"),
+            )
+        };
+        let mut pos = 0usize;
+        // A table or column: its u64 length, checked against what is left, then its bytes.
+        let mut seq =
+            |what: &str, width: usize, exact: Option<usize>| -> Result<(usize, usize), Error> {
+                let len_at = pos;
+                let b = raw
+                    .get(pos..pos + 8)
+                    .ok_or_else(|| err(pos, format!("the length of the {what}")))?;
+                let len = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+                pos += 8;
+                let room = ((raw.len() - pos) / width) as u64;
+                if exact.is_some_and(|n| n as u64 != len) || len > room {
+                    let expected = match exact {
+                        Some(n) => format!("the {what} to hold {n} elements"),
+                        None => format!("a {what} length of at most {room}"),
+                    };
+                    return Err(err(len_at, format!("{expected}, found {len}")));
+                }
+                let start = pos;
+                pos += len as usize * width;
+                Ok((start, len as usize))
+            };
+        let (threads_at, n_threads) = seq("thread table", THREAD_ENTRY_LEN, None)?;
+        let (sites_at, n_sites) = seq("site table", SITE_ENTRY_LEN, None)?;
+        let mut col_start = [0usize; 5];
+        for (i, (what, width)) in COLUMN_WIDTHS.iter().enumerate() {
+            col_start[i] = seq(&format!("{what} column"), *width, Some(n))?.0;
+        }
+        let (values_start, values_len) = seq("value bytes", 1, None)?;
+        // Anything after the values belongs to a later minor version: skipped.
+
+        self.threads.clear();
+        self.threads.extend(
+            raw[threads_at..][..n_threads * THREAD_ENTRY_LEN]
+                .as_chunks::<THREAD_ENTRY_LEN>()
+                .0
+                .iter()
+                .map(ThreadEntry::decode),
+        );
+        self.sites.clear();
+        for (i, b) in raw[sites_at..][..n_sites * SITE_ENTRY_LEN]
+            .as_chunks::<SITE_ENTRY_LEN>()
+            .0
+            .iter()
+            .enumerate()
+        {
+            let site = Site::decode(b);
+            if site.thread as usize >= n_threads {
+                return Err(err(
+                    sites_at + i * SITE_ENTRY_LEN,
+                    format!("a thread index below {n_threads}, found {}", site.thread),
+                ));
+            }
+            self.sites.push(site);
+        }
+        let site_col = raw[col_start[2]..][..n * 4].as_chunks::<4>().0;
+        let mut value_total = 0usize;
+        for (i, b) in site_col.iter().enumerate() {
+            match self.sites.get(u32::from_le_bytes(*b) as usize) {
+                Some(s) => value_total += s.value_len as usize,
+                None => {
+                    return Err(err(
+                        col_start[2] + 4 * i,
+                        format!(
+                            "a site index below {n_sites}, found {}",
+                            u32::from_le_bytes(*b)
+                        ),
+                    ));
+                }
+            }
+        }
+        if value_total != values_len {
+            return Err(err(
+                values_start - 8,
+                format!(
+                    "value lengths adding up to the {values_len} value bytes, found {value_total}"
+                ),
+            ));
+        }
+        self.col_start = col_start;
+        self.values_start = values_start;
+        self.values_len = values_len;
+        self.len = n;
+        Ok(())
+    }
+
+    /// The events of the block in stored order.
+    pub fn events(&self) -> BlockEvents<'_> {
+        let n = self.len;
+        let col = |i: usize| &self.raw[self.col_start[i]..][..n * COLUMN_WIDTHS[i].1];
+        BlockEvents {
+            i: 0,
+            n,
+            threads: &self.threads,
+            sites: &self.sites,
+            ts: &col(0).as_chunks::<8>().0[..n],
+            duration: &col(1).as_chunks::<8>().0[..n],
+            site: &col(2).as_chunks::<4>().0[..n],
+            optval: &col(3).as_chunks::<8>().0[..n],
+            optlen: &col(4).as_chunks::<8>().0[..n],
+            values: &self.raw[self.values_start..][..self.values_len],
+            prev_ts: 0,
+            prev_optval: 0,
+            prev_optlen: 0,
+        }
+    }
+}
+
+/// Iterator over the events of a [`DecodedBlock`]. Every column slice has exactly `n`
+/// fixed-size elements, so reading one is a single bounds check.
+pub struct BlockEvents<'a> {
+    i: usize,
+    n: usize,
+    threads: &'a [ThreadEntry],
+    sites: &'a [Site],
+    ts: &'a [[u8; 8]],
+    duration: &'a [[u8; 8]],
+    site: &'a [[u8; 4]],
+    optval: &'a [[u8; 8]],
+    optlen: &'a [[u8; 8]],
+    values: &'a [u8],
+    prev_ts: u64,
+    prev_optval: u64,
+    prev_optlen: u64,
+}
+
+impl<'a> Iterator for BlockEvents<'a> {
+    type Item = Event<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Event<'a>> {
+        let i = self.i;
+        if i >= self.n {
+            return None;
+        }
+        self.i += 1;
+        self.prev_ts = self.prev_ts.wrapping_add(u64::from_le_bytes(self.ts[i]));
+        self.prev_optval = self
+            .prev_optval
+            .wrapping_add(u64::from_le_bytes(self.optval[i]));
+        self.prev_optlen = self
+            .prev_optlen
+            .wrapping_add(u64::from_le_bytes(self.optlen[i]));
+        // parse() checked every site and thread index and that the value lengths add up.
+        let s = &self.sites[u32::from_le_bytes(self.site[i]) as usize];
+        let t = &self.threads[s.thread as usize];
+        let (value, rest) = self.values.split_at(s.value_len as usize);
+        self.values = rest;
+        Some(Event {
+            ts_ns: self.prev_ts,
+            duration_ns: u64::from_le_bytes(self.duration[i]),
+            cpu: s.cpu,
+            tgid: t.tgid,
+            tid: t.tid,
+            ppid: t.ppid,
+            uid: t.uid,
+            gid: t.gid,
+            comm: t.comm,
+            cgroup_id: t.cgroup_id,
+            pid_ns: t.pid_ns,
+            mnt_ns: t.mnt_ns,
+            fd: s.fd,
+            level: s.level,
+            optname: s.optname,
+            optval_ptr: self.prev_optval,
+            optlen_ptr: self.prev_optlen,
+            optlen_in: s.optlen_in,
+            optlen_out: s.optlen_out,
+            ret: s.ret,
+            flags: s.flags,
+            value,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.n - self.i, Some(self.n - self.i))
+    }
+}
+
+impl ExactSizeIterator for BlockEvents<'_> {}
+
+/// The fixed fields at the start of a block section body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BlockHeader {
+    pub event_count: u32,
+    pub raw_len: u32,
+    pub ts_min: u64,
+    pub ts_max: u64,
+}
+
+impl BlockHeader {
+    pub fn encode(&self) -> [u8; BLOCK_HEADER_LEN] {
+        let mut b = [0u8; BLOCK_HEADER_LEN];
+        b[0..4].copy_from_slice(&self.event_count.to_le_bytes());
+        b[4..8].copy_from_slice(&self.raw_len.to_le_bytes());
+        b[8..16].copy_from_slice(&self.ts_min.to_le_bytes());
+        b[16..24].copy_from_slice(&self.ts_max.to_le_bytes());
+        b
+    }
+
+    pub fn decode(body: &[u8], body_offset: u64) -> Result<BlockHeader, Error> {
+        let b = body
+            .get(..BLOCK_HEADER_LEN)
+            .ok_or_else(|| Error::truncated(body_offset, "a 24-byte block header"))?;
+        let h = BlockHeader {
+            event_count: u32::from_le_bytes(b[0..4].try_into().expect("4 bytes")),
+            raw_len: u32::from_le_bytes(b[4..8].try_into().expect("4 bytes")),
+            ts_min: u64::from_le_bytes(b[8..16].try_into().expect("8 bytes")),
+            ts_max: u64::from_le_bytes(b[16..24].try_into().expect("8 bytes")),
+        };
+        if h.event_count > MAX_BLOCK_EVENTS {
+            return Err(Error::malformed(
+                body_offset,
+                format!(
+                    "a block event count of at most {MAX_BLOCK_EVENTS}, found {}",
+                    h.event_count
+                ),
+            ));
+        }
+        if h.raw_len > MAX_BLOCK_RAW {
+            return Err(Error::malformed(
+                body_offset + 4,
+                format!(
+                    "a block payload size of at most {MAX_BLOCK_RAW}, found {}",
+                    h.raw_len
+                ),
+            ));
+        }
+        let least = h.event_count as u64 * COLUMN_BYTES_PER_EVENT as u64;
+        if (h.raw_len as u64) < least {
+            return Err(Error::malformed(
+                body_offset + 4,
+                format!(
+                    "a payload size of at least {least} for {} events, found {}",
+                    h.event_count, h.raw_len
+                ),
+            ));
+        }
+        if h.event_count > 0 && h.ts_min > h.ts_max {
+            return Err(Error::malformed(
+                body_offset + 8,
+                format!(
+                    "a time range with start <= end, found {}..{}",
+                    h.ts_min, h.ts_max
+                ),
+            ));
+        }
+        Ok(h)
+    }
+}
+
+/// Decompresses one zstd frame that must produce exactly `raw_len` bytes into `out`.
+///
+/// When `out` already has room (the steady state of a scan) this is one bulk call. Otherwise
+/// it streams, so the buffer grows only as the frame really produces bytes: a corrupted
+/// `raw_len` cannot make us allocate more than the frame itself decompresses to.
+fn decompress_into(
+    dctx: &mut zstd::bulk::Decompressor<'static>,
+    frame: &[u8],
+    raw_len: u32,
+    frame_offset: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let raw_len = raw_len as usize;
+    out.clear();
+    let dz = |e: std::io::Error| Error::Decompress {
+        offset: frame_offset,
+        message: e.to_string(),
+    };
+    if out.capacity() >= raw_len {
+        // Writes into the spare capacity of `out` and sets its length.
+        dctx.decompress_to_buffer(frame, out).map_err(dz)?;
+    } else {
+        use std::io::Read;
+        let decoder = zstd::stream::read::Decoder::with_buffer(frame).map_err(dz)?;
+        decoder
+            .take(raw_len as u64 + 1)
+            .read_to_end(out)
+            .map_err(dz)?;
+    }
+    if out.len() != raw_len {
+        return Err(Error::malformed(
+            frame_offset,
+            format!(
+                "a zstd frame of {raw_len} bytes decompressed, found {} or more",
+                out.len()
+            ),
+        ));
+    }
+    Ok(())
+}

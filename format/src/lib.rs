@@ -1,0 +1,47 @@
+//! The getsockopt trace file format, version 1.0.
+//!
+//! * [`raw`]: the `no_std` record the eBPF program hands to user space (shared layout).
+//! * [`TraceWriter`]: writes a trace file (header, compressed event blocks, side tables, index).
+//! * [`TraceReader`]: memory-maps a trace file, validates it, and iterates or seeks its events.
+//!
+//! The bytes on disk are specified in `FORMAT.md` at the repository root; this crate is one
+//! implementation of that document, not the definition of it.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+pub mod raw;
+
+#[cfg(feature = "std")]
+mod block;
+#[cfg(feature = "std")]
+mod error;
+#[cfg(feature = "std")]
+mod event;
+#[cfg(feature = "std")]
+mod meta;
+#[cfg(feature = "std")]
+mod reader;
+#[cfg(feature = "std")]
+mod section;
+#[cfg(feature = "std")]
+pub mod synth;
+#[cfg(feature = "std")]
+pub mod wire;
+#[cfg(feature = "std")]
+mod writer;
+
+#[cfg(feature = "std")]
+pub use {
+    block::{BlockEvents, DecodedBlock, Site, ThreadEntry},
+    error::Error,
+    event::{Event, OwnedEvent},
+    meta::{CaptureHeader, LossRecord, ProcessInfo},
+    reader::{BlockInfo, Recovery, TraceReader},
+    writer::{TraceWriter, WriterOptions, WriterStats},
+};
+
+/// The format's major version. A reader refuses any other major version.
+pub const VERSION_MAJOR: u16 = 1;
+/// The format's minor version this crate writes. It reads every minor version of its major.
+pub const VERSION_MINOR: u16 = 0;
+/// The file name extension the tools use.
+pub const FILE_EXTENSION: &str = "gsot";

@@ -1,0 +1,200 @@
+//! Capture metadata and side tables: the header, the process table, loss records.
+//!
+//! These are written with bincode 2.0.1 (`bincode::config::standard()`); `FORMAT.md` spells out
+//! the resulting bytes field by field. New fields are only ever appended (minor version bump),
+//! and readers fill absent trailing fields with their defaults.
+
+use bincode::Encode;
+
+/// What a capture was: the trace file's header section.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode)]
+pub struct CaptureHeader {
+    /// Random id of this capture, the same in every file of a rotated capture.
+    pub capture_id: [u8; 16],
+    pub host_name: String,
+    /// `uname -r` of the traced machine.
+    pub kernel_release: String,
+    /// `uname -m` of the traced machine, e.g. `x86_64`.
+    pub arch: String,
+    /// Number of possible CPUs on the traced machine.
+    pub cpu_count: u32,
+    /// Add to a boot-time timestamp (ns) to get Unix time in ns.
+    pub boot_to_wall_ns: i64,
+    /// Boot-time ns when the capture started.
+    pub start_ts_ns: u64,
+    /// Name and version of the program that wrote the file, e.g. `recorder 0.1.0`.
+    pub recorder_version: String,
+    /// The recorder's command line, one argument per element.
+    pub command_line: Vec<String>,
+    /// How events were captured: `tracepoint`, `kprobe`, `fentry`, or `synthetic`.
+    pub attach_mode: String,
+    /// Filters applied in the kernel, as (name, value) pairs, e.g. `("pid", "812")`.
+    pub filters: Vec<(String, String)>,
+    /// Most value bytes copied per call.
+    pub snaplen: u32,
+    /// Index of this file in a rotated capture, from 0.
+    pub sequence: u32,
+    /// Whether host name, process names, paths and values were replaced by placeholders.
+    pub redacted: bool,
+    /// Anything else worth keeping, as (key, value) pairs.
+    pub extra: Vec<(String, String)>,
+}
+
+/// One process the capture saw, so a trace can name processes even after they are gone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode)]
+pub struct ProcessInfo {
+    /// tgid.
+    pub pid: u32,
+    pub ppid: u32,
+    /// Boot-time ns of the first event (or discovery) of this process.
+    pub first_seen_ns: u64,
+    pub comm: String,
+    /// Target of `/proc/PID/exe`, empty if unknown.
+    pub exe: String,
+    /// cgroup v2 path, empty if unknown.
+    pub cgroup: String,
+}
+
+/// Events the kernel could not hand over (ring buffer full) on one CPU during an interval.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Encode)]
+pub struct LossRecord {
+    pub cpu: u32,
+    /// How many events were dropped.
+    pub lost: u64,
+    /// Boot-time ns interval during which they were dropped.
+    pub start_ns: u64,
+    pub end_ns: u64,
+}
+
+/// The bincode configuration of every metadata section: little-endian, varint integers.
+pub(crate) fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+#[derive(Encode)]
+struct IndexOnDisk<'a> {
+    blocks: Vec<IndexBlockOnDisk>,
+    sections: &'a [([u8; 4], u64)],
+    total_events: u64,
+}
+
+#[derive(Encode)]
+struct IndexBlockOnDisk {
+    offset: u64,
+    event_count: u32,
+    ts_min: u64,
+    ts_max: u64,
+}
+
+/// The decoded index section.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Index {
+    pub blocks: Vec<crate::writer::IndexBlock>,
+    pub sections: Vec<(crate::section::Tag, u64)>,
+    pub total_events: u64,
+}
+
+pub(crate) fn encode_index(
+    blocks: &[crate::writer::IndexBlock],
+    sections: &[(crate::section::Tag, u64)],
+    total_events: u64,
+    out: &mut Vec<u8>,
+) {
+    let sections: Vec<([u8; 4], u64)> = sections.iter().map(|(t, o)| (t.0, *o)).collect();
+    let index = IndexOnDisk {
+        blocks: blocks
+            .iter()
+            .map(|b| IndexBlockOnDisk {
+                offset: b.offset,
+                event_count: b.event_count,
+                ts_min: b.ts_min,
+                ts_max: b.ts_max,
+            })
+            .collect(),
+        sections: &sections,
+        total_events,
+    };
+    bincode::encode_into_std_write(&index, out, config()).expect("encoding into a Vec cannot fail");
+}
+
+use crate::Error;
+use crate::wire::Cursor;
+
+pub(crate) fn decode_index(c: &mut Cursor<'_>) -> Result<Index, Error> {
+    // offset + count + two timestamps: at least 4 bytes per entry.
+    let n = c.seq_len(4, "the index's block list")?;
+    let mut blocks = Vec::with_capacity(n);
+    for _ in 0..n {
+        blocks.push(crate::writer::IndexBlock {
+            offset: c.varint_u64("a block offset")?,
+            event_count: c.varint_u32("a block event count")?,
+            ts_min: c.varint_u64("a block start time")?,
+            ts_max: c.varint_u64("a block end time")?,
+        });
+    }
+    let n = c.seq_len(5, "the index's section list")?;
+    let mut sections = Vec::with_capacity(n);
+    for _ in 0..n {
+        let tag = crate::section::Tag(c.array("a section tag")?);
+        sections.push((tag, c.varint_u64("a section offset")?));
+    }
+    let total_events = c.varint_u64("the total event count")?;
+    Ok(Index {
+        blocks,
+        sections,
+        total_events,
+    })
+}
+
+/// Reads a header. Fields a later 1.x version appends follow these and are skipped; a field
+/// a reader knows but an older file lacks would be filled with its default (none yet in 1.0).
+pub(crate) fn decode_header(c: &mut Cursor<'_>) -> Result<CaptureHeader, Error> {
+    Ok(CaptureHeader {
+        capture_id: c.array("the capture id")?,
+        host_name: c.string("the host name")?,
+        kernel_release: c.string("the kernel release")?,
+        arch: c.string("the architecture")?,
+        cpu_count: c.varint_u32("the CPU count")?,
+        boot_to_wall_ns: c.varint_i64("the boot-to-wall-clock offset")?,
+        start_ts_ns: c.varint_u64("the capture start time")?,
+        recorder_version: c.string("the recorder version")?,
+        command_line: c.string_vec("the command line")?,
+        attach_mode: c.string("the attach mode")?,
+        filters: c.string_pairs("the filters")?,
+        snaplen: c.varint_u32("the snap length")?,
+        sequence: c.varint_u32("the file sequence number")?,
+        redacted: c.bool("the redacted flag")?,
+        extra: c.string_pairs("the extra metadata")?,
+    })
+}
+
+pub(crate) fn decode_processes(
+    c: &mut Cursor<'_>,
+    out: &mut Vec<ProcessInfo>,
+) -> Result<(), Error> {
+    let n = c.seq_len(6, "the process list")?;
+    for _ in 0..n {
+        out.push(ProcessInfo {
+            pid: c.varint_u32("a process id")?,
+            ppid: c.varint_u32("a parent process id")?,
+            first_seen_ns: c.varint_u64("a first-seen time")?,
+            comm: c.string("a process name")?,
+            exe: c.string("an executable path")?,
+            cgroup: c.string("a cgroup path")?,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn decode_losses(c: &mut Cursor<'_>, out: &mut Vec<LossRecord>) -> Result<(), Error> {
+    let n = c.seq_len(4, "the loss record list")?;
+    for _ in 0..n {
+        out.push(LossRecord {
+            cpu: c.varint_u32("a loss record's CPU")?,
+            lost: c.varint_u64("a lost event count")?,
+            start_ns: c.varint_u64("a loss interval start")?,
+            end_ns: c.varint_u64("a loss interval end")?,
+        });
+    }
+    Ok(())
+}

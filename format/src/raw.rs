@@ -1,0 +1,206 @@
+//! The record the eBPF program hands to user space, one per completed getsockopt call.
+//!
+//! This module is `no_std` and dependency-free so `recorder-ebpf` can use the very same type.
+//! The layout is `#[repr(C)]` with every padding byte spelled out as a field, so the bytes the
+//! kernel writes and the bytes user space reads agree on every compiler; the size is asserted
+//! below. It is *not* the on-disk format (see `FORMAT.md`): the recorder converts it into an
+//! [`Event`](crate::Event) before writing.
+
+/// Largest option value the eBPF program can copy per call (`--snaplen` is capped to this).
+/// A power of two so the program can bound the copy length with a mask the verifier accepts.
+pub const MAX_SNAPLEN: usize = 2048;
+
+/// The snap length used when the user does not give one. Larger than `tcp_info`
+/// (280 bytes on Linux 6.18, growing over time) so a whole `TCP_INFO` value fits.
+pub const DEFAULT_SNAPLEN: u32 = 512;
+
+/// Length of `comm` as the kernel keeps it (`TASK_COMM_LEN`).
+pub const COMM_LEN: usize = 16;
+
+/// `flags` bit: the kernel returned more value bytes than `--snaplen` let us copy.
+pub const FLAG_VALUE_TRUNCATED: u16 = 1 << 0;
+/// `flags` bit: the value bytes could not be read from user memory (bad `optval` pointer).
+pub const FLAG_VALUE_UNREADABLE: u16 = 1 << 1;
+/// `flags` bit: `*optlen` could not be read at entry (bad `optlen` pointer); `optlen_in` is 0.
+pub const FLAG_OPTLEN_IN_UNREADABLE: u16 = 1 << 2;
+/// `flags` bit: `*optlen` could not be read at exit; `optlen_out` is 0.
+pub const FLAG_OPTLEN_OUT_UNREADABLE: u16 = 1 << 3;
+/// All flag bits version 1.0 defines. Readers keep unknown bits as they are.
+pub const KNOWN_FLAGS: u16 = FLAG_VALUE_TRUNCATED
+    | FLAG_VALUE_UNREADABLE
+    | FLAG_OPTLEN_IN_UNREADABLE
+    | FLAG_OPTLEN_OUT_UNREADABLE;
+
+/// Fixed part of a record. The option value bytes follow it (see [`RawEvent`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawEventHeader {
+    /// `bpf_ktime_get_boot_ns()` at syscall entry.
+    pub ts_enter_ns: u64,
+    /// Exit time minus entry time, in ns.
+    pub duration_ns: u64,
+    /// cgroup v2 id of the calling task.
+    pub cgroup_id: u64,
+    /// The `optval` argument as passed (a user-space address).
+    pub optval_ptr: u64,
+    /// The `optlen` argument as passed (a user-space address).
+    pub optlen_ptr: u64,
+    /// Process id (the kernel's tgid).
+    pub tgid: u32,
+    /// Thread id (the kernel's pid).
+    pub tid: u32,
+    /// Parent's tgid.
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// CPU the call exited on.
+    pub cpu: u32,
+    /// Inode number of the task's pid namespace.
+    pub pid_ns: u32,
+    /// Inode number of the task's mount namespace.
+    pub mnt_ns: u32,
+    pub fd: i32,
+    pub level: i32,
+    pub optname: i32,
+    /// `*optlen` at entry: the buffer size the caller offered.
+    pub optlen_in: i32,
+    /// `*optlen` at exit: the value size the kernel reported.
+    pub optlen_out: i32,
+    /// The syscall's return value: 0 or `-errno`.
+    pub ret: i32,
+    /// How many bytes of `value` are valid.
+    pub value_len: u16,
+    /// `FLAG_*` bits.
+    pub flags: u16,
+    /// Explicit padding; always zero.
+    pub _pad0: u32,
+    /// The task's `comm`, NUL-padded.
+    pub comm: [u8; COMM_LEN],
+}
+
+/// A whole record as the eBPF program builds it in a per-CPU scratch map. Only the first
+/// `size_of::<RawEventHeader>() + value_len` bytes are sent through the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RawEvent {
+    pub header: RawEventHeader,
+    pub value: [u8; MAX_SNAPLEN],
+}
+
+/// Size of [`RawEventHeader`] in bytes: the smallest record the ring buffer carries.
+pub const RAW_HEADER_SIZE: usize = core::mem::size_of::<RawEventHeader>();
+
+const _: () = assert!(RAW_HEADER_SIZE == 120);
+const _: () = assert!(core::mem::align_of::<RawEventHeader>() == 8);
+const _: () = assert!(core::mem::size_of::<RawEvent>() == 120 + MAX_SNAPLEN);
+const _: () = assert!(MAX_SNAPLEN.is_power_of_two());
+
+impl RawEventHeader {
+    /// Reads a header from the start of `bytes` (as delivered by the ring buffer), or `None`
+    /// if `bytes` is too short. Explicit little-endian field reads, so no alignment is needed.
+    pub fn read_from(bytes: &[u8]) -> Option<RawEventHeader> {
+        let b: &[u8; RAW_HEADER_SIZE] = bytes.get(..RAW_HEADER_SIZE)?.try_into().ok()?;
+        let u64_at = |o: usize| {
+            u64::from_le_bytes([
+                b[o],
+                b[o + 1],
+                b[o + 2],
+                b[o + 3],
+                b[o + 4],
+                b[o + 5],
+                b[o + 6],
+                b[o + 7],
+            ])
+        };
+        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let i32_at = |o: usize| u32_at(o) as i32;
+        let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+        let mut comm = [0u8; COMM_LEN];
+        comm.copy_from_slice(&b[104..120]);
+        Some(RawEventHeader {
+            ts_enter_ns: u64_at(0),
+            duration_ns: u64_at(8),
+            cgroup_id: u64_at(16),
+            optval_ptr: u64_at(24),
+            optlen_ptr: u64_at(32),
+            tgid: u32_at(40),
+            tid: u32_at(44),
+            ppid: u32_at(48),
+            uid: u32_at(52),
+            gid: u32_at(56),
+            cpu: u32_at(60),
+            pid_ns: u32_at(64),
+            mnt_ns: u32_at(68),
+            fd: i32_at(72),
+            level: i32_at(76),
+            optname: i32_at(80),
+            optlen_in: i32_at(84),
+            optlen_out: i32_at(88),
+            ret: i32_at(92),
+            value_len: u16_at(96),
+            flags: u16_at(98),
+            _pad0: u32_at(100),
+            comm,
+        })
+    }
+}
+
+#[cfg(feature = "aya")]
+// SAFETY: RawEventHeader and RawEvent are repr(C), made only of integers and byte arrays, with
+// every padding byte an explicit field, so every bit pattern is a valid value.
+unsafe impl aya::Pod for RawEventHeader {}
+#[cfg(feature = "aya")]
+// SAFETY: as above.
+unsafe impl aya::Pod for RawEvent {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_offsets_match_the_documented_layout() {
+        let h = RawEventHeader::default();
+        let base = &h as *const _ as usize;
+        let off = |p: *const u8| p as usize - base;
+        assert_eq!(off(&h.tgid as *const _ as *const u8), 40);
+        assert_eq!(off(&h.fd as *const _ as *const u8), 72);
+        assert_eq!(off(&h.value_len as *const _ as *const u8), 96);
+        assert_eq!(off(h.comm.as_ptr()), 104);
+    }
+
+    #[test]
+    fn read_from_is_the_inverse_of_the_in_memory_layout() {
+        let h = RawEventHeader {
+            ts_enter_ns: 0x0102_0304_0506_0708,
+            duration_ns: 5,
+            cgroup_id: 77,
+            optval_ptr: 0x7ffd_0000_1000,
+            optlen_ptr: 0x7ffd_0000_2000,
+            tgid: 10,
+            tid: 11,
+            ppid: 1,
+            uid: 1000,
+            gid: 1001,
+            cpu: 3,
+            pid_ns: 4026531836,
+            mnt_ns: 4026531841,
+            fd: -1,
+            level: 6,
+            optname: 11,
+            optlen_in: 512,
+            optlen_out: 280,
+            ret: -22,
+            value_len: 280,
+            flags: FLAG_VALUE_TRUNCATED,
+            _pad0: 0,
+            comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
+        };
+        // SAFETY: RawEventHeader is repr(C) plain data without implicit padding.
+        let bytes: [u8; RAW_HEADER_SIZE] = unsafe { core::mem::transmute(h) };
+        assert_eq!(RawEventHeader::read_from(&bytes), Some(h));
+        assert_eq!(
+            RawEventHeader::read_from(&bytes[..RAW_HEADER_SIZE - 1]),
+            None
+        );
+    }
+}

@@ -1,0 +1,418 @@
+//! [`TraceReader`]: opens a trace file in O(1) through its index, or recovers what a crashed
+//! recorder left by scanning, and decodes blocks on demand.
+
+use std::fs::File;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::block::{BlockHeader, DecodedBlock};
+use crate::meta::{self, CaptureHeader, LossRecord, ProcessInfo};
+use crate::section::{self, PREAMBLE_LEN, SECTION_HEADER_LEN, SectionHeader, TRAILER_LEN, Tag};
+use crate::wire::Cursor;
+use crate::{Error, Event, OwnedEvent};
+
+/// Where a block is and what it holds, from the index (or from scanning).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// File offset of the block's section header.
+    pub offset: u64,
+    pub event_count: u32,
+    /// Boot-time ns of the earliest and latest event in the block.
+    pub ts_min: u64,
+    pub ts_max: u64,
+}
+
+/// How a file without a usable index was read.
+#[derive(Debug)]
+pub struct Recovery {
+    /// Why the index could not be used (the file did not end cleanly, or the index is damaged).
+    pub reason: Error,
+    /// Where scanning stopped: the file length when it reached the end.
+    pub stopped_at: u64,
+    /// What was skipped on the way, each with its offset: damaged sections, and the
+    /// incomplete section at the end of a file cut short.
+    pub problems: Vec<Error>,
+}
+
+enum Source {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+/// A trace file opened for reading.
+pub struct TraceReader {
+    source: Source,
+    version: (u16, u16),
+    header: CaptureHeader,
+    blocks: Vec<BlockInfo>,
+    processes: Vec<ProcessInfo>,
+    losses: Vec<LossRecord>,
+    recovery: Option<Recovery>,
+}
+
+impl TraceReader {
+    /// Memory-maps `path` and opens it.
+    pub fn open(path: impl AsRef<Path>) -> Result<TraceReader, Error> {
+        let file = File::open(path.as_ref())?;
+        if file.metadata()?.len() == 0 {
+            return Err(Error::truncated(
+                0,
+                "the 8-byte trace file magic (the file is empty)",
+            ));
+        }
+        // SAFETY: the map is read-only and private to this reader. A trace file that another
+        // process truncates while we read it would fault; every byte we read is otherwise
+        // validated, so changed contents give errors, not undefined behaviour in our code.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        TraceReader::from_source(Source::Mapped(map))
+    }
+
+    /// Opens a trace held in memory.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<TraceReader, Error> {
+        TraceReader::from_source(Source::Owned(bytes))
+    }
+
+    fn from_source(source: Source) -> Result<TraceReader, Error> {
+        let file = match &source {
+            Source::Mapped(m) => &m[..],
+            Source::Owned(v) => &v[..],
+        };
+        let version = section::decode_preamble(file)?;
+        let head_at = PREAMBLE_LEN as u64;
+        let h = SectionHeader::decode_at(file, head_at)?;
+        if h.tag != Tag::HEADER {
+            return Err(Error::malformed(
+                head_at,
+                format!("the HEAD section, found {}", h.tag.name()),
+            ));
+        }
+        let body = h.checked_body(file, head_at)?;
+        let header =
+            meta::decode_header(&mut Cursor::new(body, head_at + SECTION_HEADER_LEN as u64))?;
+        let after_header = h.end(head_at);
+
+        let mut reader = TraceReader {
+            source: Source::Owned(Vec::new()),
+            version,
+            header,
+            blocks: Vec::new(),
+            processes: Vec::new(),
+            losses: Vec::new(),
+            recovery: None,
+        };
+        if let Err(reason) = reader.load_index(file) {
+            reader.blocks.clear();
+            reader.processes.clear();
+            reader.losses.clear();
+            let (stopped_at, problems) = reader.scan(file, after_header);
+            reader.recovery = Some(Recovery {
+                reason,
+                stopped_at,
+                problems,
+            });
+        }
+        reader.source = source;
+        Ok(reader)
+    }
+
+    fn load_index(&mut self, file: &[u8]) -> Result<(), Error> {
+        let at = section::decode_trailer(file)?;
+        let h = SectionHeader::decode_at(file, at)?;
+        if h.tag != Tag::INDEX {
+            return Err(Error::malformed(
+                at,
+                format!("the INDX section, found {}", h.tag.name()),
+            ));
+        }
+        let body = h.checked_body(file, at)?;
+        let index = meta::decode_index(&mut Cursor::new(body, at + SECTION_HEADER_LEN as u64))?;
+        for b in &index.blocks {
+            if b.offset < PREAMBLE_LEN as u64 || b.offset >= at {
+                return Err(Error::malformed(
+                    at,
+                    format!("block offsets before the index at {at}, found {}", b.offset),
+                ));
+            }
+            self.blocks.push(BlockInfo {
+                offset: b.offset,
+                event_count: b.event_count,
+                ts_min: b.ts_min,
+                ts_max: b.ts_max,
+            });
+        }
+        let counted: u64 = self.blocks.iter().map(|b| b.event_count as u64).sum();
+        if counted != index.total_events {
+            return Err(Error::malformed(
+                at,
+                format!(
+                    "an index whose blocks add up to its {} events, found {counted}",
+                    index.total_events
+                ),
+            ));
+        }
+        for &(tag, offset) in &index.sections {
+            if offset >= at {
+                return Err(Error::malformed(
+                    at,
+                    format!("section offsets before the index at {at}, found {offset}"),
+                ));
+            }
+            let h = SectionHeader::decode_at(file, offset)?;
+            if h.tag != tag {
+                return Err(Error::malformed(
+                    offset,
+                    format!(
+                        "a {} section as the index says, found {}",
+                        tag.name(),
+                        h.tag.name()
+                    ),
+                ));
+            }
+            let body = h.checked_body(file, offset)?;
+            self.side_section(tag, body, offset)?;
+        }
+        Ok(())
+    }
+
+    fn side_section(&mut self, tag: Tag, body: &[u8], offset: u64) -> Result<(), Error> {
+        let mut c = Cursor::new(body, offset + SECTION_HEADER_LEN as u64);
+        match tag {
+            Tag::PROCESSES => meta::decode_processes(&mut c, &mut self.processes),
+            Tag::LOSSES => meta::decode_losses(&mut c, &mut self.losses),
+            _ => Ok(()),
+        }
+    }
+
+    /// Walks the sections one by one from `start`, keeping every complete, intact one.
+    fn scan(&mut self, file: &[u8], start: u64) -> (u64, Vec<Error>) {
+        let len = file.len() as u64;
+        let mut problems = Vec::new();
+        let mut off = start;
+        loop {
+            if off == len {
+                return (off, problems);
+            }
+            if len - off == TRAILER_LEN as u64 && section::decode_trailer(file).is_ok() {
+                return (len, problems);
+            }
+            let h = match SectionHeader::decode_at(file, off) {
+                Ok(h) => h,
+                Err(e @ Error::Truncated { .. }) => {
+                    problems.push(e);
+                    return (off, problems);
+                }
+                Err(e) => match resync(file, off + 1) {
+                    Some(next) => {
+                        problems.push(Error::malformed(
+                            off,
+                            format!("a section header ({e}); skipped {} bytes to the next section at {next}", next - off),
+                        ));
+                        off = next;
+                        continue;
+                    }
+                    None => {
+                        problems.push(e);
+                        return (off, problems);
+                    }
+                },
+            };
+            match h.checked_body(file, off) {
+                Ok(body) => {
+                    let body_at = off + SECTION_HEADER_LEN as u64;
+                    let kept = match h.tag {
+                        Tag::BLOCK => BlockHeader::decode(body, body_at).map(|b| {
+                            self.blocks.push(BlockInfo {
+                                offset: off,
+                                event_count: b.event_count,
+                                ts_min: b.ts_min,
+                                ts_max: b.ts_max,
+                            })
+                        }),
+                        Tag::HEADER => Err(Error::malformed(
+                            off,
+                            "one HEAD section only, found a second",
+                        )),
+                        tag => self.side_section(tag, body, off),
+                    };
+                    if let Err(e) = kept {
+                        problems.push(e);
+                    }
+                }
+                Err(e) => problems.push(e),
+            }
+            off = h.end(off);
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match &self.source {
+            Source::Mapped(m) => m,
+            Source::Owned(v) => v,
+        }
+    }
+
+    /// The format version of the file: (major, minor).
+    pub fn version(&self) -> (u16, u16) {
+        self.version
+    }
+
+    pub fn header(&self) -> &CaptureHeader {
+        &self.header
+    }
+
+    /// The blocks in file order.
+    pub fn blocks(&self) -> &[BlockInfo] {
+        &self.blocks
+    }
+
+    /// The process table: every process the capture named, in the order it was seen.
+    pub fn processes(&self) -> &[ProcessInfo] {
+        &self.processes
+    }
+
+    pub fn losses(&self) -> &[LossRecord] {
+        &self.losses
+    }
+
+    /// `Some` when the file had no usable index and was read by scanning.
+    pub fn recovery(&self) -> Option<&Recovery> {
+        self.recovery.as_ref()
+    }
+
+    /// Events in all readable blocks.
+    pub fn event_count(&self) -> u64 {
+        self.blocks.iter().map(|b| b.event_count as u64).sum()
+    }
+
+    /// Size of the file in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.bytes().len() as u64
+    }
+
+    /// Blocks that may hold events with `from <= ts_ns < to`, from the index alone.
+    pub fn blocks_in_range(&self, from: u64, to: u64) -> impl Iterator<Item = &BlockInfo> + '_ {
+        self.blocks
+            .iter()
+            .filter(move |b| b.event_count > 0 && b.ts_max >= from && b.ts_min < to)
+    }
+
+    /// Checks, decompresses and validates one block into `out`.
+    pub fn decode_block(&self, block: &BlockInfo, out: &mut DecodedBlock) -> Result<(), Error> {
+        let file = self.bytes();
+        let h = SectionHeader::decode_at(file, block.offset)?;
+        if h.tag != Tag::BLOCK {
+            return Err(Error::malformed(
+                block.offset,
+                format!("a BLCK section, found {}", h.tag.name()),
+            ));
+        }
+        let body = h.checked_body(file, block.offset)?;
+        let body_at = block.offset + SECTION_HEADER_LEN as u64;
+        let bh = BlockHeader::decode(body, body_at)?;
+        if bh.event_count != block.event_count {
+            return Err(Error::malformed(
+                body_at,
+                format!(
+                    "{} events as the index says, found {}",
+                    block.event_count, bh.event_count
+                ),
+            ));
+        }
+        out.decode(body, block.offset, body_at)
+    }
+
+    /// Checks and decompresses one block without decoding its events: afterwards
+    /// `out.payload()` holds the payload bytes and `out` holds no events. What decoding costs
+    /// beyond this is what the format benchmark measures.
+    pub fn decompress_block(&self, block: &BlockInfo, out: &mut DecodedBlock) -> Result<(), Error> {
+        let file = self.bytes();
+        let h = SectionHeader::decode_at(file, block.offset)?;
+        let body = h.checked_body(file, block.offset)?;
+        out.decompress(body, block.offset, block.offset + SECTION_HEADER_LEN as u64)?;
+        Ok(())
+    }
+
+    /// Tells the kernel the mapped pages of `block` are not needed any more, so a scan of a
+    /// file larger than memory keeps a resident size bounded by the blocks in flight.
+    pub fn release(&self, block: &BlockInfo) {
+        if let Source::Mapped(map) = &self.source {
+            let page = 4096usize;
+            let start = block.offset as usize / page * page;
+            let end = SectionHeader::decode_at(map, block.offset)
+                .map(|h| h.end(block.offset) as usize)
+                .unwrap_or(start);
+            if end > start {
+                // SAFETY: the mapping is read-only, private and file-backed, never written
+                // through: dropping its pages only makes the next access (ours or another
+                // thread's, even one reading the same page right now) fault them in again from
+                // the file with the same contents.
+                let _ = unsafe {
+                    map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start,
+                        end - start,
+                    )
+                };
+            }
+        }
+    }
+
+    /// Calls `f` with every event of `blocks`, in order, decoding one block at a time.
+    pub fn for_each_event<'a>(
+        &self,
+        blocks: impl IntoIterator<Item = &'a BlockInfo>,
+        mut f: impl FnMut(&Event<'_>),
+    ) -> Result<(), Error> {
+        let mut decoded = DecodedBlock::new();
+        for b in blocks {
+            self.decode_block(b, &mut decoded)?;
+            self.release(b);
+            decoded.events().for_each(|e| f(&e));
+        }
+        Ok(())
+    }
+
+    /// Every event of the file, owned. For tests and small files: memory grows with the file.
+    pub fn read_all_events(&self) -> Result<Vec<OwnedEvent>, Error> {
+        let mut all = Vec::with_capacity(self.event_count().min(1 << 20) as usize);
+        self.for_each_event(&self.blocks, |e| all.push(e.to_owned_event()))?;
+        Ok(all)
+    }
+
+    /// Decodes `blocks` on the rayon thread pool (one reused [`DecodedBlock`] per worker) and
+    /// returns `f`'s result per block, in the order given.
+    pub fn par_map_blocks<T, F>(&self, blocks: &[BlockInfo], f: F) -> Vec<Result<T, Error>>
+    where
+        T: Send,
+        F: Fn(&BlockInfo, &DecodedBlock) -> T + Sync,
+    {
+        blocks
+            .par_iter()
+            .map_init(DecodedBlock::new, |decoded, b| {
+                self.decode_block(b, decoded)?;
+                self.release(b);
+                Ok(f(b, decoded))
+            })
+            .collect()
+    }
+}
+
+/// The next offset at or after `from` where a whole, intact section starts.
+fn resync(file: &[u8], from: u64) -> Option<u64> {
+    const KNOWN: [Tag; 5] = [
+        Tag::HEADER,
+        Tag::BLOCK,
+        Tag::PROCESSES,
+        Tag::LOSSES,
+        Tag::INDEX,
+    ];
+    let last = file.len().checked_sub(SECTION_HEADER_LEN)?;
+    (from as usize..=last).map(|p| p as u64).find(|&p| {
+        let p_us = p as usize;
+        KNOWN.iter().any(|t| file[p_us..p_us + 4] == t.0)
+            && SectionHeader::decode_at(file, p)
+                .and_then(|h| h.checked_body(file, p).map(|_| ()))
+                .is_ok()
+    })
+}

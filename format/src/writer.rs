@@ -1,0 +1,286 @@
+//! [`TraceWriter`]: appends a trace file section by section, so whatever it has flushed stays
+//! readable if the process dies.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::block::{BlockEncoder, BlockHeader, MAX_BLOCK_EVENTS, MAX_BLOCK_RAW};
+use crate::meta::{self, CaptureHeader, LossRecord, ProcessInfo};
+use crate::section::{self, SectionHeader, Tag};
+use crate::{Error, Event};
+
+/// When blocks are closed and how hard they are compressed.
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// Close a block when it holds this many events (at most 1,048,576).
+    pub max_block_events: u32,
+    /// Close a block when its first event is this old (checked by [`TraceWriter::poll_flush`]
+    /// and every 1024 writes). This bounds what a crash can lose.
+    pub max_block_age: Duration,
+    /// zstd level for blocks.
+    pub zstd_level: i32,
+}
+
+impl Default for WriterOptions {
+    fn default() -> WriterOptions {
+        WriterOptions {
+            max_block_events: 65536,
+            max_block_age: Duration::from_secs(1),
+            zstd_level: 3,
+        }
+    }
+}
+
+/// Counters of what a [`TraceWriter`] has done so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Events written (including those in the still-open block).
+    pub events: u64,
+    /// Blocks closed.
+    pub blocks: u64,
+    /// Bytes handed to the underlying writer.
+    pub bytes_written: u64,
+    /// Sum of `lost` over the loss records added.
+    pub lost: u64,
+}
+
+/// Start of payload flushes: a block is closed early when its payload reaches this size, far
+/// below the format's limit, so huge option values cannot make a block unreadable.
+const SOFT_BLOCK_RAW: usize = 16 << 20;
+
+/// Writes a trace file: `try_new`, then `write` per event, then `finish`.
+///
+/// Dropping a writer without `finish` writes nothing more: the file then ends without its
+/// index, and readers recover every block that was flushed (see [`TraceWriter::flush`]).
+pub struct TraceWriter<W: Write> {
+    out: W,
+    offset: u64,
+    opts: WriterOptions,
+    block: BlockEncoder,
+    block_started: Option<Instant>,
+    payload: Vec<u8>,
+    frame_buf: Vec<u8>,
+    compressor: zstd::bulk::Compressor<'static>,
+    index_blocks: Vec<IndexBlock>,
+    index_sections: Vec<(Tag, u64)>,
+    pending_processes: Vec<ProcessInfo>,
+    pending_losses: Vec<LossRecord>,
+    stats: WriterStats,
+    /// Set after an I/O error: the file's tail is unknown, so nothing more may be appended.
+    failed: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IndexBlock {
+    pub offset: u64,
+    pub event_count: u32,
+    pub ts_min: u64,
+    pub ts_max: u64,
+}
+
+impl<W: Write> TraceWriter<W> {
+    /// Writes the preamble and header section.
+    pub fn try_new(out: W, header: &CaptureHeader, opts: WriterOptions) -> Result<Self, Error> {
+        if opts.max_block_events == 0 || opts.max_block_events > MAX_BLOCK_EVENTS {
+            return Err(Error::InvalidInput(format!(
+                "max_block_events must be 1 to {MAX_BLOCK_EVENTS}, got {}",
+                opts.max_block_events
+            )));
+        }
+        let compressor = zstd::bulk::Compressor::new(opts.zstd_level)?;
+        let mut w = TraceWriter {
+            out,
+            offset: 0,
+            opts,
+            block: BlockEncoder::new(),
+            block_started: None,
+            payload: Vec::new(),
+            frame_buf: Vec::new(),
+            compressor,
+            index_blocks: Vec::new(),
+            index_sections: Vec::new(),
+            pending_processes: Vec::new(),
+            pending_losses: Vec::new(),
+            stats: WriterStats::default(),
+            failed: false,
+        };
+        w.put(&section::encode_preamble(
+            crate::VERSION_MAJOR,
+            crate::VERSION_MINOR,
+        ))?;
+        let body = bincode::encode_to_vec(header, meta::config()).map_err(encode_error)?;
+        w.put_section(Tag::HEADER, &body)?;
+        Ok(w)
+    }
+
+    /// Adds one event to the open block, closing the block when it is full or old.
+    pub fn write(&mut self, event: &Event<'_>) -> Result<(), Error> {
+        self.check_usable()?;
+        if self.block.len() == 0 {
+            self.block_started = Some(Instant::now());
+        }
+        self.block.push(event)?;
+        self.stats.events += 1;
+        let n = self.block.len();
+        if n >= self.opts.max_block_events
+            || (n.is_multiple_of(1024)
+                && (self.block.raw_len() >= SOFT_BLOCK_RAW || self.block_is_old()))
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Records a process for the process table; written with the next flush.
+    pub fn add_process(&mut self, process: ProcessInfo) {
+        self.pending_processes.push(process);
+    }
+
+    /// Records lost events; written with the next flush.
+    pub fn add_loss(&mut self, loss: LossRecord) {
+        self.stats.lost += loss.lost;
+        self.pending_losses.push(loss);
+    }
+
+    /// Closes the open block if it is older than `max_block_age`. Returns whether it did.
+    /// Call it on a timer so a quiet capture still reaches the disk.
+    pub fn poll_flush(&mut self) -> Result<bool, Error> {
+        if self.block_is_old()
+            || (self.block.len() == 0
+                && (!self.pending_processes.is_empty() || !self.pending_losses.is_empty()))
+        {
+            self.flush()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Writes the pending side tables and the open block now, and flushes the underlying
+    /// writer: after this returns, everything written so far survives a crash of this process.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.check_usable()?;
+        if !self.pending_processes.is_empty() {
+            let body = bincode::encode_to_vec(&self.pending_processes, meta::config())
+                .map_err(encode_error)?;
+            let at = self.put_section(Tag::PROCESSES, &body)?;
+            self.index_sections.push((Tag::PROCESSES, at));
+            self.pending_processes.clear();
+        }
+        if !self.pending_losses.is_empty() {
+            let body = bincode::encode_to_vec(&self.pending_losses, meta::config())
+                .map_err(encode_error)?;
+            let at = self.put_section(Tag::LOSSES, &body)?;
+            self.index_sections.push((Tag::LOSSES, at));
+            self.pending_losses.clear();
+        }
+        if self.block.len() > 0 {
+            self.close_block()?;
+        }
+        self.out.flush().inspect_err(|_| self.failed = true)?;
+        Ok(())
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        self.stats
+    }
+
+    /// The underlying writer.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
+    /// Flushes everything, writes the index and trailer, and returns the underlying writer.
+    pub fn finish(mut self) -> Result<W, Error> {
+        self.flush()?;
+        let mut body = Vec::new();
+        meta::encode_index(
+            &self.index_blocks,
+            &self.index_sections,
+            self.stats.events,
+            &mut body,
+        );
+        let index_offset = self.put_section(Tag::INDEX, &body)?;
+        self.put(&section::encode_trailer(index_offset))?;
+        self.out.flush().inspect_err(|_| self.failed = true)?;
+        Ok(self.out)
+    }
+
+    fn block_is_old(&self) -> bool {
+        self.block.len() > 0
+            && self
+                .block_started
+                .is_some_and(|t| t.elapsed() >= self.opts.max_block_age)
+    }
+
+    fn check_usable(&self) -> Result<(), Error> {
+        if self.failed {
+            return Err(Error::InvalidInput(
+                "the trace writer failed earlier (an I/O error); nothing more can be written"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn close_block(&mut self) -> Result<(), Error> {
+        self.block.encode_payload(&mut self.payload);
+        debug_assert!(self.payload.len() <= MAX_BLOCK_RAW as usize);
+        let (ts_min, ts_max) = self.block.ts_range();
+        let header = BlockHeader {
+            event_count: self.block.len(),
+            raw_len: self.payload.len() as u32,
+            ts_min,
+            ts_max,
+        };
+        // The frame is compressed into a buffer kept between blocks and written right after
+        // the block header, without copying the two together.
+        self.frame_buf.clear();
+        self.frame_buf
+            .reserve(zstd::zstd_safe::compress_bound(self.payload.len()));
+        self.compressor
+            .compress_to_buffer(&self.payload, &mut self.frame_buf)?;
+        let frame = std::mem::take(&mut self.frame_buf);
+        let at = self.put_section_parts(Tag::BLOCK, &[&header.encode(), &frame]);
+        self.frame_buf = frame;
+        let at = at?;
+        self.index_blocks.push(IndexBlock {
+            offset: at,
+            event_count: header.event_count,
+            ts_min,
+            ts_max,
+        });
+        self.stats.blocks += 1;
+        self.block.clear();
+        self.block_started = None;
+        Ok(())
+    }
+
+    /// Writes one section; returns its offset.
+    fn put_section(&mut self, tag: Tag, body: &[u8]) -> Result<u64, Error> {
+        self.put_section_parts(tag, &[body])
+    }
+
+    /// Writes one section whose body is the concatenation of `parts`; returns its offset.
+    fn put_section_parts(&mut self, tag: Tag, parts: &[&[u8]]) -> Result<u64, Error> {
+        let header = SectionHeader::for_parts(tag, parts)?;
+        let at = self.offset;
+        self.put(&header.encode())?;
+        for part in parts {
+            self.put(part)?;
+        }
+        Ok(at)
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.out
+            .write_all(bytes)
+            .inspect_err(|_| self.failed = true)?;
+        self.offset += bytes.len() as u64;
+        self.stats.bytes_written += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+fn encode_error(e: bincode::error::EncodeError) -> Error {
+    Error::InvalidInput(format!("bincode could not encode a section: {e}"))
+}

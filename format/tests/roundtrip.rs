@@ -1,0 +1,209 @@
+//! Whatever is written is read back exactly: events, header, process table, loss records.
+
+mod common;
+
+use format::raw::COMM_LEN;
+use format::{OwnedEvent, TraceReader, TraceWriter, WriterOptions};
+use proptest::prelude::*;
+
+fn event() -> impl Strategy<Value = OwnedEvent> {
+    (
+        (
+            any::<u64>(),
+            any::<u64>(),
+            0u32..4,
+            1u32..6,
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+        ),
+        (
+            any::<[u8; COMM_LEN]>(),
+            any::<u64>(),
+            any::<u32>(),
+            any::<u32>(),
+            -2i32..6,
+            any::<i32>(),
+        ),
+        (
+            0i32..3,
+            any::<u64>(),
+            any::<u64>(),
+            any::<i32>(),
+            any::<i32>(),
+            any::<i32>(),
+            any::<u16>(),
+        ),
+        prop::collection::vec(any::<u8>(), 0..300),
+    )
+        .prop_map(
+            |(
+                (ts, dur, cpu, tgid, uid, gid, ppid),
+                (comm, cg, pidns, mntns, fd, level),
+                (optname, ov, ol, oin, oout, ret, flags),
+                value,
+            )| OwnedEvent {
+                ts_ns: ts,
+                duration_ns: dur,
+                cpu,
+                tgid,
+                tid: tgid * 10 + cpu,
+                ppid,
+                uid,
+                gid,
+                comm,
+                cgroup_id: cg,
+                pid_ns: pidns,
+                mnt_ns: mntns,
+                fd,
+                level,
+                optname,
+                optval_ptr: ov,
+                optlen_ptr: ol,
+                optlen_in: oin,
+                optlen_out: oout,
+                ret,
+                flags,
+                value,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn events_round_trip(events in prop::collection::vec(event(), 0..400), per_block in 1u32..150) {
+        let bytes = common::write_file(&events, per_block);
+        let r = TraceReader::from_bytes(bytes).unwrap();
+        prop_assert!(r.recovery().is_none());
+        prop_assert_eq!(r.header(), &common::header());
+        prop_assert_eq!(r.event_count(), events.len() as u64);
+        prop_assert_eq!(r.blocks().len(), events.len().div_ceil(per_block as usize));
+        prop_assert_eq!(r.read_all_events().unwrap(), events.clone());
+        prop_assert_eq!(r.processes().len(), events.len().div_ceil(per_block as usize));
+        for b in r.blocks() {
+            // The index's time range covers exactly the block's events.
+            let mut d = format::DecodedBlock::new();
+            r.decode_block(b, &mut d).unwrap();
+            prop_assert_eq!(d.events().map(|e| e.ts_ns).min(), Some(b.ts_min));
+            prop_assert_eq!(d.events().map(|e| e.ts_ns).max(), Some(b.ts_max));
+        }
+    }
+}
+
+#[test]
+fn synthetic_traces_round_trip_in_parallel_too() {
+    let events = common::synth_events(50_000, 3);
+    let bytes = common::write_file(&events, 4096);
+    let r = TraceReader::from_bytes(bytes).unwrap();
+    assert_eq!(r.read_all_events().unwrap(), events);
+    let per_block: Vec<Vec<OwnedEvent>> = r
+        .par_map_blocks(r.blocks(), |_, b| {
+            b.events().map(|e| e.to_owned_event()).collect()
+        })
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(per_block.concat(), events);
+}
+
+#[test]
+fn side_tables_and_header_round_trip() {
+    let events = common::synth_events(10, 1);
+    let bytes = common::write_file(&events, 4);
+    let r = TraceReader::from_bytes(bytes).unwrap();
+    assert_eq!(r.version(), (1, 0));
+    assert_eq!(
+        r.processes(),
+        &[
+            common::process(100),
+            common::process(104),
+            common::process(108)
+        ]
+    );
+    let lost: Vec<u64> = r.losses().iter().map(|l| l.lost).collect();
+    assert_eq!(lost, [0, 4, 8]);
+}
+
+#[test]
+fn time_range_queries_use_the_index() {
+    let events = common::synth_events(10_000, 5);
+    let bytes = common::write_file(&events, 1000);
+    let r = TraceReader::from_bytes(bytes).unwrap();
+    let (from, to) = (events[2500].ts_ns, events[4200].ts_ns);
+    let blocks: Vec<_> = r.blocks_in_range(from, to).copied().collect();
+    // Synthetic time only moves forward: blocks 2, 3 and 4 hold events 2000..5000.
+    assert_eq!(blocks.len(), 3);
+    let mut got = Vec::new();
+    r.for_each_event(&blocks, |e| {
+        if e.ts_ns >= from && e.ts_ns < to {
+            got.push(e.to_owned_event())
+        }
+    })
+    .unwrap();
+    assert_eq!(got, events[2500..4200]);
+}
+
+#[test]
+fn a_flush_makes_everything_so_far_readable_before_finish() {
+    let events = common::synth_events(300, 9);
+    let mut w =
+        TraceWriter::try_new(Vec::new(), &common::header(), WriterOptions::default()).unwrap();
+    for e in &events[..200] {
+        w.write(&e.as_event()).unwrap();
+    }
+    w.add_process(common::process(7));
+    w.flush().unwrap();
+    // What a crash right now would leave: no index, but every event so far.
+    let r = TraceReader::from_bytes(w.get_ref().clone()).unwrap();
+    let rec = r.recovery().expect("no index yet");
+    assert!(rec.problems.is_empty(), "{:?}", rec.problems);
+    assert_eq!(
+        rec.reason.to_string(),
+        format!(
+            "at offset {}: expected the end magic \"GSOTEND\\n\" (the recorder did not finish this file)",
+            w.get_ref().len() - 8
+        )
+    );
+    assert_eq!(r.read_all_events().unwrap(), events[..200]);
+    assert_eq!(r.processes(), &[common::process(7)]);
+}
+
+#[test]
+fn blocks_close_by_age_on_poll() {
+    let events = common::synth_events(10, 2);
+    let opts = WriterOptions {
+        max_block_age: std::time::Duration::from_millis(0),
+        ..WriterOptions::default()
+    };
+    let mut w = TraceWriter::try_new(Vec::new(), &common::header(), opts).unwrap();
+    w.write(&events[0].as_event()).unwrap();
+    assert_eq!(w.stats().blocks, 0);
+    assert!(w.poll_flush().unwrap());
+    assert_eq!(w.stats().blocks, 1);
+    assert!(!w.poll_flush().unwrap(), "nothing open, nothing to flush");
+    let stats = w.stats();
+    let bytes = w.finish().unwrap();
+    assert_eq!(stats.events, 1);
+    assert_eq!(
+        TraceReader::from_bytes(bytes)
+            .unwrap()
+            .read_all_events()
+            .unwrap(),
+        events[..1]
+    );
+}
+
+#[test]
+fn a_value_longer_than_the_format_allows_is_refused() {
+    let mut e = common::synth_events(1, 1).remove(0);
+    e.value = vec![0; 70_000];
+    let mut w =
+        TraceWriter::try_new(Vec::new(), &common::header(), WriterOptions::default()).unwrap();
+    let err = w.write(&e.as_event()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "an option value of 70000 bytes is longer than the format's 65535"
+    );
+}
