@@ -189,11 +189,17 @@ impl TraceReader {
         let len = file.len() as u64;
         let mut problems = Vec::new();
         let mut off = start;
+        let mut previous = None;
         loop {
             if off == len {
                 return (off, problems);
             }
-            if len - off == TRAILER_LEN as u64 && section::decode_trailer(file).is_ok() {
+            // The trailer after the index: whatever is wrong with a whole one is already the
+            // recovery's reason; a partial one means the file was cut there.
+            if previous == Some(Tag::INDEX) && len - off <= TRAILER_LEN as u64 {
+                if len - off < TRAILER_LEN as u64 {
+                    problems.push(Error::truncated(off, "the 24-byte trailer"));
+                }
                 return (len, problems);
             }
             let h = match SectionHeader::decode_at(file, off) {
@@ -206,9 +212,14 @@ impl TraceReader {
                     Some(next) => {
                         problems.push(Error::malformed(
                             off,
-                            format!("a section header ({e}); skipped {} bytes to the next section at {next}", next - off),
+                            format!(
+                                "a section header, found damaged bytes ({}); skipped {} bytes to the next intact section at {next}",
+                                damage(&e),
+                                next - off
+                            ),
                         ));
                         off = next;
+                        previous = None;
                         continue;
                     }
                     None => {
@@ -241,6 +252,7 @@ impl TraceReader {
                 }
                 Err(e) => problems.push(e),
             }
+            previous = Some(h.tag);
             off = h.end(off);
         }
     }
@@ -395,6 +407,19 @@ impl TraceReader {
                 Ok(f(b, decoded))
             })
             .collect()
+    }
+}
+
+/// What is wrong, without the offset that the caller's message already names.
+fn damage(e: &Error) -> String {
+    match e {
+        Error::ChecksumMismatch {
+            stored, computed, ..
+        } => {
+            format!("checksum {stored:#010x}, computed {computed:#010x}")
+        }
+        Error::Malformed { expected, .. } => format!("expected {expected}"),
+        e => e.to_string(),
     }
 }
 

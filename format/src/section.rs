@@ -203,10 +203,16 @@ pub fn encode_trailer(index_offset: u64) -> [u8; TRAILER_LEN] {
     let mut t = [0u8; TRAILER_LEN];
     t[..8].copy_from_slice(&index_offset.to_le_bytes());
     // bytes 8..12 are reserved (zero)
-    let c = crc(&t[..12]);
-    t[12..16].copy_from_slice(&c.to_le_bytes());
     t[16..24].copy_from_slice(&END_MAGIC);
+    let c = trailer_crc(&t);
+    t[12..16].copy_from_slice(&c.to_le_bytes());
     t
+}
+
+/// The trailer's checksum covers its other 20 bytes, end magic included. (Were it over the
+/// first 12 bytes only, a trailer would also pass as a valid empty section header.)
+fn trailer_crc(t: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc(&t[..12]), &t[16..24])
 }
 
 /// The index offset from a clean file's trailer, or why there is no usable trailer.
@@ -227,7 +233,7 @@ pub fn decode_trailer(file: &[u8]) -> Result<u64, Error> {
         ));
     }
     let stored = u32::from_le_bytes(t[12..16].try_into().expect("4 bytes"));
-    let computed = crc(&t[..12]);
+    let computed = trailer_crc(t);
     if stored != computed {
         return Err(Error::ChecksumMismatch {
             offset: at as u64 + 12,
