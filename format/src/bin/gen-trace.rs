@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use format::WriterOptions;
 use format::synth::{SynthConfig, Workload, write_trace};
 
-const USAGE: &str = "usage: gen-trace [--seed N] [--events N] [--workload mixed|loop] [--processes N] [--snaplen N] [--block-events N] -o FILE";
+const USAGE: &str = "usage: gen-trace [--seed N] [--events N] [--workload mixed|loop] [--processes N] [--snaplen N] [--block-events N] -o FILE
+       gen-trace --print-block-offsets FILE   (one block section offset per line)";
 
 fn main() -> ExitCode {
     match run() {
@@ -43,6 +44,14 @@ fn run() -> Result<(), String> {
                 }
             }
             "-o" | "--output" => out = Some(val("-o")?),
+            "--print-block-offsets" => {
+                let path = val("--print-block-offsets")?;
+                let r = format::TraceReader::open(&path).map_err(|e| format!("{path}: {e}"))?;
+                for b in r.blocks() {
+                    println!("{}", b.offset);
+                }
+                return Ok(());
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());

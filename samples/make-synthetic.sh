@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Regenerates the synthetic sample traces in this folder from fixed seeds. The event streams
+# are deterministic; the bytes depend on the writer and the zstd release, so regenerating
+# after such a change gives different but equivalent files. The golden tests in
+# format/tests/samples.rs pin what the committed files decode to.
+set -euo pipefail
+cd "$(dirname "$0")"
+gen() { cargo run -q --release -p gsot-format --bin gen-trace -- "$@"; }
+
+# A server's worth of mixed traffic, 5 blocks.
+gen --seed 1 --events 5000 --block-events 1024 --workload mixed -o synthetic-mixed.gsot
+# One thread calling SO_RCVBUF in a loop: the best case for compression.
+gen --seed 1 --events 5000 --block-events 2048 --workload loop -o synthetic-loop.gsot
+# A recorder killed mid-write: a finished file cut inside its third block, so it has no index,
+# no trailer and a torn last block. Readers must recover the first two blocks (2048 events).
+gen --seed 2 --events 4000 --block-events 1024 --workload mixed -o crashed.gsot.tmp
+third_block=$(cargo run -q --release -p gsot-format --bin gen-trace -- --print-block-offsets crashed.gsot.tmp | sed -n 3p)
+head -c $((third_block + 100)) crashed.gsot.tmp > crashed.gsot
+rm crashed.gsot.tmp
+ls -l *.gsot
