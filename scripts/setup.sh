@@ -89,6 +89,18 @@ fi
 #    there; the recorder raises its own soft limit to the hard limit at start anyway.
 say "RLIMIT_MEMLOCK soft limit here: $(ulimit -l) KiB (the recorder raises it itself; on kernels older than 5.11 run 'ulimit -l unlimited' first)"
 
-# 5. Python packages for analysis tooling go here (kept separate so the eBPF part stays fast).
+# 5. Test tools: cargo-fuzz for the fuzz smoke runs, Python packages for the checks written in
+#    Python (the spec-only reader of FORMAT.md; the Parquet checks).
+CARGO_FUZZ_VERSION=0.13.2
+if cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+    say "cargo-fuzz $CARGO_FUZZ_VERSION present"
+else
+    say "installing cargo-fuzz $CARGO_FUZZ_VERSION (about a minute)"
+    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --force
+fi
+REQS="$(dirname "$0")/requirements-test.txt"
+say "Python test packages: $(tr '\n' ' ' < <(grep -v '^#' "$REQS"))"
+# pip is quick when everything is already satisfied.
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r "$REQS"
 
 say "done"

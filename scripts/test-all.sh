@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a machine of this kind, as root (the recorder's tests load
+# eBPF programs into the running kernel). This is the README's test command and what CI runs.
+#
+#   scripts/test-all.sh            setup, lint, all tests, a short fuzz run
+#   FUZZ_SECONDS=0 scripts/test-all.sh   skip the fuzz run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+step() { printf '\n== %s\n' "$*"; }
+
+step "setup (toolchain for the eBPF object, tracefs, test tools)"
+bash scripts/setup.sh
+
+step "format and lint"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests (format, recorder on the live kernel, analyze)"
+cargo test --workspace --locked
+
+step "an independent reader written from FORMAT.md alone"
+python3 -m unittest discover -s format/tests/python -v
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+if [ "$FUZZ_SECONDS" -gt 0 ]; then
+    step "fuzz the trace reader for ${FUZZ_SECONDS}s"
+    mkdir -p fuzz/corpus/read
+    (cd fuzz && cargo +nightly fuzz run read corpus/read seeds/read -- \
+        -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024 -print_final_stats=1 2>&1 | tail -n 12)
+fi
+step "all tests passed"
