@@ -12,6 +12,7 @@ pub const MAP_CONFIG: &str = "CONFIG";
 pub const MAP_INFLIGHT: &str = "INFLIGHT";
 pub const MAP_SCRATCH: &str = "SCRATCH";
 pub const MAP_LOSSES: &str = "LOSSES";
+pub const MAP_CPU_STATE: &str = "CPU_STATE";
 
 /// Program names (the Rust function names in `src/main.rs`).
 pub const PROG_TP_ENTER: &str = "gsot_tp_enter";
@@ -125,6 +126,33 @@ pub struct LossSlot {
     pub last_ns: u64,
 }
 
+/// Per-CPU bookkeeping of the exit program, to skip work that costs more than it tells.
+///
+/// Each BPF helper call costs tens of ns on the kernels measured (see the benchmark), and
+/// ppid and the namespace ids take eight kernel reads. They change rarely, so they are kept
+/// for the task that last ran the program on this CPU for at most [`TASK_IDS_TTL_NS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuState {
+    /// `struct task_struct *` the ids below belong to.
+    pub task: u64,
+    /// When they were read (boot ns).
+    pub ids_read_ns: u64,
+    pub ppid: u32,
+    pub pid_ns: u32,
+    pub mnt_ns: u32,
+    /// Records submitted on this CPU since the ring buffer fill level was last checked.
+    pub since_fill_check: u32,
+}
+
+/// How long cached task ids are trusted: a reparented process or a setns() shows up in the
+/// events at most this late.
+pub const TASK_IDS_TTL_NS: u64 = 10_000_000;
+
+/// The ring buffer fill level is checked (for a forced wakeup) once per this many records per
+/// CPU; at the default 8 MiB buffer that is far below the headroom above the threshold.
+pub const FILL_CHECK_EVERY: u32 = 64;
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all four are repr(C), made of integers and byte arrays, with explicit padding
@@ -136,6 +164,8 @@ mod pod {
     unsafe impl aya::Pod for super::LossSlot {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TaskOffsets {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::CpuState {}
 }
 
 const _: () = assert!(core::mem::size_of::<TaskOffsets>() == 48);

@@ -29,8 +29,9 @@ use format::raw::{
     FLAG_VALUE_UNREADABLE, MAX_SNAPLEN, RAW_HEADER_SIZE, RawEvent,
 };
 use recorder_ebpf::{
-    Config, FILTER_CGROUP, FILTER_COMM, FILTER_ERRORS_ONLY, FILTER_LEVEL, FILTER_OPTNAME,
-    FILTER_PID, FILTER_UID, INFLIGHT_MAX_ENTRIES, LossSlot, Pending, TaskOffsets,
+    Config, CpuState, FILL_CHECK_EVERY, FILTER_CGROUP, FILTER_COMM, FILTER_ERRORS_ONLY,
+    FILTER_LEVEL, FILTER_OPTNAME, FILTER_PID, FILTER_UID, INFLIGHT_MAX_ENTRIES, LossSlot, Pending,
+    TASK_IDS_TTL_NS, TaskOffsets,
 };
 
 /// Resized by the loader (`--ringbuf-size`); this is only the size in the object file.
@@ -46,6 +47,9 @@ static INFLIGHT: HashMap<u64, Pending> = HashMap::with_max_entries(INFLIGHT_MAX_
 /// A `RawEvent` is 2 KiB, far over the 512-byte BPF stack: build it in a per-CPU slot instead.
 #[map]
 static SCRATCH: PerCpuArray<RawEvent> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+static CPU_STATE: PerCpuArray<CpuState> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 static LOSSES: PerCpuArray<LossSlot> = PerCpuArray::with_max_entries(1, 0);
@@ -263,10 +267,24 @@ fn on_exit(ret: i64) {
     h.ret = ret;
     h._pad0 = 0;
     h.comm = bpf_get_current_comm().unwrap_or_default();
-    let ids = task_ids(&cfg.offsets);
-    h.ppid = ids.ppid;
-    h.pid_ns = ids.pid_ns;
-    h.mnt_ns = ids.mnt_ns;
+    let Some(state) = CPU_STATE.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU slot, only touched by this program on this CPU (see SCRATCH).
+    let state = unsafe { &mut *state };
+    // SAFETY: helper without arguments; the pointer is only compared and probe-read.
+    let task = unsafe { bpf_get_current_task() };
+    if state.task != task || now.wrapping_sub(state.ids_read_ns) > TASK_IDS_TTL_NS {
+        let ids = task_ids(task, &cfg.offsets);
+        state.task = task;
+        state.ids_read_ns = now;
+        state.ppid = ids.ppid;
+        state.pid_ns = ids.pid_ns;
+        state.mnt_ns = ids.mnt_ns;
+    }
+    h.ppid = state.ppid;
+    h.pid_ns = state.pid_ns;
+    h.mnt_ns = state.mnt_ns;
 
     // SAFETY: bpf_probe_read_user fails cleanly on a bad user pointer.
     let optlen_out =
@@ -317,8 +335,14 @@ fn on_exit(ret: i64) {
     // SAFETY: `size` <= RAW_HEADER_SIZE + MAX_SNAPLEN - 1 < size_of::<RawEvent>(), so the slice
     // stays inside the scratch slot.
     let bytes = unsafe { core::slice::from_raw_parts((ev as *const RawEvent).cast::<u8>(), size) };
-    let wake = if EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)) >= u64::from(cfg.wakeup_threshold) {
-        BPF_RB_FORCE_WAKEUP
+    state.since_fill_check += 1;
+    let wake = if state.since_fill_check >= FILL_CHECK_EVERY {
+        state.since_fill_check = 0;
+        if EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)) >= u64::from(cfg.wakeup_threshold) {
+            BPF_RB_FORCE_WAKEUP
+        } else {
+            BPF_RB_NO_WAKEUP
+        }
     } else {
         BPF_RB_NO_WAKEUP
     };
@@ -345,7 +369,7 @@ fn read_kernel<T>(base: u64, offset: u64) -> Option<T> {
 /// ppid and the pid/mount namespace inode numbers of the current task, by following the
 /// pointers the loader located in this kernel's BTF. Zeros when the loader found no offsets.
 #[inline(always)]
-fn task_ids(o: &TaskOffsets) -> TaskIds {
+fn task_ids(task: u64, o: &TaskOffsets) -> TaskIds {
     let mut ids = TaskIds {
         ppid: 0,
         pid_ns: 0,
@@ -354,8 +378,6 @@ fn task_ids(o: &TaskOffsets) -> TaskIds {
     if o.task_real_parent == 0 {
         return ids;
     }
-    // SAFETY: helper without arguments; the result is only dereferenced via probe reads.
-    let task = unsafe { bpf_get_current_task() };
     if let Some(parent) = read_kernel::<u64>(task, o.task_real_parent.into()) {
         ids.ppid = read_kernel::<u32>(parent, o.task_tgid.into()).unwrap_or(0);
     }

@@ -43,6 +43,10 @@ enum Cmd {
         /// CPU the loop is pinned to (the recorder runs on the others).
         #[arg(long, default_value_t = 0)]
         cpu: usize,
+        /// Extra arguments for the recorder (e.g. `--extra=--comm --extra=nomatch` to time
+        /// the cost of a call the kernel filters out).
+        #[arg(long, allow_hyphen_values = true, hide = true)]
+        extra: Vec<String>,
     },
     /// Runs the demo workload and prints its calls (used by `demo` as its traced child).
     #[command(hide = true)]
@@ -336,7 +340,7 @@ fn time_loop(fd: i32, calls: u64) -> f64 {
     t.elapsed().as_nanos() as f64 / calls as f64
 }
 
-fn cmd_bench(calls: u64, attach: Attach, cpu: usize) -> Result<()> {
+fn cmd_bench(calls: u64, attach: Attach, cpu: usize, extra: &[String]) -> Result<()> {
     use std::os::fd::AsRawFd as _;
     let dir = std::env::temp_dir().join(format!("recorder-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -348,10 +352,14 @@ fn cmd_bench(calls: u64, attach: Attach, cpu: usize) -> Result<()> {
         .expect("value")
         .get_name()
         .to_string();
+    sys::pin_to_cpu(cpu).with_context(|| format!("pinning to CPU {cpu}"))?;
+    time_loop(fd, calls / 10); // warm-up
+    let untraced_before = time_loop(fd, calls);
+
+    // The recorder runs on the other CPUs, as it would beside a busy service.
     let exe = std::env::current_exe()?;
-    // The recorder child is started before this thread pins itself, so it keeps every CPU.
-    let mut child = Command::new(exe)
-        .args(["record", "-o"])
+    let mut cmd = Command::new(exe);
+    cmd.args(["record", "-o"])
         .arg(&out)
         .args([
             "--attach",
@@ -361,15 +369,25 @@ fn cmd_bench(calls: u64, attach: Attach, cpu: usize) -> Result<()> {
             "--ringbuf-size",
             "16M",
         ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting the recorder")?;
+        .args(extra)
+        .stderr(Stdio::piped());
+    let ncpus = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .max(sys::possible_cpus() as usize);
+    // SAFETY: the closure only calls sched_setaffinity, which is async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt as _;
+        cmd.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            for c in (0..ncpus).filter(|&c| c != cpu || ncpus == 1) {
+                libc::CPU_SET(c, &mut set);
+            }
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("starting the recorder")?;
     let mut child_err = std::io::BufReader::new(child.stderr.take().context("stderr")?);
-    sys::pin_to_cpu(cpu).with_context(|| format!("pinning to CPU {cpu}"))?;
-
-    // Untraced baseline: the recorder is still loading (it attaches only when it prints).
-    time_loop(fd, calls / 10); // warm-up
-    let untraced_before = time_loop(fd, calls);
     let mut line = String::new();
     let mut log = String::new();
     loop {
@@ -402,7 +420,7 @@ fn cmd_bench(calls: u64, attach: Attach, cpu: usize) -> Result<()> {
     let lost: u64 = reader.losses().iter().map(|l| l.lost).sum();
     let cpu_ns = (usage.ru_utime.tv_sec as f64 + usage.ru_stime.tv_sec as f64) * 1e9
         + (usage.ru_utime.tv_usec as f64 + usage.ru_stime.tv_usec as f64) * 1e3;
-    let traced_calls = calls; // only the traced loop ran while attached
+    let traced_calls = calls; // only the traced loop runs while the recorder is attached
     println!(
         "bench: {calls} getsockopt(SO_RCVBUF) calls per loop, pinned to CPU {cpu}, attach {mode}"
     );
@@ -437,7 +455,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Record(args) => cmd_record(args),
         Cmd::Demo { common } => cmd_demo(common),
-        Cmd::Bench { calls, attach, cpu } => cmd_bench(calls, attach, cpu),
+        Cmd::Bench {
+            calls,
+            attach,
+            cpu,
+            extra,
+        } => cmd_bench(calls, attach, cpu, &extra),
         Cmd::Workload { wait_stdin } => cmd_workload(wait_stdin),
     };
     match result {
