@@ -220,8 +220,9 @@ pub(crate) struct BlockEncoder {
     ts_min: u64,
     ts_max: u64,
     prev_ts: u64,
-    prev_optval: u64,
-    prev_optlen: u64,
+    /// The last (optval, optlen) pointers of each site: pointer deltas are taken per site,
+    /// where a buffer on the caller's stack makes them zero.
+    site_ptrs: Vec<(u64, u64)>,
 }
 
 impl BlockEncoder {
@@ -239,8 +240,7 @@ impl BlockEncoder {
             ts_min: u64::MAX,
             ts_max: 0,
             prev_ts: 0,
-            prev_optval: 0,
-            prev_optlen: 0,
+            site_ptrs: Vec::new(),
         }
     }
 
@@ -293,15 +293,18 @@ impl BlockEncoder {
         self.duration
             .extend_from_slice(&e.duration_ns.to_le_bytes());
         self.site.extend_from_slice(&site.to_le_bytes());
+        if site as usize == self.site_ptrs.len() {
+            self.site_ptrs.push((0, 0));
+        }
+        let (prev_optval, prev_optlen) = &mut self.site_ptrs[site as usize];
         self.optval_delta
-            .extend_from_slice(&e.optval_ptr.wrapping_sub(self.prev_optval).to_le_bytes());
+            .extend_from_slice(&e.optval_ptr.wrapping_sub(*prev_optval).to_le_bytes());
         self.optlen_delta
-            .extend_from_slice(&e.optlen_ptr.wrapping_sub(self.prev_optlen).to_le_bytes());
+            .extend_from_slice(&e.optlen_ptr.wrapping_sub(*prev_optlen).to_le_bytes());
+        (*prev_optval, *prev_optlen) = (e.optval_ptr, e.optlen_ptr);
         self.values.extend_from_slice(e.value);
 
         self.prev_ts = e.ts_ns;
-        self.prev_optval = e.optval_ptr;
-        self.prev_optlen = e.optlen_ptr;
         self.ts_min = self.ts_min.min(e.ts_ns);
         self.ts_max = self.ts_max.max(e.ts_ns);
         self.len += 1;
@@ -351,8 +354,7 @@ impl BlockEncoder {
         self.ts_min = u64::MAX;
         self.ts_max = 0;
         self.prev_ts = 0;
-        self.prev_optval = 0;
-        self.prev_optlen = 0;
+        self.site_ptrs.clear();
     }
 }
 
@@ -584,8 +586,7 @@ impl DecodedBlock {
             optlen: &col(4).as_chunks::<8>().0[..n],
             values: &self.raw[self.values_start..][..self.values_len],
             prev_ts: 0,
-            prev_optval: 0,
-            prev_optlen: 0,
+            site_ptrs: vec![(0, 0); self.sites.len()],
         }
     }
 }
@@ -604,8 +605,8 @@ pub struct BlockEvents<'a> {
     optlen: &'a [[u8; 8]],
     values: &'a [u8],
     prev_ts: u64,
-    prev_optval: u64,
-    prev_optlen: u64,
+    /// The last (optval, optlen) pointers of each site, which the deltas apply to.
+    site_ptrs: Vec<(u64, u64)>,
 }
 
 impl<'a> Iterator for BlockEvents<'a> {
@@ -619,14 +620,13 @@ impl<'a> Iterator for BlockEvents<'a> {
         }
         self.i += 1;
         self.prev_ts = self.prev_ts.wrapping_add(u64::from_le_bytes(self.ts[i]));
-        self.prev_optval = self
-            .prev_optval
-            .wrapping_add(u64::from_le_bytes(self.optval[i]));
-        self.prev_optlen = self
-            .prev_optlen
-            .wrapping_add(u64::from_le_bytes(self.optlen[i]));
         // parse() checked every site and thread index and that the value lengths add up.
-        let s = &self.sites[u32::from_le_bytes(self.site[i]) as usize];
+        let site = u32::from_le_bytes(self.site[i]) as usize;
+        let s = &self.sites[site];
+        let ptrs = &mut self.site_ptrs[site];
+        ptrs.0 = ptrs.0.wrapping_add(u64::from_le_bytes(self.optval[i]));
+        ptrs.1 = ptrs.1.wrapping_add(u64::from_le_bytes(self.optlen[i]));
+        let (optval_ptr, optlen_ptr) = *ptrs;
         let t = &self.threads[s.thread as usize];
         let (value, rest) = self.values.split_at(s.value_len as usize);
         self.values = rest;
@@ -646,8 +646,8 @@ impl<'a> Iterator for BlockEvents<'a> {
             fd: s.fd,
             level: s.level,
             optname: s.optname,
-            optval_ptr: self.prev_optval,
-            optlen_ptr: self.prev_optlen,
+            optval_ptr,
+            optlen_ptr,
             optlen_in: s.optlen_in,
             optlen_out: s.optlen_out,
             ret: s.ret,

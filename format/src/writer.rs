@@ -17,7 +17,8 @@ pub struct WriterOptions {
     /// Close a block when its first event is this old (checked by [`TraceWriter::poll_flush`]
     /// and every 1024 writes). This bounds what a crash can lose.
     pub max_block_age: Duration,
-    /// zstd level for blocks.
+    /// zstd level for blocks. 1 (the default) measured both faster and smaller than 2 to 6
+    /// on this layout; see the format benchmark.
     pub zstd_level: i32,
 }
 

@@ -108,13 +108,13 @@ fn crashed_sample_recovers_its_complete_blocks() {
     let rec = r.recovery().expect("the file has no trailer");
     assert_eq!(
         rec.reason.to_string(),
-        "at offset 42401: expected the end magic \"GSOTEND\\n\" (the recorder did not finish this file)"
+        "at offset 43794: expected the end magic \"GSOTEND\\n\" (the recorder did not finish this file)"
     );
-    assert_eq!(rec.stopped_at, 42309);
+    assert_eq!(rec.stopped_at, 43702);
     let problems: Vec<String> = rec.problems.iter().map(|p| p.to_string()).collect();
     assert_eq!(
         problems,
-        ["at offset 42325: file ends, expected a 20312-byte BLCK section body, 84 bytes left"]
+        ["at offset 43718: file ends, expected a 20982-byte BLCK section body, 84 bytes left"]
     );
     assert_eq!(r.blocks().len(), 2);
     assert_eq!(r.processes().len(), 48);
