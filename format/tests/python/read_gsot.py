@@ -471,6 +471,7 @@ def decode_block(body: bytes, body_offset: int) -> list[Event]:
     sites = r.records(_SITE_FMT, "sites")
     ts_delta = r.column("Q", event_count, "ts_delta")
     duration = r.column("Q", event_count, "duration_ns")
+    site_at = r.pos
     site_index = r.column("I", event_count, "site")
     optval_delta = r.column("Q", event_count, "optval_delta")
     optlen_delta = r.column("Q", event_count, "optlen_delta")
@@ -481,20 +482,24 @@ def decode_block(body: bytes, body_offset: int) -> list[Event]:
     for i, site in enumerate(sites):
         if site[0] >= len(threads):
             pos = sites_at + 8 + i * SITE_LEN
-            raise r.error(pos, f"site {i} names thread {site[0]}, the block has {len(threads)}")
+            raise r.error(pos, f"site {i}: thread index {site[0]} >= {len(threads)} threads")
 
     events = []
-    ts = optval = optlen = 0  # "ts_ns[-1] = 0": the first delta is the absolute value
+    ts = 0  # "ts_ns[-1] = 0": the first time delta is the absolute time
+    # The pointers are deltas from the previous event *of the same site* (not of the
+    # previous event): every site's last pointers start at 0 in each block.
+    last_optval = [0] * len(sites)
+    last_optlen = [0] * len(sites)
     value_pos = 0
     for i in range(event_count):
         s = site_index[i]
         if s >= len(sites):
-            raise r.error(0, f"event {i} names site {s}, the block has {len(sites)}")
+            raise r.error(site_at + 8 + 4 * i, f"event {i}: site index {s} >= {len(sites)} sites")
         (thread_i, cpu, fd, level, optname, optlen_in, optlen_out, ret, flags, value_len) = sites[s]
         (tgid, tid, ppid, uid, gid, comm, cgroup_id, pid_ns, mnt_ns) = threads[thread_i]
         ts = (ts + ts_delta[i]) & U64_MASK
-        optval = (optval + optval_delta[i]) & U64_MASK
-        optlen = (optlen + optlen_delta[i]) & U64_MASK
+        optval = last_optval[s] = (last_optval[s] + optval_delta[i]) & U64_MASK
+        optlen = last_optlen[s] = (last_optlen[s] + optlen_delta[i]) & U64_MASK
         if value_pos + value_len > len(values):
             raise r.error(values_at, f"event {i}: value of {value_len} bytes runs past the end of values")
         value = values[value_pos : value_pos + value_len]
@@ -522,7 +527,7 @@ class TraceFile:
     """An opened trace file: header, side tables and the list of blocks.
 
     Opening reads the preamble, HEAD, and then either the trailer + INDX (a finished file) or
-    scans the file (section 7). Blocks are decoded on demand by `blocks_events()`.
+    scans the file (section 7). Blocks are decoded on demand by `read_block()` and `events()`.
     """
 
     def __init__(self, data: bytes):
@@ -535,12 +540,12 @@ class TraceFile:
         self.recovered = False
         self.scan: ScanReport | None = None
         self.problems: list[tuple[int, str]] = []  # (file offset, description), from a scan
-        self._head_end = 0
+        self.head_end = 0  # offset right after the HEAD section
 
         self._read_preamble()
         head = read_section(data, PREAMBLE_LEN, TAG_HEAD)
         self.header = decode_head(head.body, head.body_offset)
-        self._head_end = head.end
+        self.head_end = head.end
         try:
             self._open_with_index()
         except GsotError as err:
@@ -576,7 +581,7 @@ class TraceFile:
     def _open_with_index(self) -> None:
         data = self.data
         n = len(data)
-        if n < self._head_end + SECTION_HEADER_LEN + TRAILER_LEN:
+        if n < self.head_end + SECTION_HEADER_LEN + TRAILER_LEN:
             raise GsotError(n, "file too short to hold an INDX section and a trailer")
         trailer_at = n - TRAILER_LEN
         trailer = data[trailer_at:]
@@ -588,7 +593,7 @@ class TraceFile:
         index_offset, reserved = struct.unpack_from("<QI", trailer, 0)
         if reserved != 0:
             raise GsotError(trailer_at + 8, f"trailer reserved field is {reserved}, not zero")
-        if not self._head_end <= index_offset < trailer_at:
+        if not self.head_end <= index_offset < trailer_at:
             raise GsotError(trailer_at, f"index_offset {index_offset} is outside the file's sections")
 
         index = read_section(data, index_offset, TAG_INDX)
@@ -599,7 +604,7 @@ class TraceFile:
 
         previous = -1
         for ref in blocks:
-            if not self._head_end <= ref.offset < index_offset or ref.offset <= previous:
+            if not self.head_end <= ref.offset < index_offset or ref.offset <= previous:
                 raise GsotError(index.body_offset, f"INDX lists a block at {ref.offset}, not before INDX in file order")
             previous = ref.offset
         if sum(ref.event_count for ref in blocks) != total_events:
@@ -607,7 +612,7 @@ class TraceFile:
 
         processes, losses = [], []
         for tag, offset in sections:
-            if not self._head_end <= offset < index_offset:
+            if not self.head_end <= offset < index_offset:
                 raise GsotError(index.body_offset, f"INDX lists a section at {offset}, not before INDX")
             if tag not in (TAG_PROC, TAG_LOSS):
                 raise GsotError(index.body_offset, f"INDX lists a section with tag {tag!r}")
@@ -623,7 +628,7 @@ class TraceFile:
     def _scan_file(self, reason: str) -> None:
         data = self.data
         n = len(data)
-        offset = self._head_end
+        offset = self.head_end
         after_index = False
         while True:
             left = n - offset

@@ -14,6 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import zstandard  # noqa: E402
+
 import read_gsot as gsot  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -81,6 +83,73 @@ class VarintTest(unittest.TestCase):
                 self.assertEqual(ctx.exception.offset, 1000)
 
 
+def block_body(threads, sites, events, values=None, event_count=None, raw_len=None) -> bytes:
+    """A BLCK body built by hand in the fixint layout of FORMAT.md section 4.
+    `events` are (ts_delta, duration, site, optval_delta, optlen_delta) tuples."""
+    columns = list(zip(*events)) if events else [()] * 5
+    payload = struct.pack("<Q", len(threads)) + b"".join(struct.pack("<5I16sQ2I", *t) for t in threads)
+    payload += struct.pack("<Q", len(sites)) + b"".join(struct.pack("<2I6i2H", *s) for s in sites)
+    for code, column in zip("QQIQQ", columns):
+        payload += struct.pack(f"<Q{len(column)}{code}", len(column), *column)
+    if values is None:
+        values = b"".join(bytes([i]) * sites[e[2]][9] for i, e in enumerate(events))
+    payload += struct.pack("<Q", len(values)) + values
+    count = len(events) if event_count is None else event_count
+    ts, all_ts = 0, []
+    for e in events:
+        ts = (ts + e[0]) % 2**64
+        all_ts.append(ts)
+    head = struct.pack("<IIQQ", count, len(payload) if raw_len is None else raw_len,
+                       min(all_ts, default=0), max(all_ts, default=0))
+    return head + zstandard.ZstdCompressor().compress(payload)
+
+
+THREAD = (100, 101, 1, 1000, 1000, b"nginx".ljust(16, b"\0"), 7, 4026531836, 4026531841)
+SITES = [
+    # thread, cpu, fd, level, optname, optlen_in, optlen_out, ret, flags, value_len
+    (0, 2, 5, 1, 8, 4, 4, 0, 0, 4),
+    (0, 3, -1, 6, 11, 280, 280, -9, 0x8000, 0),
+]
+
+
+class BlockTest(unittest.TestCase):
+    """Blocks built by hand: event rebuilding and the rejections section 4.1 requires."""
+
+    def test_pointer_deltas_are_per_site(self):
+        events = [
+            (1000, 5, 0, 0x7FFF0000, 0x7FFF0100),  # site 0's first event: absolute pointers
+            (10, 6, 1, 0x5000, 0x5008),  # site 1's first event: absolute too
+            (10, 7, 0, 0, 0),  # site 0 again, same buffers: zero deltas
+            (10, 8, 1, 0x10, 0x10),  # site 1, relative to site 1's previous call
+        ]
+        got = gsot.decode_block(block_body([THREAD], SITES, events), 0)
+        self.assertEqual([e.ts_ns for e in got], [1000, 1010, 1020, 1030])
+        self.assertEqual([e.optval_ptr for e in got], [0x7FFF0000, 0x5000, 0x7FFF0000, 0x5010])
+        self.assertEqual([e.optlen_ptr for e in got], [0x7FFF0100, 0x5008, 0x7FFF0100, 0x5018])
+        self.assertEqual([e.value for e in got], [b"\0" * 4, b"", b"\2" * 4, b""])
+        self.assertEqual((got[1].fd, got[1].ret, got[1].flags, got[1].comm[:5]), (-1, -9, 0x8000, b"nginx"))
+
+    def test_deltas_wrap_modulo_2_64(self):
+        events = [(5, 0, 1, 0x10, 0), (2**64 - 1, 0, 1, 2**64 - 0x10, 0)]  # -1 and -0x10
+        got = gsot.decode_block(block_body([THREAD], SITES, events), 0)
+        self.assertEqual([(e.ts_ns, e.optval_ptr) for e in got], [(5, 0x10), (4, 0)])
+
+    def test_rejections(self):
+        good = [(1, 0, 0, 0, 0), (1, 0, 1, 0, 0)]
+        bad_thread_site = (7,) + SITES[0][1:]
+        cases = {
+            "site index": block_body([THREAD], SITES, [(1, 0, 2, 0, 0)], values=b""),
+            "thread": block_body([THREAD], [bad_thread_site], [(1, 0, 0, 0, 0)]),
+            "add up": block_body([THREAD], SITES, good, values=b"12345"),
+            "raw_len": block_body([THREAD], SITES, good, raw_len=500),
+            "event_count": block_body([THREAD], SITES, good, event_count=3),
+        }
+        for what, body in cases.items():
+            with self.subTest(what=what):
+                with self.assertRaisesRegex(gsot.GsotError, what):
+                    gsot.decode_block(body, 0)
+
+
 class SampleTest(unittest.TestCase):
     def test_synthetic_mixed(self):
         trace = gsot.TraceFile(sample("synthetic-mixed.gsot"))
@@ -107,7 +176,8 @@ class SampleTest(unittest.TestCase):
         self.assertEqual(s["digest"], "0x8d94aaa297acb11e")
 
     def test_crashed(self):
-        trace = gsot.TraceFile(sample("crashed.gsot"))
+        data = sample("crashed.gsot")
+        trace = gsot.TraceFile(data)
         s = gsot.summarize(trace)
         self.assertTrue(s["recovered"])
         self.assertIn("end magic", trace.scan.reason)  # no usable trailer
@@ -115,10 +185,15 @@ class SampleTest(unittest.TestCase):
         self.assertEqual(s["events"], 2048)
         self.assertEqual(s["processes"], 48)
         self.assertEqual(s["digest"], "0x3f6f56b7f8e01217")
-        self.assertEqual(trace.scan.stop_offset, 42309)
+        # The scan stops at the third BLCK section, which samples/README.md says was cut 100
+        # bytes in; the one problem is its truncated body, named by the body's offset. (The
+        # sample committed before 6d9aa36 had these at 42309 and 42325.)
+        self.assertEqual(trace.scan.stop_offset, 43702)
+        self.assertEqual(trace.scan.stop_offset, len(data) - 100)
+        self.assertEqual(data[43702:43706], b"BLCK")
         self.assertEqual(len(trace.problems), 1)
         offset, text = trace.problems[0]
-        self.assertEqual(offset, 42325)
+        self.assertEqual(offset, 43702 + gsot.SECTION_HEADER_LEN)
         self.assertIn("BLCK", text)
         self.assertIn("cut", text)
 
@@ -195,7 +270,8 @@ class DamageTest(unittest.TestCase):
 
     def test_cut_files_yield_every_complete_block(self):
         n = len(self.mixed)
-        cuts = {16 + 16 + 175, n - 1, n - 12, n - 24, n - 24 - 50}
+        head_end = gsot.TraceFile(self.mixed).head_end
+        cuts = {head_end, n - 1, n - 12, n - 24, n - 24 - 50}
         for offset, end, _ in self.spans:
             cuts |= {offset, offset + 5, offset + 16, offset + 100, end - 1, end, end + 1}
         for cut in sorted(cuts):
@@ -227,17 +303,16 @@ class DamageTest(unittest.TestCase):
 
     def test_damaged_section_header_is_searched_past(self):
         data = bytearray(sample("crashed.gsot"))
-        second_block = 22916  # the BLCK after the LOSS section in crashed.gsot
-        self.assertEqual(bytes(data[second_block : second_block + 4]), b"BLCK")
+        first_block, second_block = [ref.offset for ref in gsot.TraceFile(bytes(data)).blocks]
         data[second_block + 5] ^= 0x01  # body_len, covered by the header CRC
         trace = gsot.TraceFile(bytes(data))
-        self.assertEqual([ref.offset for ref in trace.blocks], [3608])
+        self.assertEqual([ref.offset for ref in trace.blocks], [first_block])
         self.assertEqual(trace.problems[0][0], second_block)
         self.assertIn("header CRC", trace.problems[0][1])
 
     def test_unknown_section_is_skipped(self):
         data = sample("crashed.gsot")
-        head_end = 16 + 16 + 175
+        head_end = gsot.TraceFile(data).head_end
         extra = section_bytes(b"XTRA", b"a section from a later minor version")
         trace = gsot.TraceFile(data[:head_end] + extra + data[head_end:])
         s = gsot.summarize(trace)
