@@ -21,7 +21,7 @@ use aya_ebpf::{
         },
     },
     macros::{fentry, fexit, kprobe, kretprobe, map, tracepoint},
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext, TracePointContext},
 };
 use format::raw::{
@@ -41,8 +41,12 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 #[map]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
+/// One entry per thread that ever called getsockopt, kept between calls and updated in place:
+/// a lookup is lock-free, while an insert or a delete takes the bucket's spinlock with
+/// interrupts off, which cost about 270 ns each on a virtual machine here. LRU, so the entries
+/// of threads that are gone make room for new ones. `ts_enter_ns == 0` marks no call in flight.
 #[map]
-static INFLIGHT: HashMap<u64, Pending> = HashMap::with_max_entries(INFLIGHT_MAX_ENTRIES, 0);
+static INFLIGHT: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(INFLIGHT_MAX_ENTRIES, 0);
 
 /// A `RawEvent` is 2 KiB, far over the 512-byte BPF stack: build it in a per-CPU slot instead.
 #[map]
@@ -217,19 +221,31 @@ fn on_enter(fd: i32, level: i32, optname: i32, optval: u64, optlen: u64) {
         Ok(v) => pending.optlen_in = v,
         Err(_) => pending.flags |= u32::from(FLAG_OPTLEN_IN_UNREADABLE),
     }
-    if INFLIGHT.insert(pid_tgid, pending, 0).is_err() {
-        count_loss(cfg, now);
+    match INFLIGHT.get_ptr_mut(pid_tgid) {
+        // SAFETY: the entry is this thread's own (keyed by its pid_tgid) and only this thread's
+        // entry and exit programs write it, one after the other.
+        Some(slot) => unsafe { *slot = pending },
+        None => {
+            if INFLIGHT.insert(pid_tgid, pending, 0).is_err() {
+                count_loss(cfg, now);
+            }
+        }
     }
 }
 
 #[inline(always)]
 fn on_exit(ret: i64) {
     let pid_tgid = bpf_get_current_pid_tgid();
-    // SAFETY: the value is copied out before the entry is removed.
-    let Some(pending) = (unsafe { INFLIGHT.get(pid_tgid) }).copied() else {
+    let Some(slot) = INFLIGHT.get_ptr_mut(pid_tgid) else {
         return;
     };
-    let _ = INFLIGHT.remove(pid_tgid);
+    // SAFETY: as in on_enter, only this thread's programs touch its entry. Copy it out, then
+    // mark it consumed in place (no delete: see INFLIGHT).
+    let pending = unsafe { *slot };
+    if pending.ts_enter_ns == 0 {
+        return; // the entry was filtered out, or the call began before the capture
+    }
+    unsafe { (*slot).ts_enter_ns = 0 };
     let Some(cfg) = CONFIG.get(0) else {
         return;
     };
