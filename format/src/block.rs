@@ -710,7 +710,8 @@ impl BlockHeader {
                 ),
             ));
         }
-        let least = h.event_count as u64 * COLUMN_BYTES_PER_EVENT as u64;
+        // Eight u64 lengths, then the five per-event columns.
+        let least = 64 + h.event_count as u64 * COLUMN_BYTES_PER_EVENT as u64;
         if (h.raw_len as u64) < least {
             return Err(Error::malformed(
                 body_offset + 4,

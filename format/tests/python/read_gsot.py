@@ -304,14 +304,6 @@ def decode_head(body: bytes, body_offset: int) -> dict:
     return header
 
 
-def _require_fully_read(r: VarintReader, what: str) -> None:
-    # FORMAT.md says HEAD and INDX may carry trailing bytes from later minor versions, and
-    # that PROC/LOSS entries are never extended. It says nothing about trailing bytes after
-    # a PROC/LOSS Vec, so this reader treats them as damage.
-    if r.left():
-        raise GsotError(r.where(), f"{r.left()} unexpected bytes after the {what} entries")
-
-
 def decode_proc(body: bytes, body_offset: int) -> list[dict]:
     r = VarintReader(body, body_offset)
 
@@ -326,7 +318,7 @@ def decode_proc(body: bytes, body_offset: int) -> list[dict]:
         }
 
     entries = r.vec(process)
-    _require_fully_read(r, "PROC")
+    # FORMAT.md §5: bytes after the list belong to a later minor version: ignored.
     return entries
 
 
@@ -337,7 +329,7 @@ def decode_loss(body: bytes, body_offset: int) -> list[dict]:
         return {"cpu": r.u32(), "lost": r.u64(), "start_ns": r.u64(), "end_ns": r.u64()}
 
     entries = r.vec(loss)
-    _require_fully_read(r, "LOSS")
+    # FORMAT.md §5: bytes after the list belong to a later minor version: ignored.
     return entries
 
 
