@@ -1,0 +1,758 @@
+//! The `--where` expression language: a tokenizer and a recursive-descent parser that compiles
+//! straight to [`Expr`], resolving names (options, levels, errnos) against the field they are
+//! compared with, so `optname == TCP_INFO` means level SOL_TCP option 11, never SO_NO_CHECK.
+//!
+//! ```text
+//! expr    := or
+//! or      := and ( ("||" | "or") and )*
+//! and     := unary ( ("&&" | "and") unary )*
+//! unary   := ("!" | "not") unary | "(" expr ")" | compare
+//! compare := FIELD OP VALUE
+//! OP      := "==" | "!=" | "<" | "<=" | ">" | ">=" | "~" | "!~"   (~ is a glob match)
+//! VALUE   := NUMBER | NUMBER UNIT | "-" NUMBER | NAME | "string"
+//! ```
+
+use super::glob::Glob;
+use crate::decode::{errno, levels};
+use crate::time::parse_duration;
+
+/// A comparison operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpOp {
+    #[inline]
+    pub fn test<T: PartialOrd>(self, a: T, b: T) -> bool {
+        match self {
+            CmpOp::Eq => a == b,
+            CmpOp::Ne => a != b,
+            CmpOp::Lt => a < b,
+            CmpOp::Le => a <= b,
+            CmpOp::Gt => a > b,
+            CmpOp::Ge => a >= b,
+        }
+    }
+}
+
+/// Integer fields known per call site (so known for every event of a site in a block).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntField {
+    Pid,
+    Tid,
+    Ppid,
+    Uid,
+    Gid,
+    Cgroup,
+    PidNs,
+    MntNs,
+    Cpu,
+    Fd,
+    Level,
+    Optname,
+    OptlenIn,
+    OptlenOut,
+    Ret,
+    Errno,
+    ValueLen,
+    Flags,
+}
+
+/// One test on one field.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Pred {
+    Int(IntField, CmpOp, i64),
+    /// comm equal to (or, negated, different from) a name; or matching a glob.
+    Comm {
+        glob: Glob,
+        negate: bool,
+    },
+    /// (level, optname) in a set: what an option name means.
+    Option {
+        pairs: Vec<(i32, i32)>,
+        negate: bool,
+    },
+    /// The cgroup path from the process table matches a glob.
+    CgroupPath {
+        glob: Glob,
+        negate: bool,
+    },
+    /// Call duration in ns.
+    Duration(CmpOp, u64),
+    /// Time since the capture start in ns.
+    Time(CmpOp, u64),
+}
+
+impl Pred {
+    /// Whether the predicate needs the event itself (its time or duration), not just its site.
+    pub fn per_event(&self) -> bool {
+        matches!(self, Pred::Duration(..) | Pred::Time(..))
+    }
+}
+
+/// A boolean combination of predicates.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    True,
+    Pred(Pred),
+    Not(Box<Expr>),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+}
+
+impl Expr {
+    pub fn and(list: Vec<Expr>) -> Expr {
+        let mut flat = Vec::new();
+        for e in list {
+            match e {
+                Expr::True => {}
+                Expr::And(v) => flat.extend(v),
+                e => flat.push(e),
+            }
+        }
+        match flat.len() {
+            0 => Expr::True,
+            1 => flat.pop().expect("one element"),
+            _ => Expr::And(flat),
+        }
+    }
+
+    pub fn or(mut list: Vec<Expr>) -> Expr {
+        if list.len() == 1 {
+            list.pop().expect("one element")
+        } else {
+            Expr::Or(list)
+        }
+    }
+
+    /// Whether evaluating needs per-event data anywhere.
+    pub fn per_event(&self) -> bool {
+        match self {
+            Expr::True => false,
+            Expr::Pred(p) => p.per_event(),
+            Expr::Not(e) => e.per_event(),
+            Expr::And(v) | Expr::Or(v) => v.iter().any(Expr::per_event),
+        }
+    }
+}
+
+/// A parse error: a message and the character column it points at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    pub column: usize,
+    pub message: String,
+}
+
+impl ParseError {
+    /// The message, then the expression, then a caret under the column.
+    pub fn render(&self, src: &str) -> String {
+        format!(
+            "{}\n  {}\n  {}^",
+            self.message,
+            src,
+            " ".repeat(self.column)
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Tok {
+    Ident(String),
+    Num(String),
+    Str(String),
+    Op(&'static str),
+    LParen,
+    RParen,
+    Not,
+    And,
+    Or,
+    Minus,
+    End,
+}
+
+fn describe(t: &Tok) -> String {
+    match t {
+        Tok::Ident(s) | Tok::Num(s) => format!("'{s}'"),
+        Tok::Str(s) => format!("\"{s}\""),
+        Tok::Op(o) => format!("'{o}'"),
+        Tok::LParen => "'('".into(),
+        Tok::RParen => "')'".into(),
+        Tok::Not => "'!'".into(),
+        Tok::And => "'&&'".into(),
+        Tok::Or => "'||'".into(),
+        Tok::Minus => "'-'".into(),
+        Tok::End => "the end of the expression".into(),
+    }
+}
+
+/// Splits `src` into tokens with their character columns.
+fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
+    let chars: Vec<char> = src.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let err = |column, message: String| ParseError { column, message };
+    while i < chars.len() {
+        let c = chars[i];
+        let start = i;
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+        let tok = match two.as_str() {
+            "==" => Some(Tok::Op("==")),
+            "!=" => Some(Tok::Op("!=")),
+            "<=" => Some(Tok::Op("<=")),
+            ">=" => Some(Tok::Op(">=")),
+            "!~" => Some(Tok::Op("!~")),
+            "&&" => Some(Tok::And),
+            "||" => Some(Tok::Or),
+            _ => None,
+        };
+        if let Some(t) = tok {
+            out.push((t, start));
+            i += 2;
+            continue;
+        }
+        let tok = match c {
+            '(' => Tok::LParen,
+            ')' => Tok::RParen,
+            '!' => Tok::Not,
+            '<' => Tok::Op("<"),
+            '>' => Tok::Op(">"),
+            '~' => Tok::Op("~"),
+            '-' => Tok::Minus,
+            '=' => {
+                return Err(err(
+                    start,
+                    "expected '==' (comparison), found a single '='".into(),
+                ));
+            }
+            '&' | '|' => {
+                return Err(err(
+                    start,
+                    format!("expected '{c}{c}', found a single '{c}'"),
+                ));
+            }
+            '"' | '\'' => {
+                let quote = c;
+                let mut s = String::new();
+                i += 1;
+                loop {
+                    match chars.get(i) {
+                        None => return Err(err(start, "this string is not closed".into())),
+                        Some(&q) if q == quote => break,
+                        Some('\\') => {
+                            i += 1;
+                            match chars.get(i) {
+                                Some(&e) => {
+                                    s.push(e);
+                                }
+                                None => {
+                                    return Err(err(start, "this string is not closed".into()));
+                                }
+                            }
+                        }
+                        Some(&ch) => s.push(ch),
+                    }
+                    i += 1;
+                }
+                i += 1;
+                out.push((Tok::Str(s), start));
+                continue;
+            }
+            c if c.is_ascii_digit() => {
+                let mut s = String::new();
+                while let Some(&ch) = chars.get(i) {
+                    if ch.is_ascii_alphanumeric() || ch == '.' || ch == '_' || ch == 'µ' {
+                        s.push(ch);
+                        i += 1;
+                    } else {
+                        break;
+                    }
+                }
+                out.push((Tok::Num(s), start));
+                continue;
+            }
+            c if c.is_alphabetic() || c == '_' => {
+                let mut s = String::new();
+                while let Some(&ch) = chars.get(i) {
+                    if ch.is_alphanumeric() || ch == '_' || ch == '.' || ch == '*' || ch == '?' {
+                        s.push(ch);
+                        i += 1;
+                    } else {
+                        break;
+                    }
+                }
+                let t = match s.as_str() {
+                    "and" => Tok::And,
+                    "or" => Tok::Or,
+                    "not" => Tok::Not,
+                    _ => Tok::Ident(s),
+                };
+                out.push((t, start));
+                continue;
+            }
+            c => return Err(err(start, format!("unexpected character '{c}'"))),
+        };
+        out.push((tok, start));
+        i += 1;
+    }
+    out.push((Tok::End, chars.len()));
+    Ok(out)
+}
+
+/// The fields `--where` and `--by` know, with what they mean. Shown by `--help`.
+pub const FIELDS: &[(&str, &str)] = &[
+    ("pid", "process id (tgid)"),
+    ("tid", "thread id"),
+    ("ppid", "parent process id"),
+    ("uid", "user id"),
+    ("gid", "group id"),
+    ("comm", "task name (== != exact, ~ !~ glob)"),
+    (
+        "cgroup",
+        "cgroup v2 id, or a path glob against the process table",
+    ),
+    ("pidns", "pid namespace inode"),
+    ("mntns", "mount namespace inode"),
+    ("cpu", "CPU the call returned on"),
+    ("fd", "socket file descriptor"),
+    (
+        "level",
+        "socket level: number or name (SOL_TCP, IPPROTO_TCP, tcp)",
+    ),
+    (
+        "optname",
+        "option: name (TCP_INFO, within its level) or number (any level)",
+    ),
+    ("optlen", "*optlen passed in"),
+    ("optlen_out", "*optlen returned"),
+    ("ret", "return value (0 or -errno)"),
+    ("errno", "errno name or number; 0 when the call succeeded"),
+    ("value_len", "captured value bytes"),
+    ("flags", "recorder flag bits"),
+    (
+        "duration",
+        "call duration (10us, 1.5ms; a bare number is ns)",
+    ),
+    ("time", "time since the capture start (2s, 150ms)"),
+];
+
+enum FieldKind {
+    Int(IntField),
+    Comm,
+    Cgroup,
+    Level,
+    Optname,
+    Errno,
+    Duration,
+    Time,
+}
+
+fn field_kind(name: &str) -> Option<FieldKind> {
+    use IntField::*;
+    Some(match name {
+        "pid" | "tgid" => FieldKind::Int(Pid),
+        "tid" => FieldKind::Int(Tid),
+        "ppid" => FieldKind::Int(Ppid),
+        "uid" => FieldKind::Int(Uid),
+        "gid" => FieldKind::Int(Gid),
+        "comm" => FieldKind::Comm,
+        "cgroup" => FieldKind::Cgroup,
+        "pidns" => FieldKind::Int(PidNs),
+        "mntns" => FieldKind::Int(MntNs),
+        "cpu" => FieldKind::Int(Cpu),
+        "fd" => FieldKind::Int(Fd),
+        "level" => FieldKind::Level,
+        "optname" | "option" | "opt" => FieldKind::Optname,
+        "optlen" | "optlen_in" => FieldKind::Int(OptlenIn),
+        "optlen_out" => FieldKind::Int(OptlenOut),
+        "ret" => FieldKind::Int(Ret),
+        "errno" => FieldKind::Errno,
+        "value_len" => FieldKind::Int(ValueLen),
+        "flags" => FieldKind::Int(Flags),
+        "duration" | "dur" | "latency" => FieldKind::Duration,
+        "time" => FieldKind::Time,
+        _ => return None,
+    })
+}
+
+/// Parses a `--where` expression.
+pub fn parse(src: &str) -> Result<Expr, ParseError> {
+    let toks = tokenize(src)?;
+    let mut p = Parser { toks, pos: 0 };
+    if p.peek() == &Tok::End {
+        return Err(ParseError {
+            column: 0,
+            message: "expected a condition such as comm == \"nginx\", found an empty expression"
+                .into(),
+        });
+    }
+    let e = p.or()?;
+    if p.peek() != &Tok::End {
+        return Err(p.error(format!(
+            "expected '&&', '||' or the end of the expression, found {}",
+            describe(p.peek())
+        )));
+    }
+    Ok(e)
+}
+
+struct Parser {
+    toks: Vec<(Tok, usize)>,
+    pos: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> &Tok {
+        &self.toks[self.pos].0
+    }
+    fn column(&self) -> usize {
+        self.toks[self.pos].1
+    }
+    fn next(&mut self) -> (Tok, usize) {
+        let t = self.toks[self.pos].clone();
+        if self.pos + 1 < self.toks.len() {
+            self.pos += 1;
+        }
+        t
+    }
+    fn error(&self, message: String) -> ParseError {
+        ParseError {
+            column: self.column(),
+            message,
+        }
+    }
+
+    fn or(&mut self) -> Result<Expr, ParseError> {
+        let mut list = vec![self.and()?];
+        while self.peek() == &Tok::Or {
+            self.next();
+            list.push(self.and()?);
+        }
+        Ok(Expr::or(list))
+    }
+
+    fn and(&mut self) -> Result<Expr, ParseError> {
+        let mut list = vec![self.unary()?];
+        while self.peek() == &Tok::And {
+            self.next();
+            list.push(self.unary()?);
+        }
+        Ok(if list.len() == 1 {
+            list.pop().expect("one element")
+        } else {
+            Expr::And(list)
+        })
+    }
+
+    fn unary(&mut self) -> Result<Expr, ParseError> {
+        match self.peek() {
+            Tok::Not => {
+                self.next();
+                Ok(Expr::Not(Box::new(self.unary()?)))
+            }
+            Tok::LParen => {
+                let open = self.column();
+                self.next();
+                let e = self.or()?;
+                if self.peek() != &Tok::RParen {
+                    let found = describe(self.peek());
+                    return Err(self.error(format!(
+                        "expected ')' to close the '(' at column {}, found {found}",
+                        open + 1
+                    )));
+                }
+                self.next();
+                Ok(e)
+            }
+            _ => self.compare(),
+        }
+    }
+
+    fn compare(&mut self) -> Result<Expr, ParseError> {
+        let (tok, col) = self.next();
+        let name = match tok {
+            Tok::Ident(s) => s,
+            t => {
+                return Err(ParseError {
+                    column: col,
+                    message: format!(
+                        "expected a field name (pid, comm, optname, errno, duration, ...), found {}",
+                        describe(&t)
+                    ),
+                });
+            }
+        };
+        let kind = field_kind(&name).ok_or_else(|| ParseError {
+            column: col,
+            message: format!(
+                "unknown field '{name}'; fields: {}",
+                FIELDS.iter().map(|f| f.0).collect::<Vec<_>>().join(", ")
+            ),
+        })?;
+        let (op_tok, op_col) = self.next();
+        let op = match op_tok {
+            Tok::Op(o) => o,
+            t => {
+                return Err(ParseError {
+                    column: op_col,
+                    message: format!(
+                        "expected a comparison (==, !=, <, <=, >, >=, ~) after '{name}', found {}",
+                        describe(&t)
+                    ),
+                });
+            }
+        };
+        let val_col = self.column();
+        let (mut val, _) = self.next();
+        let mut negative = false;
+        if val == Tok::Minus {
+            negative = true;
+            val = self.next().0;
+        }
+        let verr = |message: String| ParseError {
+            column: val_col,
+            message,
+        };
+        if val == Tok::End || matches!(val, Tok::Op(_) | Tok::And | Tok::Or | Tok::RParen) {
+            return Err(verr(format!(
+                "expected a value after '{name} {op}', found {}",
+                describe(&val)
+            )));
+        }
+        let glob_op = matches!(op, "~" | "!~");
+        let cmp = match op {
+            "==" | "~" => CmpOp::Eq,
+            "!=" | "!~" => CmpOp::Ne,
+            "<" => CmpOp::Lt,
+            "<=" => CmpOp::Le,
+            ">" => CmpOp::Gt,
+            _ => CmpOp::Ge,
+        };
+        let eq_only = |what: &str| -> Result<(), ParseError> {
+            if matches!(cmp, CmpOp::Eq | CmpOp::Ne) {
+                Ok(())
+            } else {
+                Err(ParseError {
+                    column: op_col,
+                    message: format!("{what} can only be compared with == or !="),
+                })
+            }
+        };
+        if glob_op && !matches!(kind, FieldKind::Comm | FieldKind::Cgroup) {
+            return Err(ParseError {
+                column: op_col,
+                message: format!("'{op}' (glob match) works on comm and cgroup paths only"),
+            });
+        }
+        let int = |v: &Tok| -> Result<i64, ParseError> {
+            let s = match v {
+                Tok::Num(s) => s,
+                t => {
+                    return Err(verr(format!(
+                        "expected a number for '{name}', found {}",
+                        describe(t)
+                    )));
+                }
+            };
+            let n = parse_int(s)
+                .ok_or_else(|| verr(format!("expected a number for '{name}', found '{s}'")))?;
+            Ok(if negative { -n } else { n })
+        };
+        let pred = match kind {
+            FieldKind::Int(f) => Pred::Int(f, cmp, int(&val)?),
+            FieldKind::Comm => {
+                eq_only("comm")?;
+                let s = match &val {
+                    Tok::Str(s) | Tok::Ident(s) | Tok::Num(s) => s.clone(),
+                    t => {
+                        return Err(verr(format!(
+                            "expected a process name, found {}",
+                            describe(t)
+                        )));
+                    }
+                };
+                let glob = if glob_op {
+                    Glob::new(&s).map_err(verr)?
+                } else {
+                    Glob::new(&escape_glob(&s)).map_err(verr)?
+                };
+                Pred::Comm {
+                    glob,
+                    negate: cmp == CmpOp::Ne,
+                }
+            }
+            FieldKind::Cgroup => match &val {
+                Tok::Num(_) if !glob_op => Pred::Int(IntField::Cgroup, cmp, int(&val)?),
+                Tok::Str(s) | Tok::Ident(s) => {
+                    eq_only("a cgroup path")?;
+                    let pattern = if glob_op { s.clone() } else { escape_glob(s) };
+                    Pred::CgroupPath {
+                        glob: Glob::new(&pattern).map_err(verr)?,
+                        negate: cmp == CmpOp::Ne,
+                    }
+                }
+                t => {
+                    return Err(verr(format!(
+                        "expected a cgroup id or path, found {}",
+                        describe(t)
+                    )));
+                }
+            },
+            FieldKind::Level => {
+                match &val {
+                    Tok::Num(_) => Pred::Int(IntField::Level, cmp, int(&val)?),
+                    Tok::Ident(s) => {
+                        let l = levels::level_by_name(s)
+                        .ok_or_else(|| verr(format!("unknown level '{s}' (try SOL_SOCKET, SOL_TCP, SOL_IP, SOL_IPV6, ...)")))?;
+                        Pred::Int(IntField::Level, cmp, l as i64)
+                    }
+                    t => return Err(verr(format!("expected a level, found {}", describe(t)))),
+                }
+            }
+            FieldKind::Optname => match &val {
+                Tok::Num(_) => Pred::Int(IntField::Optname, cmp, int(&val)?),
+                Tok::Ident(s) => {
+                    eq_only("an option name")?;
+                    let pairs = levels::option_by_name(s);
+                    if pairs.is_empty() {
+                        return Err(verr(format!(
+                            "unknown option '{s}' (names are as in the kernel headers, e.g. TCP_INFO, SO_RCVBUF)"
+                        )));
+                    }
+                    Pred::Option {
+                        pairs,
+                        negate: cmp == CmpOp::Ne,
+                    }
+                }
+                t => return Err(verr(format!("expected an option, found {}", describe(t)))),
+            },
+            FieldKind::Errno => match &val {
+                Tok::Num(_) => Pred::Int(IntField::Errno, cmp, int(&val)?),
+                Tok::Ident(s) => {
+                    let n = errno::by_name(s).ok_or_else(|| {
+                        verr(format!("unknown errno '{s}' (e.g. EINVAL, ENOPROTOOPT)"))
+                    })?;
+                    Pred::Int(IntField::Errno, cmp, n as i64)
+                }
+                t => return Err(verr(format!("expected an errno, found {}", describe(t)))),
+            },
+            FieldKind::Duration | FieldKind::Time => {
+                let s = match &val {
+                    Tok::Num(s) if !negative => s,
+                    t => {
+                        return Err(verr(format!(
+                            "expected a duration such as 10us, found {}{}",
+                            if negative { "-" } else { "" },
+                            describe(t)
+                        )));
+                    }
+                };
+                let ns = parse_duration(s).map_err(verr)?;
+                if matches!(kind, FieldKind::Duration) {
+                    Pred::Duration(cmp, ns)
+                } else {
+                    Pred::Time(cmp, ns)
+                }
+            }
+        };
+        Ok(Expr::Pred(pred))
+    }
+}
+
+/// Decimal or 0x-hex integer.
+pub fn parse_int(s: &str) -> Option<i64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => i64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// A glob that matches `s` literally.
+pub fn escape_glob(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_and_over_or() {
+        let e = parse("comm == nginx && optname == TCP_INFO || errno == EINVAL").unwrap();
+        match e {
+            Expr::Or(v) => {
+                assert_eq!(v.len(), 2);
+                assert!(matches!(&v[0], Expr::And(a) if a.len() == 2));
+                assert_eq!(v[1], Expr::Pred(Pred::Int(IntField::Errno, CmpOp::Eq, 22)));
+            }
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn names_resolve_within_their_field() {
+        assert_eq!(
+            parse("optname == TCP_INFO").unwrap(),
+            Expr::Pred(Pred::Option {
+                pairs: vec![(6, 11)],
+                negate: false
+            })
+        );
+        assert_eq!(
+            parse("level == SOL_SOCKET").unwrap(),
+            Expr::Pred(Pred::Int(IntField::Level, CmpOp::Eq, 1))
+        );
+        assert_eq!(
+            parse("duration > 1.5ms").unwrap(),
+            Expr::Pred(Pred::Duration(CmpOp::Gt, 1_500_000))
+        );
+        assert_eq!(
+            parse("ret == -22").unwrap(),
+            Expr::Pred(Pred::Int(IntField::Ret, CmpOp::Eq, -22))
+        );
+    }
+
+    #[test]
+    fn errors_point_at_the_column() {
+        let e = parse("comm == \"nginx\" && duraton > 10us").unwrap_err();
+        assert_eq!(e.column, 19);
+        assert!(
+            e.message.contains("unknown field 'duraton'"),
+            "{}",
+            e.message
+        );
+        let e = parse("comm = nginx").unwrap_err();
+        assert_eq!(e.column, 5);
+        let e = parse("optname == TCP_NOPE").unwrap_err();
+        assert_eq!(e.column, 11);
+        let e = parse("(pid == 1").unwrap_err();
+        assert_eq!(e.column, 9);
+        assert!(e.message.contains("')'"));
+        let e = parse("duration > ").unwrap_err();
+        assert_eq!(e.column, 11);
+        let e = parse("optname < TCP_INFO").unwrap_err();
+        assert_eq!(e.column, 8);
+        assert_eq!(
+            e.render("optname < TCP_INFO"),
+            "an option name can only be compared with == or !=\n  optname < TCP_INFO\n          ^"
+        );
+        assert!(parse("").is_err());
+        assert!(parse("pid == 1 pid").is_err());
+    }
+}

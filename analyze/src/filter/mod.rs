@@ -1,0 +1,492 @@
+//! The selection layer every subcommand shares: the filter options, the `--where` language,
+//! and their evaluation.
+//!
+//! A filter compiles to one [`Expr`]. Most fields belong to the call *site* (thread, fd, level,
+//! option, lengths, result), which a block stores once for all the events that share it, so a
+//! filter is first evaluated once per site per block ([`Filter::site_verdicts`]) with
+//! three-valued logic: a site is in, out, or depends on the event's time or duration. Only the
+//! last kind costs a per-event test. `--since`/`--until` become a time range that selects
+//! blocks from the index before any block is read.
+
+pub mod expr;
+pub mod glob;
+
+use std::collections::HashMap;
+
+use clap::Args;
+use format::{Site, ThreadEntry, TraceReader};
+
+pub use expr::{CmpOp, Expr, IntField, ParseError, Pred};
+use glob::Glob;
+
+use crate::decode::{errno, levels};
+use crate::time;
+
+/// Filter options, the same for every subcommand.
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Filters (all given must hold)")]
+pub struct FilterArgs {
+    /// Process ids (tgid), comma-separated.
+    #[arg(long, value_name = "PID,...", value_delimiter = ',')]
+    pub pid: Vec<u32>,
+    /// Thread ids, comma-separated.
+    #[arg(long, value_name = "TID,...", value_delimiter = ',')]
+    pub tid: Vec<u32>,
+    /// Task names, shell globs (`ngin*`), comma-separated.
+    #[arg(long, value_name = "GLOB,...", value_delimiter = ',')]
+    pub comm: Vec<String>,
+    /// User ids, comma-separated.
+    #[arg(long, value_name = "UID,...", value_delimiter = ',')]
+    pub uid: Vec<u32>,
+    /// cgroup v2 ids, or globs on cgroup paths from the process table (`/system.slice/*`).
+    #[arg(long, value_name = "ID|GLOB,...", value_delimiter = ',')]
+    pub cgroup: Vec<String>,
+    /// Socket levels, names or numbers (`SOL_TCP`, `tcp`, `6`).
+    #[arg(long, value_name = "LEVEL,...", value_delimiter = ',')]
+    pub level: Vec<String>,
+    /// Options, names (`TCP_INFO`, named within their level) or numbers (any level).
+    #[arg(long, value_name = "OPT,...", value_delimiter = ',')]
+    pub optname: Vec<String>,
+    /// Only calls that failed.
+    #[arg(long)]
+    pub errors: bool,
+    /// Only calls that failed with these errnos, names or numbers (`EINVAL,ENOPROTOOPT`).
+    #[arg(long, value_name = "ERRNO,...", value_delimiter = ',')]
+    pub errno: Vec<String>,
+    /// Start of the time range: a duration from the capture start (`10s`), from its end
+    /// (`-10s`), or a UTC wall-clock time (`12:00:01.5`, `2026-01-01T12:00:01Z`).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub since: Option<String>,
+    /// End of the time range (exclusive), same forms as --since.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub until: Option<String>,
+    /// Only calls that took at least this long (`10us`).
+    #[arg(long, value_name = "DURATION")]
+    pub min_duration: Option<String>,
+    /// An expression over the fields, e.g.
+    /// `comm == "nginx" && optname == TCP_INFO && duration > 10us || errno == EINVAL`.
+    #[arg(long = "where", value_name = "EXPR")]
+    pub where_expr: Option<String>,
+}
+
+/// A usage error in a filter option: which option, and the message.
+#[derive(Debug)]
+pub struct FilterError(pub String);
+
+/// A point in time as the user gave it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeSpec {
+    FromStart(u64),
+    FromEnd(u64),
+    Wall(i64),
+}
+
+impl TimeSpec {
+    fn parse(s: &str, capture_start_wall: i64) -> Result<TimeSpec, String> {
+        let t = s.trim();
+        if let Some(rest) = t.strip_prefix('-') {
+            return time::parse_duration(rest).map(TimeSpec::FromEnd);
+        }
+        let rel = t.strip_prefix('+').unwrap_or(t);
+        if let Ok(ns) = time::parse_duration(rel) {
+            return Ok(TimeSpec::FromStart(ns));
+        }
+        time::parse_wall(t, time::day_of(capture_start_wall))
+            .map(TimeSpec::Wall)
+            .ok_or_else(|| {
+                format!(
+                    "expected a duration from the capture start (10s), from its end (-10s), or a UTC time (12:00:01, 2026-01-01T12:00:01Z), found {s:?}"
+                )
+            })
+    }
+
+    /// Unix ns of this point in a capture spanning `start..end` (Unix ns).
+    fn resolve(self, start: i64, end: i64) -> i64 {
+        match self {
+            TimeSpec::FromStart(d) => start.saturating_add(d.min(i64::MAX as u64) as i64),
+            TimeSpec::FromEnd(d) => end.saturating_sub(d.min(i64::MAX as u64) as i64),
+            TimeSpec::Wall(t) => t,
+        }
+    }
+}
+
+/// What the inputs span in wall-clock time, for resolving relative times.
+#[derive(Clone, Copy, Debug)]
+pub struct Span {
+    /// Unix ns of the capture start (the earliest header start of all inputs).
+    pub start_wall: i64,
+    /// Unix ns of the last event of all inputs.
+    pub end_wall: i64,
+}
+
+impl Span {
+    pub fn of(readers: &[&TraceReader]) -> Span {
+        let start_wall = readers
+            .iter()
+            .map(|r| to_wall(r.header().start_ts_ns, r.header().boot_to_wall_ns))
+            .min()
+            .unwrap_or(0);
+        let end_wall = readers
+            .iter()
+            .filter_map(|r| {
+                let b2w = r.header().boot_to_wall_ns;
+                r.blocks()
+                    .iter()
+                    .filter(|b| b.event_count > 0)
+                    .map(|b| to_wall(b.ts_max, b2w))
+                    .max()
+            })
+            .max()
+            .unwrap_or(start_wall);
+        Span {
+            start_wall,
+            end_wall,
+        }
+    }
+}
+
+/// Boot-time ns to Unix ns.
+pub fn to_wall(boot_ns: u64, boot_to_wall: i64) -> i64 {
+    (boot_ns as i64).saturating_add(boot_to_wall)
+}
+
+/// A compiled filter, independent of any one file.
+#[derive(Clone, Debug)]
+pub struct Filter {
+    pub expr: Expr,
+    /// Whether any part needs the event's time or duration.
+    pub per_event: bool,
+    /// Unix ns range `[from, to)`.
+    pub wall_from: i64,
+    pub wall_to: i64,
+    /// Unix ns of the capture start (`time` in `--where` counts from here).
+    pub start_wall: i64,
+    pub uses_cgroup_paths: bool,
+}
+
+impl Filter {
+    /// A filter that selects everything.
+    pub fn all() -> Filter {
+        Filter {
+            expr: Expr::True,
+            per_event: false,
+            wall_from: i64::MIN,
+            wall_to: i64::MAX,
+            start_wall: 0,
+            uses_cgroup_paths: false,
+        }
+    }
+
+    /// Compiles the filter options. `where` errors are rendered with a caret.
+    pub fn new(a: &FilterArgs, span: Span) -> Result<Filter, FilterError> {
+        let mut all = Vec::new();
+        let any_of = |list: Vec<Expr>| Expr::or(list);
+        if !a.pid.is_empty() {
+            all.push(any_of(ints(IntField::Pid, &a.pid)));
+        }
+        if !a.tid.is_empty() {
+            all.push(any_of(ints(IntField::Tid, &a.tid)));
+        }
+        if !a.uid.is_empty() {
+            all.push(any_of(ints(IntField::Uid, &a.uid)));
+        }
+        if !a.comm.is_empty() {
+            let mut list = Vec::new();
+            for c in &a.comm {
+                let glob = Glob::new(c).map_err(|e| FilterError(format!("--comm: {e}")))?;
+                list.push(Expr::Pred(Pred::Comm {
+                    glob,
+                    negate: false,
+                }));
+            }
+            all.push(any_of(list));
+        }
+        if !a.cgroup.is_empty() {
+            let mut list = Vec::new();
+            for c in &a.cgroup {
+                list.push(Expr::Pred(match expr::parse_int(c) {
+                    Some(id) => Pred::Int(IntField::Cgroup, CmpOp::Eq, id),
+                    None => Pred::CgroupPath {
+                        glob: Glob::new(c).map_err(|e| FilterError(format!("--cgroup: {e}")))?,
+                        negate: false,
+                    },
+                }));
+            }
+            all.push(any_of(list));
+        }
+        if !a.level.is_empty() {
+            let mut list = Vec::new();
+            for l in &a.level {
+                let v = expr::parse_int(l)
+                    .or_else(|| levels::level_by_name(l).map(|v| v as i64))
+                    .ok_or_else(|| {
+                        FilterError(format!(
+                            "--level: unknown level {l:?} (try SOL_SOCKET, SOL_TCP, SOL_IP, SOL_IPV6 or a number)"
+                        ))
+                    })?;
+                list.push(Expr::Pred(Pred::Int(IntField::Level, CmpOp::Eq, v)));
+            }
+            all.push(any_of(list));
+        }
+        if !a.optname.is_empty() {
+            let mut list = Vec::new();
+            for o in &a.optname {
+                list.push(Expr::Pred(match expr::parse_int(o) {
+                    Some(v) => Pred::Int(IntField::Optname, CmpOp::Eq, v),
+                    None => {
+                        let pairs = levels::option_by_name(o);
+                        if pairs.is_empty() {
+                            return Err(FilterError(format!(
+                                "--optname: unknown option {o:?} (names as in the kernel headers, e.g. TCP_INFO, SO_RCVBUF, or a number)"
+                            )));
+                        }
+                        Pred::Option {
+                            pairs,
+                            negate: false,
+                        }
+                    }
+                }));
+            }
+            all.push(any_of(list));
+        }
+        if a.errors {
+            all.push(Expr::Pred(Pred::Int(IntField::Ret, CmpOp::Lt, 0)));
+        }
+        if !a.errno.is_empty() {
+            let mut list = Vec::new();
+            for e in &a.errno {
+                let n = expr::parse_int(e)
+                    .or_else(|| errno::by_name(e).map(|n| n as i64))
+                    .ok_or_else(|| {
+                        FilterError(format!(
+                            "--errno: unknown errno {e:?} (e.g. EINVAL, or a number)"
+                        ))
+                    })?;
+                list.push(Expr::Pred(Pred::Int(IntField::Errno, CmpOp::Eq, n)));
+            }
+            all.push(any_of(list));
+        }
+        if let Some(d) = &a.min_duration {
+            let ns =
+                time::parse_duration(d).map_err(|e| FilterError(format!("--min-duration: {e}")))?;
+            all.push(Expr::Pred(Pred::Duration(CmpOp::Ge, ns)));
+        }
+        if let Some(w) = &a.where_expr {
+            let e = expr::parse(w).map_err(|e| FilterError(format!("--where: {}", e.render(w))))?;
+            all.push(e);
+        }
+        let spec = |s: &Option<String>, what: &str| -> Result<Option<i64>, FilterError> {
+            s.as_deref()
+                .map(|s| {
+                    TimeSpec::parse(s, span.start_wall)
+                        .map(|t| t.resolve(span.start_wall, span.end_wall))
+                        .map_err(|e| FilterError(format!("{what}: {e}")))
+                })
+                .transpose()
+        };
+        let wall_from = spec(&a.since, "--since")?.unwrap_or(i64::MIN);
+        let wall_to = spec(&a.until, "--until")?.unwrap_or(i64::MAX);
+        let expr = Expr::and(all);
+        Ok(Filter {
+            per_event: expr.per_event(),
+            uses_cgroup_paths: uses_cgroup_paths(&expr),
+            expr,
+            wall_from,
+            wall_to,
+            start_wall: span.start_wall,
+        })
+    }
+
+    /// Whether a time range was given.
+    pub fn has_time_range(&self) -> bool {
+        self.wall_from != i64::MIN || self.wall_to != i64::MAX
+    }
+
+    /// The part of the filter that depends on one file: its clock and process table.
+    pub fn for_file(&self, r: &TraceReader) -> FileFilter<'_> {
+        let b2w = r.header().boot_to_wall_ns;
+        let to_boot = |wall: i64| -> u64 {
+            if wall == i64::MIN {
+                0
+            } else if wall == i64::MAX {
+                u64::MAX
+            } else {
+                wall.saturating_sub(b2w).max(0) as u64
+            }
+        };
+        let cgroup_of = if self.uses_cgroup_paths {
+            r.processes()
+                .iter()
+                .map(|p| (p.pid, p.cgroup.clone()))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        FileFilter {
+            filter: self,
+            from: to_boot(self.wall_from),
+            to: to_boot(self.wall_to),
+            rel_base: to_boot(self.start_wall),
+            cgroup_of,
+        }
+    }
+}
+
+fn ints(f: IntField, v: &[u32]) -> Vec<Expr> {
+    v.iter()
+        .map(|&x| Expr::Pred(Pred::Int(f, CmpOp::Eq, x as i64)))
+        .collect()
+}
+
+fn uses_cgroup_paths(e: &Expr) -> bool {
+    match e {
+        Expr::True => false,
+        Expr::Pred(p) => matches!(p, Pred::CgroupPath { .. }),
+        Expr::Not(e) => uses_cgroup_paths(e),
+        Expr::And(v) | Expr::Or(v) => v.iter().any(uses_cgroup_paths),
+    }
+}
+
+/// Three-valued truth: a site-level evaluation may not know the answer yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tri {
+    No,
+    Yes,
+    /// Depends on the event's time or duration.
+    Maybe,
+}
+
+/// A [`Filter`] bound to one file.
+pub struct FileFilter<'f> {
+    pub filter: &'f Filter,
+    /// Boot-ns range `[from, to)` in this file's clock.
+    pub from: u64,
+    pub to: u64,
+    /// Boot ns of the capture start in this file's clock.
+    pub rel_base: u64,
+    cgroup_of: HashMap<u32, String>,
+}
+
+impl FileFilter<'_> {
+    /// One verdict per site of a decoded block, into `out`.
+    pub fn site_verdicts(&self, sites: &[Site], threads: &[ThreadEntry], out: &mut Vec<Tri>) {
+        out.clear();
+        out.extend(sites.iter().map(|s| {
+            // Site thread indexes were validated by the decoder.
+            let t = &threads[s.thread as usize];
+            self.eval(&self.filter.expr, s, t, None)
+        }));
+    }
+
+    /// Whether the event (time `ts`, `duration`) passes, given its site's verdict.
+    #[inline]
+    pub fn event_passes(
+        &self,
+        verdict: Tri,
+        site: &Site,
+        thread: &ThreadEntry,
+        ts: u64,
+        duration: u64,
+    ) -> bool {
+        if ts < self.from || ts >= self.to {
+            return false;
+        }
+        match verdict {
+            Tri::Yes => true,
+            Tri::No => false,
+            Tri::Maybe => {
+                self.eval(&self.filter.expr, site, thread, Some((ts, duration))) == Tri::Yes
+            }
+        }
+    }
+
+    fn eval(&self, e: &Expr, s: &Site, t: &ThreadEntry, ev: Option<(u64, u64)>) -> Tri {
+        match e {
+            Expr::True => Tri::Yes,
+            Expr::Pred(p) => self.pred(p, s, t, ev),
+            Expr::Not(e) => match self.eval(e, s, t, ev) {
+                Tri::Yes => Tri::No,
+                Tri::No => Tri::Yes,
+                Tri::Maybe => Tri::Maybe,
+            },
+            Expr::And(v) => {
+                let mut r = Tri::Yes;
+                for e in v {
+                    match self.eval(e, s, t, ev) {
+                        Tri::No => return Tri::No,
+                        Tri::Maybe => r = Tri::Maybe,
+                        Tri::Yes => {}
+                    }
+                }
+                r
+            }
+            Expr::Or(v) => {
+                let mut r = Tri::No;
+                for e in v {
+                    match self.eval(e, s, t, ev) {
+                        Tri::Yes => return Tri::Yes,
+                        Tri::Maybe => r = Tri::Maybe,
+                        Tri::No => {}
+                    }
+                }
+                r
+            }
+        }
+    }
+
+    fn pred(&self, p: &Pred, s: &Site, t: &ThreadEntry, ev: Option<(u64, u64)>) -> Tri {
+        let b = |x: bool| if x { Tri::Yes } else { Tri::No };
+        match p {
+            Pred::Int(f, op, v) => b(op.test(int_field(*f, s, t), *v as i128)),
+            Pred::Comm { glob, negate } => {
+                let end = t.comm.iter().position(|&c| c == 0).unwrap_or(t.comm.len());
+                b(glob.matches(&t.comm[..end]) != *negate)
+            }
+            Pred::Option { pairs, negate } => {
+                b(pairs.iter().any(|&(l, o)| l == s.level && o == s.optname) != *negate)
+            }
+            Pred::CgroupPath { glob, negate } => {
+                let path = self.cgroup_of.get(&t.tgid).map_or("", String::as_str);
+                b(glob.matches(path.as_bytes()) != *negate)
+            }
+            Pred::Duration(op, v) => match ev {
+                Some((_, d)) => b(op.test(d, *v)),
+                None => Tri::Maybe,
+            },
+            Pred::Time(op, v) => match ev {
+                Some((ts, _)) => b(op.test(ts.saturating_sub(self.rel_base), *v)),
+                None => Tri::Maybe,
+            },
+        }
+    }
+}
+
+/// The value of an integer field of a site, widened so every comparison is exact.
+pub fn int_field(f: IntField, s: &Site, t: &ThreadEntry) -> i128 {
+    match f {
+        IntField::Pid => t.tgid as i128,
+        IntField::Tid => t.tid as i128,
+        IntField::Ppid => t.ppid as i128,
+        IntField::Uid => t.uid as i128,
+        IntField::Gid => t.gid as i128,
+        IntField::Cgroup => t.cgroup_id as i128,
+        IntField::PidNs => t.pid_ns as i128,
+        IntField::MntNs => t.mnt_ns as i128,
+        IntField::Cpu => s.cpu as i128,
+        IntField::Fd => s.fd as i128,
+        IntField::Level => s.level as i128,
+        IntField::Optname => s.optname as i128,
+        IntField::OptlenIn => s.optlen_in as i128,
+        IntField::OptlenOut => s.optlen_out as i128,
+        IntField::Ret => s.ret as i128,
+        IntField::Errno => {
+            if s.ret < 0 {
+                -(s.ret as i128)
+            } else {
+                0
+            }
+        }
+        IntField::ValueLen => s.value_len as i128,
+        IntField::Flags => s.flags as i128,
+    }
+}

@@ -1,0 +1,8 @@
+//! The `analyze` command line; everything is in the library so tests and later subcommands
+//! share it.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    ExitCode::from(analyze::run(std::env::args_os()))
+}
