@@ -27,7 +27,7 @@ impl Default for WriterOptions {
         WriterOptions {
             max_block_events: 65536,
             max_block_age: Duration::from_secs(1),
-            zstd_level: 3,
+            zstd_level: 1,
         }
     }
 }
