@@ -387,7 +387,8 @@ impl TraceReader {
 
     /// Every event of the file, owned. For tests and small files: memory grows with the file.
     pub fn read_all_events(&self) -> Result<Vec<OwnedEvent>, Error> {
-        let mut all = Vec::with_capacity(self.event_count().min(1 << 20) as usize);
+        // The index's count is not trusted to size an allocation: the vector grows as events decode.
+        let mut all = Vec::new();
         self.for_each_event(&self.blocks, |e| all.push(e.to_owned_event()))?;
         Ok(all)
     }
