@@ -24,6 +24,12 @@ pub const PROG_KPROBE_ENTER_WRAPPED: &str = "gsot_kprobe_enter_wrapped";
 pub const PROG_KRETPROBE_EXIT: &str = "gsot_kretprobe_exit";
 pub const PROG_FENTRY_ENTER: &str = "gsot_fentry_enter";
 pub const PROG_FEXIT_EXIT: &str = "gsot_fexit_exit";
+/// Empty programs on the same hooks, for measuring what a hook costs by itself.
+pub const PROG_FLOOR_TP: &str = "gsot_floor_tp";
+pub const PROG_FLOOR_KPROBE: &str = "gsot_floor_kprobe";
+pub const PROG_FLOOR_KRETPROBE: &str = "gsot_floor_kretprobe";
+pub const PROG_FLOOR_FENTRY: &str = "gsot_floor_fentry";
+pub const PROG_FLOOR_FEXIT: &str = "gsot_floor_fexit";
 
 /// How many calls can be between entry and exit at once (one per thread inside getsockopt).
 pub const INFLIGHT_MAX_ENTRIES: u32 = 16384;

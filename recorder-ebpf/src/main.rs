@@ -154,6 +154,36 @@ pub fn gsot_fexit_exit(ctx: FExitContext) -> u32 {
     0
 }
 
+// ---- the floor: empty programs on the same hooks ------------------------------------------
+//
+// `recorder bench` attaches these to measure what the hook itself costs a call (the kernel's
+// tracepoint, kprobe or trampoline machinery), apart from what the recorder's programs do.
+
+#[tracepoint]
+pub fn gsot_floor_tp(_ctx: TracePointContext) -> u32 {
+    0
+}
+
+#[kprobe]
+pub fn gsot_floor_kprobe(_ctx: ProbeContext) -> u32 {
+    0
+}
+
+#[kretprobe]
+pub fn gsot_floor_kretprobe(_ctx: RetProbeContext) -> u32 {
+    0
+}
+
+#[fentry(function = "__sys_getsockopt")]
+pub fn gsot_floor_fentry(_ctx: FEntryContext) -> u32 {
+    0
+}
+
+#[fexit(function = "__sys_getsockopt")]
+pub fn gsot_floor_fexit(_ctx: FExitContext) -> u32 {
+    0
+}
+
 // ---- the shared code path -----------------------------------------------------------------
 
 #[inline(always)]

@@ -10,6 +10,7 @@ use aya::programs::{FEntry, FExit, KProbe, Program, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use recorder_ebpf::{
     Config, LossSlot, MAP_CONFIG, MAP_EVENTS, MAP_LOSSES, PROG_FENTRY_ENTER, PROG_FEXIT_EXIT,
+    PROG_FLOOR_FENTRY, PROG_FLOOR_FEXIT, PROG_FLOOR_KPROBE, PROG_FLOOR_KRETPROBE, PROG_FLOOR_TP,
     PROG_KPROBE_ENTER, PROG_KPROBE_ENTER_WRAPPED, PROG_KRETPROBE_EXIT, PROG_TP_ENTER, PROG_TP_EXIT,
 };
 
@@ -108,6 +109,46 @@ pub fn load_and_attach(config: Config, ringbuf_size: u32, modes: &[AttachMode]) 
         }
     }
     bail!("no attach mode works here:\n  {}", fallbacks.join("\n  "))
+}
+
+/// Attaches empty programs to the hooks of `mode` and keeps them attached while the returned
+/// object lives: what the hook alone costs a getsockopt call, for `recorder bench`.
+pub fn attach_floor(mode: AttachMode) -> Result<Ebpf> {
+    let mut ebpf = EbpfLoader::new()
+        .load(EBPF_OBJECT)
+        .context("loading the eBPF object")?;
+    match mode {
+        AttachMode::Tracepoint => {
+            let p: &mut TracePoint = program(&mut ebpf, PROG_FLOOR_TP)?;
+            p.load().context("loading the empty tracepoint program")?;
+            for tp in ["sys_enter_getsockopt", "sys_exit_getsockopt"] {
+                p.attach("syscalls", tp)
+                    .with_context(|| format!("attaching to syscalls/{tp}"))?;
+            }
+        }
+        AttachMode::Kprobe => {
+            let (func, _) = kprobe_target()?;
+            for prog in [PROG_FLOOR_KPROBE, PROG_FLOOR_KRETPROBE] {
+                let p: &mut KProbe = program(&mut ebpf, prog)?;
+                p.load().with_context(|| format!("loading {prog}"))?;
+                p.attach(func, 0)
+                    .with_context(|| format!("{prog} on {func}"))?;
+            }
+        }
+        AttachMode::Fentry => {
+            let btf = aya::Btf::from_sys_fs().context("kernel BTF (/sys/kernel/btf/vmlinux)")?;
+            let func = "__sys_getsockopt";
+            let p: &mut FEntry = program(&mut ebpf, PROG_FLOOR_FENTRY)?;
+            p.load(func, &btf)
+                .context("loading the empty fentry program")?;
+            p.attach().context("attaching the empty fentry program")?;
+            let p: &mut FExit = program(&mut ebpf, PROG_FLOOR_FEXIT)?;
+            p.load(func, &btf)
+                .context("loading the empty fexit program")?;
+            p.attach().context("attaching the empty fexit program")?;
+        }
+    }
+    Ok(ebpf)
 }
 
 fn take_map<M>(ebpf: &mut Ebpf, name: &str) -> Result<M>

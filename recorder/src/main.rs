@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use format::raw::DEFAULT_SNAPLEN;
 use recorder::bpf::AttachMode;
 use recorder::record::{Filters, RecordOptions, Session, Summary};
-use recorder::{names, sys, workload};
+use recorder::{bpf, names, sys, workload};
 
 #[derive(Parser)]
 #[command(
@@ -356,6 +356,22 @@ fn cmd_bench(calls: u64, attach: Attach, cpu: usize, extra: &[String]) -> Result
     time_loop(fd, calls / 10); // warm-up
     let untraced_before = time_loop(fd, calls);
 
+    // The floor: empty programs on the same hooks. No recorder can be cheaper than this.
+    let floor = match attach.modes().as_slice() {
+        [mode] => match bpf::attach_floor(*mode) {
+            Ok(probes) => {
+                let ns = time_loop(fd, calls);
+                drop(probes);
+                Some((mode.name(), ns))
+            }
+            Err(e) => {
+                eprintln!("bench: no floor measurement for {mode}: {e:#}");
+                None
+            }
+        },
+        _ => None,
+    };
+
     // The recorder runs on the other CPUs, as it would beside a busy service.
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
@@ -400,6 +416,8 @@ fn cmd_bench(calls: u64, attach: Attach, cpu: usize, extra: &[String]) -> Result
             break;
         }
     }
+    // Start-up (loading programs, reading BTF) is not per-event work: count from here.
+    let startup_cpu_ns = sys::process_cpu_ns(child.id() as i32).unwrap_or(0);
     let traced = time_loop(fd, calls);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -418,8 +436,9 @@ fn cmd_bench(calls: u64, attach: Attach, cpu: usize, extra: &[String]) -> Result
         format::TraceReader::open(&out).with_context(|| format!("reading {}", out.display()))?;
     let events = reader.event_count();
     let lost: u64 = reader.losses().iter().map(|l| l.lost).sum();
-    let cpu_ns = (usage.ru_utime.tv_sec as f64 + usage.ru_stime.tv_sec as f64) * 1e9
+    let total_cpu_ns = (usage.ru_utime.tv_sec as f64 + usage.ru_stime.tv_sec as f64) * 1e9
         + (usage.ru_utime.tv_usec as f64 + usage.ru_stime.tv_usec as f64) * 1e3;
+    let cpu_ns = total_cpu_ns - startup_cpu_ns as f64;
     let traced_calls = calls; // only the traced loop runs while the recorder is attached
     println!(
         "bench: {calls} getsockopt(SO_RCVBUF) calls per loop, pinned to CPU {cpu}, attach {mode}"
@@ -427,15 +446,22 @@ fn cmd_bench(calls: u64, attach: Attach, cpu: usize, extra: &[String]) -> Result
     println!(
         "bench: untraced {untraced:.0} ns/call (before {untraced_before:.0}, after {untraced_after:.0})"
     );
+    if let Some((mode, ns)) = floor {
+        println!(
+            "bench: floor    {ns:.0} ns/call  ratio {:.2}x (empty programs on the {mode} hooks: what the hook itself costs)",
+            ns / untraced
+        );
+    }
     println!(
         "bench: traced   {traced:.0} ns/call  ratio {:.2}x",
         traced / untraced
     );
     println!("bench: events in file {events}, lost {lost} (expected {traced_calls})");
     println!(
-        "bench: recorder CPU {:.0} ms = {:.0} ns/event, peak RSS {:.1} MiB",
+        "bench: recorder CPU after start-up {:.0} ms = {:.0} ns/event (start-up {:.0} ms), peak RSS {:.1} MiB",
         cpu_ns / 1e6,
         cpu_ns / events.max(1) as f64,
+        startup_cpu_ns as f64 / 1e6,
         usage.ru_maxrss as f64 / 1024.0
     );
     let _ = std::fs::remove_dir_all(&dir);
