@@ -103,4 +103,24 @@ say "Python test packages: $(tr '\n' ' ' < <(grep -v '^#' "$REQS"))"
 # pip is quick when everything is already satisfied.
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r "$REQS"
 
+# 6. The VM kernel matrix (vmtest/, run by test-all.sh): qemu boots stock Debian kernels under
+#    software emulation; busybox-static is the guests' shell; cpio packs their initramfs;
+#    zstd/xz/lz4 unpack the kernels' ELF images (booting those skips seconds of emulated
+#    decompression). --no-install-recommends keeps qemu's GUI stack out.
+VM_PKGS="qemu-system-x86 busybox-static cpio zstd xz-utils lz4"
+VM_MISSING=""
+for p in $VM_PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || VM_MISSING="$VM_MISSING $p"
+done
+if [ -z "$VM_MISSING" ]; then
+    say "VM test packages present ($VM_PKGS)"
+elif [ "$(id -u)" != 0 ]; then
+    say "not root: cannot install the VM test packages:$VM_MISSING"
+else
+    say "installing the VM test packages:$VM_MISSING"
+    # A fresh machine has no package lists yet.
+    apt-get install -y -q --no-install-recommends $VM_MISSING >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $VM_MISSING >/dev/null; }
+fi
+
 say "done"

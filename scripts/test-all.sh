@@ -29,4 +29,13 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
     (cd fuzz && cargo +nightly fuzz run read corpus/read seeds/read -- \
         -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024 -print_final_stats=1 2>&1 | tail -n 12)
 fi
+VMTEST=${VMTEST:-1}
+if [ "$VMTEST" = 1 ]; then
+    # Every attach mode on stock Debian kernels booted under qemu, plus this host's kernel;
+    # kernels are cached in /var/cache/gsot-vmtest. Release build: the overhead column should
+    # time the recorder users run. VMTEST=0 skips this step.
+    step "attach modes on stock kernels (VM matrix)"
+    cargo build --release --locked -p recorder -p gsot-vmtest -p analyze
+    "${CARGO_TARGET_DIR:-target}/release/vmtest"
+fi
 step "all tests passed"
