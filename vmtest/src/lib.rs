@@ -12,8 +12,82 @@ use std::fmt::Write as _;
 /// every event must carry.
 pub const WORKLOAD_COMM: &str = "gsot-vm-wl";
 
-/// The explicit modes, in the order the guest tries them, then `auto`.
+/// The explicit modes, in the order the guest tries them, then `auto`: what runs on the host.
 pub const MODES: [&str; 4] = ["kprobe", "fentry", "tracepoint", "auto"];
+
+/// One recorder run of the matrix: an attach mode, with parts of the kernel's interface hidden
+/// (a tmpfs mounted over them) to stand for kernels that lack them.
+#[derive(Clone, Copy, Debug)]
+pub struct Scenario {
+    /// The row's name in the table and the protocol.
+    pub name: &'static str,
+    /// `--attach` value.
+    pub attach: &'static str,
+    /// Directories hidden during the run.
+    pub hide: &'static [&'static str],
+}
+
+const BTF_DIR: &str = "/sys/kernel/btf";
+const KPROBE_PMU_DIR: &str = "/sys/bus/event_source/devices/kprobe";
+
+/// What runs in each guest: the four modes, then `auto` on a kernel without BTF (no fentry,
+/// and the recorder falls back to no task offsets) and without BTF or kprobes, which is the
+/// only way to see auto choose kprobe or tracepoint on kernels that support everything.
+/// Hiding is only done inside guests: on the host it would disturb everything else running.
+pub const SCENARIOS: [Scenario; 6] = [
+    Scenario {
+        name: "kprobe",
+        attach: "kprobe",
+        hide: &[],
+    },
+    Scenario {
+        name: "fentry",
+        attach: "fentry",
+        hide: &[],
+    },
+    Scenario {
+        name: "tracepoint",
+        attach: "tracepoint",
+        hide: &[],
+    },
+    Scenario {
+        name: "auto",
+        attach: "auto",
+        hide: &[],
+    },
+    Scenario {
+        name: "auto-nobtf",
+        attach: "auto",
+        hide: &[BTF_DIR],
+    },
+    Scenario {
+        name: "auto-nobtf-nokprobe",
+        attach: "auto",
+        hide: &[BTF_DIR, KPROBE_PMU_DIR],
+    },
+];
+
+impl Scenario {
+    pub fn hides_btf(&self) -> bool {
+        self.hide.contains(&BTF_DIR)
+    }
+
+    /// Modes this scenario makes impossible: fentry needs BTF, kprobe its PMU.
+    pub fn excluded(&self) -> Vec<&'static str> {
+        let mut x = Vec::new();
+        if self.hides_btf() {
+            x.push("fentry");
+        }
+        if self.hide.contains(&KPROBE_PMU_DIR) {
+            x.push("kprobe");
+        }
+        x
+    }
+}
+
+pub fn scenario(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.name == name)
+}
 
 /// Snaplen the guest records with: large enough for every value the workload asks for
 /// (TCP_INFO with a 512-byte buffer), so no value is truncated and `flags` must be 0.
@@ -650,6 +724,11 @@ pub fn check_mode(
             "loaded although this kernel cannot support it ({why})"
         ));
     }
+    let Some(sc) = scenario(&m.mode) else {
+        o.problems.push(format!("unknown scenario {:?}", m.mode));
+        return o;
+    };
+    let is_auto = sc.attach == "auto";
     if m.status != "0" {
         o.problems.push(format!(
             "the recorder exited with {}: {:?}",
@@ -660,6 +739,17 @@ pub fn check_mode(
         o.problems.push("no workload context line".into());
         return o;
     };
+    let mut ctx = ctx.clone();
+    if sc.hides_btf() {
+        // Without BTF the recorder cannot find task_struct's offsets: it says so and records
+        // ppid and the namespace ids as 0. Every other field must still be exact.
+        (ctx.ppid, ctx.pid_ns, ctx.mnt_ns) = (0, 0, 0);
+        if !m.log.iter().any(|l| l.contains("no kernel BTF offsets")) {
+            o.problems
+                .push("BTF was hidden but the recorder did not warn about it".into());
+        }
+    }
+    let ctx = &ctx;
     if m.calls.len() < 18 {
         o.problems.push(format!(
             "the workload made only {} calls (expected at least 18)",
@@ -674,12 +764,12 @@ pub fn check_mode(
         return o;
     };
     let h = trace.header();
-    if m.mode == "auto" {
+    if is_auto {
         o.picked = Some(h.attach_mode.clone());
-    } else if h.attach_mode != m.mode {
+    } else if h.attach_mode != sc.attach {
         o.problems.push(format!(
             "header attach_mode {:?} for --attach {}",
-            h.attach_mode, m.mode
+            h.attach_mode, sc.attach
         ));
     }
     if h.kernel_release != run.kernel_release {
@@ -723,18 +813,21 @@ pub fn check_mode(
             o.noise = b.noise();
         }
         Some(b) => o.problems.push(format!("bench failed: {}", b.error)),
-        None if m.mode != "auto" => o.problems.push("no bench result".into()),
+        None if !is_auto => o.problems.push("no bench result".into()),
         None => {}
     }
     o
 }
 
 /// `auto`'s pick must be the first mode of the auto order that loaded on its own on the same
-/// kernel, and every mode before it must be named in the recorder's log with its reason.
+/// kernel (and that the scenario did not hide), and every mode before it must be named in the
+/// recorder's log with its reason.
 pub fn check_auto(run: &GuestRun, auto: &mut Outcome) {
     let order = auto_order();
+    let excluded = scenario(&auto.mode).map_or(vec![], |s| s.excluded());
     let first_loaded = order
         .iter()
+        .filter(|mode| !excluded.contains(mode))
         .find(|mode| run.mode(mode).is_some_and(|m| m.loaded));
     let Some(&want) = first_loaded else {
         if auto.loaded {
@@ -754,7 +847,10 @@ pub fn check_auto(run: &GuestRun, auto: &mut Outcome) {
             auto.picked
         ));
     }
-    let log = run.mode("auto").map(|m| m.log.clone()).unwrap_or_default();
+    let log = run
+        .mode(&auto.mode)
+        .map(|m| m.log.clone())
+        .unwrap_or_default();
     let mut skipped = Vec::new();
     for mode in order.iter().take_while(|&&m| m != want) {
         let prefix = format!("recorder: not using {mode}: ");
@@ -1084,6 +1180,46 @@ mod tests {
             "{:?}",
             o.problems
         );
+    }
+
+    #[test]
+    fn auto_without_btf_must_fall_back_past_fentry_even_where_fentry_loads() {
+        let mode = |name: &str, loaded: bool, log: &[&str]| ModeRun {
+            mode: name.into(),
+            loaded,
+            log: log.iter().map(|s| s.to_string()).collect(),
+            ..ModeRun::default()
+        };
+        let run = GuestRun {
+            modes: vec![
+                mode("kprobe", true, &[]),
+                mode("fentry", true, &[]),
+                mode("tracepoint", true, &[]),
+                mode(
+                    "auto-nobtf",
+                    true,
+                    &["recorder: not using fentry: kernel BTF (/sys/kernel/btf/vmlinux): gone"],
+                ),
+            ],
+            ..GuestRun::default()
+        };
+        assert_eq!(scenario("auto-nobtf").unwrap().excluded(), vec!["fentry"]);
+        assert_eq!(
+            scenario("auto-nobtf-nokprobe").unwrap().excluded(),
+            vec!["fentry", "kprobe"]
+        );
+        let auto = |picked: &str| Outcome {
+            mode: "auto-nobtf".into(),
+            loaded: true,
+            picked: Some(picked.into()),
+            ..Outcome::default()
+        };
+        let mut o = auto("kprobe");
+        check_auto(&run, &mut o);
+        assert!(o.problems.is_empty(), "{:?}", o.problems);
+        let mut o = auto("fentry");
+        check_auto(&run, &mut o);
+        assert!(!o.problems.is_empty());
     }
 
     #[test]

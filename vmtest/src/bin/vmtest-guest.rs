@@ -27,7 +27,7 @@ struct Cli {
     /// Where the trace files go.
     #[arg(long)]
     out: PathBuf,
-    /// Modes to run, in order.
+    /// Scenarios (see `vmtest::SCENARIOS`) to run, in order.
     #[arg(long, value_delimiter = ',', default_values_t = vmtest::MODES.map(String::from))]
     modes: Vec<String>,
     /// getsockopt calls per timed loop of `recorder bench` (0: no bench). Emulation is slow:
@@ -115,14 +115,52 @@ fn own_cgroup_id() -> u64 {
     std::fs::metadata(format!("/sys/fs/cgroup{path}")).map_or(0, |m| m.ino())
 }
 
-fn run_mode(cli: &Cli, mode: &str) -> Result<()> {
-    say_mode("begin", mode, &[]);
+/// Mounts an empty tmpfs over each of `paths`, so the recorder finds nothing there.
+fn hide(mode: &str, paths: &[&str]) -> Result<()> {
+    for p in paths {
+        let c = std::ffi::CString::new(*p)?;
+        // SAFETY: valid NUL-terminated strings; no mount data.
+        let r = unsafe {
+            libc::mount(
+                c"none".as_ptr(),
+                c.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if r != 0 {
+            anyhow::bail!("hiding {p}: {}", std::io::Error::last_os_error());
+        }
+        log(mode, &format!("vmtest-guest: hid {p} under an empty tmpfs"));
+    }
+    Ok(())
+}
+
+fn unhide(paths: &[&str]) {
+    for p in paths.iter().rev() {
+        let c = std::ffi::CString::new(*p).expect("path");
+        // SAFETY: valid NUL-terminated string.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+fn run_scenario(cli: &Cli, name: &str) -> Result<()> {
+    say_mode("begin", name, &[]);
+    let sc = vmtest::scenario(name).with_context(|| format!("unknown scenario {name}"))?;
+    hide(name, sc.hide)?;
+    let r = run_mode(cli, name, sc.attach);
+    unhide(sc.hide);
+    r
+}
+
+fn run_mode(cli: &Cli, mode: &str, attach: &str) -> Result<()> {
     let out = cli.out.join(format!("{mode}.gsot"));
     let _ = std::fs::remove_file(&out);
     let mut child = Command::new(&cli.recorder)
         .args(["record", "-o"])
         .arg(&out)
-        .args(["--attach", mode, "--comm", WORKLOAD_COMM])
+        .args(["--attach", attach, "--comm", WORKLOAD_COMM])
         .args(["--snaplen", &SNAPLEN.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -223,7 +261,7 @@ fn run_mode(cli: &Cli, mode: &str) -> Result<()> {
     send_file(mode, &out);
     say_mode("exit", mode, &[("status", status_text(status))]);
 
-    if mode != "auto" && cli.bench_calls > 0 {
+    if attach != "auto" && cli.bench_calls > 0 {
         bench(cli, mode)?;
     }
     Ok(())
@@ -334,7 +372,7 @@ fn main() -> ExitCode {
         &[("kernel", release), ("cpus", cpus.to_string())],
     ));
     for mode in &cli.modes {
-        if let Err(e) = run_mode(&cli, mode) {
+        if let Err(e) = run_scenario(&cli, mode) {
             // Reported, not fatal: the host sees this mode's lines stop and the others go on.
             log(mode, &format!("vmtest-guest: error: {e:#}"));
         }
