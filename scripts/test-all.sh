@@ -22,6 +22,10 @@ cargo test --workspace --locked
 step "an independent reader written from FORMAT.md alone"
 python3 -m unittest discover -s format/tests/python -v
 
+step "analyze export read back by pyarrow and DuckDB"
+cargo build --locked -q -p analyze -p gsot-format --bins
+python3 -m unittest discover -s analyze/tests/python -v
+
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
     step "fuzz the trace reader for ${FUZZ_SECONDS}s"

@@ -10,6 +10,7 @@
 
 pub mod cmd;
 pub mod decode;
+pub mod export;
 pub mod filter;
 pub mod input;
 pub mod output;
@@ -107,6 +108,8 @@ pub enum Command {
     Stats(cmd::stats::StatsArgs),
     /// Check every checksum and structure; exit 1 if the file is not whole.
     Verify(cmd::verify::VerifyArgs),
+    /// The selected events as a typed Parquet file, or a dataset partitioned by host and date.
+    Export(cmd::export::ExportArgs),
 }
 
 /// Runs the program on `args` (the first being the program name); returns the exit code.
@@ -132,6 +135,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> u8 {
         Command::Events(a) => cmd::events::run(a, &mut out),
         Command::Stats(a) => cmd::stats::run(a, &mut out),
         Command::Verify(a) => cmd::verify::run(a, &mut out),
+        Command::Export(a) => cmd::export::run(a, &mut out),
     }
     .and_then(|code| {
         out.flush()?;

@@ -1,0 +1,193 @@
+//! One Parquet output file: chunks are buffered up to a row group, then the row group's
+//! columns are encoded and compressed in parallel (one column per task on the rayon pool) and
+//! appended in schema order. The file is written under a temporary name and renamed when
+//! complete, so a failed or interrupted export never leaves a plausible-looking partial file.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use arrow_schema::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowRowGroupWriterFactory, ArrowWriterOptions, compute_leaves,
+};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
+use rayon::prelude::*;
+
+use super::Chunk;
+
+/// How the files are written.
+#[derive(Clone, Debug)]
+pub struct SinkOptions {
+    pub zstd_level: i32,
+    /// A row group is written once this many rows are buffered (it may exceed it by the rows
+    /// of one block).
+    pub row_group_rows: usize,
+    /// `gsot.*` key-value metadata.
+    pub metadata: Vec<(String, String)>,
+}
+
+pub struct Sink {
+    final_path: PathBuf,
+    tmp_path: PathBuf,
+    writer: Option<SerializedFileWriter<BufWriter<File>>>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    pending: Vec<Chunk>,
+    pending_rows: usize,
+    row_groups: usize,
+    pub rows: u64,
+}
+
+/// Columns whose values rarely repeat: a dictionary page would only be built and then
+/// abandoned, which costs time for nothing.
+const NO_DICTIONARY: &[&str] = &["time", "ts_ns", "duration_ns", "value"];
+
+fn properties(o: &SinkOptions) -> Result<WriterProperties, String> {
+    let level = ZstdLevel::try_new(o.zstd_level).map_err(|e| format!("--zstd-level: {e}"))?;
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(None)
+        .set_created_by(format!(
+            "analyze {} (parquet-rs)",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .set_key_value_metadata(Some(
+            o.metadata
+                .iter()
+                .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+                .collect(),
+        ));
+    for name in NO_DICTIONARY {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(*name), false);
+    }
+    Ok(b.build())
+}
+
+impl Sink {
+    pub fn create(path: &Path, schema: SchemaRef, o: &SinkOptions) -> Result<Sink, String> {
+        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(format!(".tmp-{}", std::process::id()));
+        let tmp_path = path.with_file_name(tmp_name);
+        let file = File::create(&tmp_path)
+            .map_err(|e| format!("{}: cannot create: {e}", tmp_path.display()))?;
+        let opts = ArrowWriterOptions::new().with_properties(properties(o)?);
+        // ArrowWriter embeds the Arrow schema (ARROW:schema) so readers get back the exact
+        // types (timezone, dictionaries, unsigned widths); then its low-level parts are used to
+        // encode columns in parallel.
+        let (writer, factory) = ArrowWriter::try_new_with_options(
+            BufWriter::with_capacity(1 << 20, file),
+            schema.clone(),
+            opts,
+        )
+        .and_then(|w| w.into_serialized_writer())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Sink {
+            final_path: path.to_path_buf(),
+            tmp_path,
+            writer: Some(writer),
+            factory,
+            schema,
+            pending: Vec::new(),
+            pending_rows: 0,
+            row_groups: 0,
+            rows: 0,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.final_path
+    }
+
+    pub fn push(&mut self, chunk: Chunk) {
+        self.pending_rows += chunk.rows;
+        self.pending.push(chunk);
+    }
+
+    pub fn pending_rows(&self) -> usize {
+        self.pending_rows
+    }
+
+    /// Takes the buffered chunks, to be written by [`Sink::write_row_group`].
+    pub fn take_pending(&mut self) -> Vec<Chunk> {
+        self.pending_rows = 0;
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Encodes `chunks` as one row group, columns in parallel, and appends it to the file.
+    pub fn write_row_group(&mut self, chunks: Vec<Chunk>) -> Result<(), String> {
+        let rows: usize = chunks.iter().map(|c| c.rows).sum();
+        if rows == 0 {
+            return Ok(());
+        }
+        let err = |e: parquet::errors::ParquetError| format!("{}: {e}", self.final_path.display());
+        let writers = self
+            .factory
+            .create_column_writers(self.row_groups)
+            .map_err(err)?;
+        let fields = self.schema.fields();
+        let encoded: Vec<ArrowColumnChunk> = writers
+            .into_par_iter()
+            .enumerate()
+            .map(|(ci, mut w)| {
+                for c in &chunks {
+                    for leaf in compute_leaves(&fields[ci], &c.columns[ci])? {
+                        w.write(&leaf)?;
+                    }
+                }
+                w.close()
+            })
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        // The chunks' memory goes back before the file write, so the peak stays one row group.
+        drop(chunks);
+        let writer = self
+            .writer
+            .as_mut()
+            .expect("a sink is not used after finish");
+        let mut rg = writer.next_row_group().map_err(err)?;
+        for c in encoded {
+            c.append_to_row_group(&mut rg).map_err(err)?;
+        }
+        rg.close().map_err(err)?;
+        self.row_groups += 1;
+        self.rows += rows as u64;
+        Ok(())
+    }
+
+    /// Writes what is buffered, closes the file and gives it its final name.
+    pub fn finish(mut self) -> Result<u64, String> {
+        let pending = self.take_pending();
+        let r = self.write_row_group(pending).and_then(|()| {
+            let writer = self.writer.take().expect("finish runs once");
+            writer
+                .close()
+                .map_err(|e| format!("{}: {e}", self.final_path.display()))?;
+            std::fs::rename(&self.tmp_path, &self.final_path).map_err(|e| {
+                format!(
+                    "{}: cannot rename into place: {e}",
+                    self.final_path.display()
+                )
+            })
+        });
+        match r {
+            Ok(()) => Ok(self.rows),
+            Err(e) => {
+                let _ = std::fs::remove_file(&self.tmp_path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops an unfinished file (after an error elsewhere).
+    pub fn abandon(mut self) {
+        self.writer = None;
+        let _ = std::fs::remove_file(&self.tmp_path);
+    }
+}

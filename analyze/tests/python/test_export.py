@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+"""`analyze export` checked by real Parquet readers: pyarrow and DuckDB.
+
+They must open the export, see the documented types, and get the same counts, sums and values
+as `analyze stats --format json` and `analyze events --format json` on the committed samples
+and on a generated trace; DuckDB must read a Hive-partitioned dataset built from several trace
+files, with its partition columns.
+
+Binaries: $ANALYZE_BIN and $GEN_TRACE_BIN, else ${CARGO_TARGET_DIR:-target}/debug/{analyze,
+gen-trace} (scripts/test-all.sh builds them). Packages: scripts/requirements-test.txt.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+from datetime import datetime, timezone
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+ANALYZE = os.environ.get("ANALYZE_BIN", os.path.join(TARGET, "debug", "analyze"))
+GEN_TRACE = os.environ.get("GEN_TRACE_BIN", os.path.join(TARGET, "debug", "gen-trace"))
+
+SAMPLES = sorted(glob.glob(os.path.join(ROOT, "samples", "*.gsot"))) + sorted(
+    glob.glob(os.path.join(ROOT, "samples", "real", "*.gsot"))
+)
+
+DICT = pa.dictionary(pa.int32(), pa.string())
+# The schema as README.md ("Parquet schema") documents it: name, Arrow type, nullable.
+EXPECTED_ARROW = [
+    ("time", pa.timestamp("ns", tz="UTC"), False),
+    ("ts_ns", pa.uint64(), False),
+    ("duration_ns", pa.uint64(), False),
+    ("pid", pa.uint32(), False),
+    ("tid", pa.uint32(), False),
+    ("ppid", pa.uint32(), False),
+    ("uid", pa.uint32(), False),
+    ("gid", pa.uint32(), False),
+    ("comm", DICT, False),
+    ("cgroup_id", pa.uint64(), False),
+    ("pid_ns", pa.uint32(), False),
+    ("mnt_ns", pa.uint32(), False),
+    ("cpu", pa.uint32(), False),
+    ("fd", pa.int32(), False),
+    ("level", pa.int32(), False),
+    ("level_name", DICT, True),
+    ("optname", pa.int32(), False),
+    ("optname_name", DICT, True),
+    ("optlen_in", pa.int32(), False),
+    ("optlen_out", pa.int32(), False),
+    ("ret", pa.int32(), False),
+    ("errno", DICT, True),
+    ("flags", pa.uint16(), False),
+    ("optval_ptr", pa.uint64(), False),
+    ("optlen_ptr", pa.uint64(), False),
+    ("value", pa.binary(), False),
+    ("value_int", pa.int64(), True),
+    ("host", DICT, False),
+    ("capture_id", DICT, False),
+]
+# What DuckDB makes of the same Parquet types.
+EXPECTED_DUCKDB = {
+    "time": "TIMESTAMP WITH TIME ZONE",
+    "ts_ns": "UBIGINT",
+    "duration_ns": "UBIGINT",
+    "pid": "UINTEGER",
+    "comm": "VARCHAR",
+    "fd": "INTEGER",
+    "flags": "USMALLINT",
+    "value": "BLOB",
+    "value_int": "BIGINT",
+    "host": "VARCHAR",
+}
+
+
+def run(*args: str, ok=(0,)) -> str:
+    p = subprocess.run([ANALYZE, *args], capture_output=True, text=True)
+    if p.returncode not in ok:
+        raise AssertionError(f"analyze {' '.join(args)}: exit {p.returncode}\n{p.stderr}")
+    return p.stdout
+
+
+def damaged_ok(path: str):
+    # A damaged sample is read as far as it goes and exits 1; everything else exits 0.
+    return (0, 1) if "crashed" in path else (0,)
+
+
+def stats(path: str, *extra: str) -> dict:
+    return json.loads(
+        run("stats", path, "--by", "comm,optname", "--format", "json", *extra, ok=damaged_ok(path))
+    )
+
+
+def sql(query: str):
+    """Runs a DuckDB query on a fresh in-memory connection and returns a cursor."""
+    return duckdb.connect().execute(query)
+
+
+def nearest_rank(sorted_values: list[int], q: float) -> int:
+    n = len(sorted_values)
+    return sorted_values[min(max(math.ceil(q * n), 1), n) - 1]
+
+
+class ExportTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        for b in (ANALYZE, GEN_TRACE):
+            if not os.access(b, os.X_OK):
+                # A missing binary is a failure, not a skip: CI must not pass without testing.
+                raise RuntimeError(f"{b} not built (scripts/test-all.sh builds it)")
+        cls.tmp = tempfile.mkdtemp(prefix="gsot-export-test-")
+        cls.generated = os.path.join(cls.tmp, "generated.gsot")
+        subprocess.run(
+            [GEN_TRACE, "--seed", "7", "--events", "150000", "--block-events", "16384",
+             "-o", cls.generated],
+            check=True,
+            capture_output=True,
+        )
+        cls.traces = SAMPLES + [cls.generated]
+        cls.exports = {}
+        for i, t in enumerate(cls.traces):
+            out = os.path.join(cls.tmp, f"export-{i}.parquet")
+            # Small row groups so the generated trace spans several of them.
+            run("export", t, "-o", out, "--row-group-rows", "40000", ok=damaged_ok(t))
+            cls.exports[t] = out
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_samples_are_there(self):
+        self.assertGreaterEqual(len(SAMPLES), 4, "committed samples missing")
+
+    def test_pyarrow_sees_the_documented_schema(self):
+        for t, out in self.exports.items():
+            schema = pq.read_schema(out)
+            got = [(f.name, f.type, f.nullable) for f in schema]
+            self.assertEqual(got, EXPECTED_ARROW, t)
+            md = pq.read_metadata(out)
+            self.assertEqual(md.row_group(0).column(0).compression, "ZSTD")
+            self.assertTrue(md.row_group(0).column(2).is_stats_set, "statistics on")
+            kv = md.metadata
+            doc = json.loads(kv[b"gsot.schema"])
+            self.assertEqual([c["name"] for c in doc["columns"]], [n for n, _, _ in EXPECTED_ARROW])
+            headers = json.loads(kv[b"gsot.headers"])
+            info = json.loads(run("info", "--format", "json", t, ok=damaged_ok(t)))
+            self.assertEqual(headers[0]["host_name"], info["host"])
+            self.assertEqual(headers[0]["capture_id"], info["capture_id"])
+
+    def test_duckdb_sees_the_documented_types(self):
+        for t, out in self.exports.items():
+            rows = sql(f"DESCRIBE SELECT * FROM read_parquet('{out}')").fetchall()
+            types = {r[0]: r[1] for r in rows}
+            for name, ty in EXPECTED_DUCKDB.items():
+                # DuckDB spells nanosecond timestamps with a suffix in some versions.
+                self.assertTrue(types[name].startswith(ty.split(" ")[0]) or types[name] == ty,
+                                f"{t}: {name} is {types[name]}, expected {ty}")
+
+    def test_counts_sums_and_latencies_match_stats(self):
+        for t, out in self.exports.items():
+            s = stats(t)
+            total = sql(
+                f"SELECT count(*), count(*) FILTER (WHERE ret < 0), sum(duration_ns), "
+                f"max(duration_ns) FROM read_parquet('{out}')"
+            ).fetchone()
+            n, errors, dsum, dmax = total
+            self.assertEqual(n, s["total"]["count"], t)
+            self.assertEqual(errors, s["total"]["errors"], t)
+            self.assertEqual(n, s["total"]["count"], t)
+            if n:
+                self.assertEqual(dmax, s["total"]["max_ns"], t)
+                # stats prints the mean rounded to a whole ns.
+                self.assertLessEqual(abs(dsum / n - s["total"]["mean_ns"]), 1.0, t)
+            groups = sql(
+                # stats names an unknown option LEVEL:NUMBER, as here.
+                f"SELECT comm, coalesce(optname_name, "
+                f"coalesce(level_name, level::VARCHAR) || ':' || optname), count(*), "
+                f"count(*) FILTER (WHERE errno IS NOT NULL), max(duration_ns), "
+                f"sum(duration_ns), list(duration_ns ORDER BY duration_ns) "
+                f"FROM read_parquet('{out}') GROUP BY ALL"
+            ).fetchall()
+            by_key = {(g[0], g[1]): g for g in groups}
+            self.assertEqual(len(by_key), len(s["groups"]), t)
+            for g in s["groups"]:
+                key = (g["key"]["comm"], str(g["key"]["optname"]))
+                self.assertTrue(key in by_key, (t, key))
+                _, _, cnt, err, mx, sm, durations = by_key[key]
+                self.assertEqual((cnt, err, mx), (g["count"], g["errors"], g["max_ns"]), key)
+                self.assertLessEqual(abs(sm / cnt - g["mean_ns"]), 1.0, key)
+                # stats' percentiles are within 0.4% of the exact nearest-rank value.
+                for q, field in ((0.5, "p50_ns"), (0.99, "p99_ns")):
+                    exact = nearest_rank(durations, q)
+                    self.assertLessEqual(abs(g[field] - exact), max(1, exact * 0.004), (key, q))
+
+    def test_rows_match_events_json(self):
+        for t in SAMPLES:
+            out = self.exports[t]
+            events = [
+                json.loads(line)
+                for line in run("events", t, "--format", "json", ok=damaged_ok(t)).splitlines()
+            ]
+            table = pq.read_table(out)
+            self.assertEqual(table.num_rows, len(events), t)
+            cols = {name: table.column(name).to_pylist() for name in table.column_names
+                    if name != "time"}
+            times = table.column("time").cast(pa.int64()).to_pylist()
+            for i, e in enumerate(events):
+                for f in ("ts_ns", "duration_ns", "pid", "tid", "ppid", "uid", "gid", "comm",
+                          "cgroup_id", "pid_ns", "mnt_ns", "cpu", "fd", "level", "level_name",
+                          "optname", "optname_name", "optlen_in", "optlen_out", "ret"):
+                    self.assertEqual(cols[f][i], e[f], (t, i, f))
+                self.assertEqual(cols["value"][i].hex(), e["value_hex"], (t, i))
+                self.assertEqual(cols["errno"][i], e["errno"] if e["errno"] is None
+                                 else str(e["errno"]), (t, i))
+                wall = datetime.fromtimestamp(times[i] // 10**9, tz=timezone.utc)
+                iso = wall.strftime("%Y-%m-%dT%H:%M:%S") + f".{times[i] % 10**9:09d}Z"
+                self.assertEqual(iso, e["time"], (t, i))
+                if cols["value_int"][i] is not None and isinstance(e["value"], int):
+                    self.assertEqual(cols["value_int"][i], e["value"], (t, i))
+            # Every successful plain-int option has its integer column.
+            ints = [i for i, e in enumerate(events)
+                    if e["optname_name"] in ("SO_RCVBUF", "SO_SNDBUF", "SO_ERROR")
+                    and e["ret"] == 0 and not e["flags"] and len(e["value_hex"]) == 8]
+            for i in ints:
+                self.assertIsNotNone(cols["value_int"][i], (t, i))
+
+    def test_filters_apply(self):
+        t = self.generated
+        out = os.path.join(self.tmp, "filtered.parquet")
+        args = ["--comm", "ngin*", "--errors", "--since", "1ms"]
+        run("export", t, "-o", out, *args)
+        s = stats(t, *args)
+        n = sql(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
+        self.assertEqual(n, s["total"]["count"])
+        self.assertGreater(n, 0, "the filter should select something in the generated trace")
+        bad = sql(
+            f"SELECT count(*) FROM read_parquet('{out}') WHERE comm NOT LIKE 'ngin%' OR ret >= 0"
+        ).fetchone()[0]
+        self.assertEqual(bad, 0)
+        where = 'optname == TCP_INFO && duration > 1us'
+        run("export", t, "-o", out, "--where", where)
+        s = stats(t, "--where", where)
+        n = sql(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
+        self.assertEqual(n, s["total"]["count"])
+
+    def test_partitioned_dataset_from_several_traces(self):
+        dest = os.path.join(self.tmp, "dataset")
+        run("export", *self.traces, "-o", dest, "--partition-by", "host,date", ok=(0, 1))
+        files = sorted(glob.glob(os.path.join(dest, "host=*", "date=*", "*.parquet")))
+        self.assertGreaterEqual(len(files), len(self.traces) - 1)
+        got = dict(
+            ((h, str(d)), n)
+            for h, d, n in sql(
+                f"SELECT host, date, count(*) FROM read_parquet('{dest}/**/*.parquet', "
+                f"hive_partitioning=true) GROUP BY ALL"
+            ).fetchall()
+        )
+        want: dict = {}
+        for t in self.traces:
+            info = json.loads(run("info", "--format", "json", t, ok=damaged_ok(t)))
+            s = stats(t)
+            date = info["first_event"][:10]
+            key = (info["host"], date)
+            want[key] = want.get(key, 0) + s["total"]["count"]
+        self.assertEqual(got, want)
+        # The partition columns live in the paths, not in the files.
+        names = pq.read_schema(files[0]).names
+        self.assertNotIn("host", names)
+        self.assertIn("capture_id", names)
+        # Sums across the whole fleet agree with stats over every file together.
+        dsum = sql(
+            f"SELECT sum(duration_ns) FROM read_parquet('{dest}/**/*.parquet', "
+            f"hive_partitioning=true)"
+        ).fetchone()[0]
+        expect = 0
+        for out in self.exports.values():
+            expect += sql(f"SELECT sum(duration_ns) FROM read_parquet('{out}')").fetchone()[0] or 0
+        self.assertEqual(dsum, expect)
+
+    def test_empty_selection_is_a_valid_empty_file(self):
+        out = os.path.join(self.tmp, "empty.parquet")
+        run("export", self.generated, "-o", out, "--pid", "999999999")
+        self.assertEqual(pq.read_metadata(out).num_rows, 0)
+        self.assertEqual(
+            [(f.name, f.type) for f in pq.read_schema(out)],
+            [(n, t) for n, t, _ in EXPECTED_ARROW],
+        )
+
+
+if __name__ == "__main__":
+    unittest.main()
