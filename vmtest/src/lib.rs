@@ -329,6 +329,8 @@ pub struct Bench {
     pub calls: u64,
     pub untraced_ns: f64,
     pub traced_ns: f64,
+    /// The same loop with empty programs on the same hooks (0 if the bench did not say).
+    pub floor_ns: f64,
     /// The untraced loop timed before and after the traced one (their mean is `untraced_ns`).
     pub untraced_before_ns: f64,
     pub untraced_after_ns: f64,
@@ -339,6 +341,11 @@ pub struct Bench {
 impl Bench {
     pub fn ratio(&self) -> Option<f64> {
         (self.ok && self.untraced_ns > 0.0).then(|| self.traced_ns / self.untraced_ns)
+    }
+
+    pub fn floor_ratio(&self) -> Option<f64> {
+        (self.ok && self.untraced_ns > 0.0 && self.floor_ns > 0.0)
+            .then(|| self.floor_ns / self.untraced_ns)
     }
 
     /// How far apart the two untraced timings are, relative to their mean: the noise of the
@@ -491,6 +498,7 @@ fn apply(
                 calls: r.num("calls")?,
                 untraced_ns: if ok { r.num("untraced_ns")? } else { 0.0 },
                 traced_ns: if ok { r.num("traced_ns")? } else { 0.0 },
+                floor_ns: r.num("floor_ns").unwrap_or(0.0),
                 untraced_before_ns: r.num("untraced_before_ns").unwrap_or(0.0),
                 untraced_after_ns: r.num("untraced_after_ns").unwrap_or(0.0),
                 error: r.fields.get("error").cloned().unwrap_or_default(),
@@ -585,6 +593,8 @@ pub struct Outcome {
     pub ratio: Option<f64>,
     /// The bench's untraced before/after spread (see [`Bench::noise`]).
     pub noise: Option<f64>,
+    /// Empty programs on the same hooks, over untraced (see [`Bench::floor_ns`]).
+    pub floor: Option<f64>,
     /// Why the mode did not load (the recorder's own words), or which modes auto passed over.
     pub note: String,
     /// Empty when the row passed.
@@ -811,6 +821,7 @@ pub fn check_mode(
         Some(b) if b.ok => {
             o.ratio = b.ratio();
             o.noise = b.noise();
+            o.floor = b.floor_ratio();
         }
         Some(b) => o.problems.push(format!("bench failed: {}", b.error)),
         None if !is_auto => o.problems.push("no bench result".into()),
@@ -868,6 +879,7 @@ pub fn check_auto(run: &GuestRun, auto: &mut Outcome) {
     if let Some(b) = run.mode(want).and_then(|m| m.bench.as_ref()) {
         auto.ratio = b.ratio();
         auto.noise = b.noise();
+        auto.floor = b.floor_ratio();
     }
 }
 
@@ -888,11 +900,17 @@ pub fn table(rows: &[Outcome]) -> String {
         } else {
             "-".into()
         };
-        let ratio = match (o.ratio, o.noise) {
-            (Some(r), Some(n)) => format!("{r:.2}x (untraced ±{:.0}%)", n * 50.0),
-            (Some(r), None) => format!("{r:.2}x"),
-            _ => "-".into(),
-        };
+        let mut ratio = o.ratio.map_or("-".into(), |r| format!("{r:.2}x"));
+        let mut extra = Vec::new();
+        if let Some(f) = o.floor {
+            extra.push(format!("hook alone {f:.2}x"));
+        }
+        if let Some(n) = o.noise {
+            extra.push(format!("untraced ±{:.0}%", n * 50.0));
+        }
+        if o.ratio.is_some() && !extra.is_empty() {
+            ratio = format!("{ratio} ({})", extra.join(", "));
+        }
         let mut note = o.note.replace('|', "\\|");
         if note.len() > 160 {
             let mut cut = 157;

@@ -310,6 +310,7 @@ fn bench(cli: &Cli, mode: &str) -> Result<()> {
     let mut untraced = None;
     let mut traced = None;
     let mut spread = None;
+    let mut floor = None;
     for l in &out {
         log(mode, &format!("bench| {l}"));
         // "bench: untraced 512 ns/call (before ...)" and "bench: traced   700 ns/call  ratio ..."
@@ -326,6 +327,9 @@ fn bench(cli: &Cli, mode: &str) -> Result<()> {
                 .filter_map(|w| w.parse::<f64>().ok())
                 .skip(1);
             spread = it.next().zip(it.next());
+        } else if let Some(rest) = l.strip_prefix("bench: floor ") {
+            // Empty programs on the same hooks: what the hook costs before the recorder's work.
+            floor = num(rest);
         } else if let Some(rest) = l.strip_prefix("bench: traced ") {
             traced = num(rest);
         }
@@ -336,6 +340,9 @@ fn bench(cli: &Cli, mode: &str) -> Result<()> {
             fields.push(("ok", "1".into()));
             fields.push(("untraced_ns", format!("{u}")));
             fields.push(("traced_ns", format!("{t}")));
+            if let Some(f) = floor {
+                fields.push(("floor_ns", format!("{f}")));
+            }
             if let Some((before, after)) = spread {
                 fields.push(("untraced_before_ns", format!("{before}")));
                 fields.push(("untraced_after_ns", format!("{after}")));
