@@ -110,6 +110,8 @@ pub enum Command {
     Verify(cmd::verify::VerifyArgs),
     /// The selected events as a typed Parquet file, or a dataset partitioned by host and date.
     Export(cmd::export::ExportArgs),
+    /// A smaller, valid trace of the selected events, optionally redacted, for a bug report.
+    Slice(cmd::slice::SliceArgs),
 }
 
 /// Runs the program on `args` (the first being the program name); returns the exit code.
@@ -136,6 +138,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> u8 {
         Command::Stats(a) => cmd::stats::run(a, &mut out),
         Command::Verify(a) => cmd::verify::run(a, &mut out),
         Command::Export(a) => cmd::export::run(a, &mut out),
+        Command::Slice(a) => cmd::slice::run(a, &mut out),
     }
     .and_then(|code| {
         out.flush()?;

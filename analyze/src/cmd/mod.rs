@@ -3,5 +3,6 @@
 pub mod events;
 pub mod export;
 pub mod info;
+pub mod slice;
 pub mod stats;
 pub mod verify;

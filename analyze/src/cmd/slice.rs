@@ -1,0 +1,362 @@
+//! `analyze slice`: the selected events of a trace as a smaller, valid trace file to attach to
+//! a bug report, optionally with everything that names the machine, its programs or their data
+//! replaced by placeholders.
+//!
+//! What the slice keeps, so it stays consistent: the header (with a note in `extra` saying
+//! what was sliced), the process-table entries of the processes that have events in the slice,
+//! and the loss records that overlap the slice's time range (losses belong to no process, so
+//! process filters do not drop them). Events keep their recorded order.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::hash::BuildHasher;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use format::raw::COMM_LEN;
+use format::{CaptureHeader, OwnedEvent, TraceWriter, WriterOptions};
+
+use crate::filter::{Filter, FilterArgs, Tri};
+use crate::input::{self, for_each_selected, ordered_blocks, selected_blocks};
+use crate::{AppError, EXIT_OK, EXIT_UNREADABLE};
+
+const SLICE_HELP: &str = "\
+The slice keeps the header (noting in `extra` what was sliced), the process-table entries of
+processes with events in the slice, and the loss records overlapping its time range.
+
+--redact replaces, with placeholders that are the same for the same input within one slice
+(and keyed by a random secret, so a guess cannot be confirmed by hashing it):
+  host name -> \"redacted\", process names -> proc-XXXXXXXX, executable and cgroup paths ->
+  /redacted/exe-XXXXXXXX and /redacted/cgroup-XXXXXXXX, option value bytes -> zero bytes of the
+  same length (decoders still see the sizes), the recorder's command line and the values of
+  its filters and extra metadata; the header's `redacted` flag is set.
+  Ids (pids, uids, cgroup ids, fds), times, options, results and pointers are kept.
+
+Examples:
+  analyze slice cap.gsot --since 10s --until 12s -o bug.gsot
+  analyze slice cap.gsot --comm nginx --errors --redact -o nginx-errors.gsot";
+
+#[derive(Args, Debug)]
+#[command(after_help = SLICE_HELP)]
+pub struct SliceArgs {
+    /// The trace file to slice.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Output trace file.
+    #[arg(short = 'o', long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// Replace host name, process names, paths and option values by placeholders.
+    #[arg(long)]
+    pub redact: bool,
+}
+
+/// Keyed, stable placeholders: the same input gives the same placeholder within one run.
+struct Redactor {
+    key: RandomState,
+    comms: HashMap<[u8; COMM_LEN], [u8; COMM_LEN]>,
+}
+
+impl Redactor {
+    fn new() -> Redactor {
+        Redactor {
+            key: RandomState::new(),
+            comms: HashMap::new(),
+        }
+    }
+
+    fn tag(&self, s: &[u8]) -> String {
+        format!("{:08x}", self.key.hash_one(s) as u32)
+    }
+
+    /// The placeholder of a task name, NUL-padded like the kernel's. Keyed on the name up to
+    /// its first NUL, so an event's comm and a process-table comm map alike.
+    fn comm(&mut self, comm: &[u8; COMM_LEN]) -> [u8; COMM_LEN] {
+        if let Some(c) = self.comms.get(comm) {
+            return *c;
+        }
+        let end = comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+        let mut out = [0u8; COMM_LEN];
+        let p = format!("proc-{}", self.tag(&comm[..end]));
+        out[..p.len()].copy_from_slice(p.as_bytes());
+        self.comms.insert(*comm, out);
+        out
+    }
+
+    fn comm_str(&mut self, comm: &str) -> String {
+        let mut c = [0u8; COMM_LEN];
+        let n = comm.len().min(COMM_LEN);
+        c[..n].copy_from_slice(&comm.as_bytes()[..n]);
+        let r = self.comm(&c);
+        let end = r.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+        String::from_utf8_lossy(&r[..end]).into_owned()
+    }
+
+    fn path(&self, kind: &str, p: &str) -> String {
+        if p.is_empty() {
+            String::new()
+        } else {
+            format!("/redacted/{kind}-{}", self.tag(p.as_bytes()))
+        }
+    }
+
+    fn value(&self, v: &str) -> String {
+        if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+            v.to_string()
+        } else {
+            format!("redacted-{}", self.tag(v.as_bytes()))
+        }
+    }
+
+    fn header(&self, h: &mut CaptureHeader) {
+        h.host_name = "redacted".into();
+        h.command_line = Vec::new();
+        for (_, v) in h.filters.iter_mut().chain(h.extra.iter_mut()) {
+            *v = self.value(v);
+        }
+        h.redacted = true;
+    }
+
+    fn event(&mut self, e: &mut OwnedEvent) {
+        e.comm = self.comm(&e.comm);
+        e.value.fill(0);
+    }
+}
+
+/// What the filter options said, for the header note.
+fn describe(f: &FilterArgs, redact: bool) -> String {
+    let mut parts = Vec::new();
+    let mut list = |name: &str, v: Vec<String>| {
+        if !v.is_empty() {
+            parts.push(format!("--{name} {}", v.join(",")));
+        }
+    };
+    let nums = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>();
+    list("pid", nums(&f.pid));
+    list("tid", nums(&f.tid));
+    list("uid", nums(&f.uid));
+    // Under --redact, names the user typed could name the programs: say only that they were.
+    let names = |v: &Vec<String>| {
+        if redact && !v.is_empty() {
+            vec!["(redacted)".to_string()]
+        } else {
+            v.clone()
+        }
+    };
+    list("comm", names(&f.comm));
+    list("cgroup", names(&f.cgroup));
+    list("level", f.level.clone());
+    list("optname", f.optname.clone());
+    list("errno", f.errno.clone());
+    if f.errors {
+        parts.push("--errors".into());
+    }
+    for (name, v) in [
+        ("since", &f.since),
+        ("until", &f.until),
+        ("min-duration", &f.min_duration),
+    ] {
+        if let Some(v) = v {
+            parts.push(format!("--{name} {v}"));
+        }
+    }
+    if let Some(w) = &f.where_expr {
+        parts.push(if redact {
+            "--where (redacted)".into()
+        } else {
+            format!("--where {w}")
+        });
+    }
+    if parts.is_empty() {
+        "all events".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+fn failed(message: String) -> AppError {
+    AppError {
+        code: EXIT_UNREADABLE,
+        message,
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<u8, AppError> {
+    if same_file(&a.file, &a.output) {
+        return Err(AppError::usage(format!(
+            "-o {}: is the input file; write the slice somewhere else",
+            a.output.display()
+        )));
+    }
+    let inputs = input::open_all(std::slice::from_ref(&a.file))?;
+    let inp = &inputs[0];
+    let span = input::span(&inputs);
+    let filter = Filter::new(&a.filter, span)?;
+    let ff = filter.for_file(&inp.reader);
+    let blocks = selected_blocks(&inp.reader, &ff);
+
+    // Which processes have events in the slice decides the process table, which the writer
+    // puts before the events: a first pass over the site tables alone finds them.
+    let mut pids = HashSet::new();
+    ordered_blocks(
+        inp,
+        &blocks,
+        |_, d| {
+            let mut seen = HashSet::new();
+            let mut verdicts: Vec<Tri> = Vec::new();
+            for_each_selected(d, &ff, &mut verdicts, |_, e| {
+                seen.insert(e.tgid);
+            });
+            seen
+        },
+        |seen| -> Result<(), AppError> {
+            pids.extend(seen);
+            Ok(())
+        },
+    )?;
+
+    let mut redactor = a.redact.then(Redactor::new);
+    let mut header = inp.reader.header().clone();
+    if let Some(r) = &redactor {
+        r.header(&mut header);
+    }
+    let source = if a.redact {
+        "(redacted)".to_string()
+    } else {
+        a.file.display().to_string()
+    };
+    header.extra.push(("sliced_from".into(), source));
+    header
+        .extra
+        .push(("slice".into(), describe(&a.filter, a.redact)));
+
+    let mut tmp_name = a.output.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = a.output.with_file_name(tmp_name);
+    let file =
+        File::create(&tmp).map_err(|e| failed(format!("{}: cannot create: {e}", tmp.display())))?;
+    let werr = |e: format::Error| failed(format!("{}: {e}", a.output.display()));
+    let result = (|| -> Result<(u64, usize, usize), AppError> {
+        let mut w = TraceWriter::try_new(
+            BufWriter::with_capacity(1 << 20, file),
+            &header,
+            WriterOptions::default(),
+        )
+        .map_err(werr)?;
+        let mut procs = 0;
+        for p in inp.reader.processes() {
+            if pids.contains(&p.pid) {
+                let mut p = p.clone();
+                if let Some(r) = redactor.as_mut() {
+                    p.comm = r.comm_str(&p.comm);
+                    p.exe = r.path("exe", &p.exe);
+                    p.cgroup = r.path("cgroup", &p.cgroup);
+                }
+                w.add_process(p);
+                procs += 1;
+            }
+        }
+        let mut losses = 0;
+        for l in inp.reader.losses() {
+            if l.end_ns >= ff.from && l.start_ns < ff.to {
+                w.add_loss(*l);
+                losses += 1;
+            }
+        }
+        let mut events = 0u64;
+        ordered_blocks(
+            inp,
+            &blocks,
+            |_, d| {
+                let mut v = Vec::new();
+                let mut verdicts: Vec<Tri> = Vec::new();
+                for_each_selected(d, &ff, &mut verdicts, |_, e| v.push(e.to_owned_event()));
+                v
+            },
+            |batch: Vec<OwnedEvent>| -> Result<(), AppError> {
+                for mut e in batch {
+                    if let Some(r) = redactor.as_mut() {
+                        r.event(&mut e);
+                    }
+                    w.write(&e.as_event()).map_err(werr)?;
+                    events += 1;
+                }
+                Ok(())
+            },
+        )?;
+        let mut f = w.finish().map_err(werr)?;
+        f.flush()
+            .map_err(|e| failed(format!("{}: {e}", a.output.display())))?;
+        Ok((events, procs, losses))
+    })();
+    let (events, procs, losses) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&tmp, &a.output).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        failed(format!(
+            "{}: cannot rename into place: {e}",
+            a.output.display()
+        ))
+    })?;
+    writeln!(
+        out,
+        "wrote {events} events, {procs} processes, {losses} loss records to {}{}",
+        a.output.display(),
+        if a.redact { " (redacted)" } else { "" }
+    )?;
+    Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_stable_and_fit_a_comm() {
+        let mut r = Redactor::new();
+        let mut a = [0u8; COMM_LEN];
+        a[..5].copy_from_slice(b"nginx");
+        let p1 = r.comm(&a);
+        let p2 = r.comm(&a);
+        assert_eq!(p1, p2);
+        assert!(p1.starts_with(b"proc-"));
+        assert_eq!(r.comm_str("nginx").as_bytes(), &p1[..13]);
+        let mut b = a;
+        b[0] = b'N';
+        assert_ne!(r.comm(&b), p1);
+        assert_eq!(r.path("exe", ""), "");
+        assert!(
+            r.path("exe", "/usr/sbin/nginx")
+                .starts_with("/redacted/exe-")
+        );
+        assert_eq!(r.value("812"), "812");
+        assert!(r.value("nginx").starts_with("redacted-"));
+    }
+
+    #[test]
+    fn the_note_hides_typed_names_when_redacting() {
+        let f = FilterArgs {
+            comm: vec!["secretd".into()],
+            errors: true,
+            ..FilterArgs::default()
+        };
+        assert_eq!(describe(&f, false), "--comm secretd --errors");
+        assert_eq!(describe(&f, true), "--comm (redacted) --errors");
+        assert_eq!(describe(&FilterArgs::default(), false), "all events");
+    }
+}
