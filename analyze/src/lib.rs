@@ -112,6 +112,8 @@ pub enum Command {
     Export(cmd::export::ExportArgs),
     /// A smaller, valid trace of the selected events, optionally redacted, for a bug report.
     Slice(cmd::slice::SliceArgs),
+    /// The events written to stdout at their recorded pace (or faster), as text or JSON lines.
+    Replay(cmd::replay::ReplayArgs),
 }
 
 /// Runs the program on `args` (the first being the program name); returns the exit code.
@@ -139,6 +141,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> u8 {
         Command::Verify(a) => cmd::verify::run(a, &mut out),
         Command::Export(a) => cmd::export::run(a, &mut out),
         Command::Slice(a) => cmd::slice::run(a, &mut out),
+        Command::Replay(a) => cmd::replay::run(a, &mut out),
     }
     .and_then(|code| {
         out.flush()?;
