@@ -1,12 +1,12 @@
 //! `analyze export`: the selected events as a typed Parquet file, or as a Hive-style dataset
 //! partitioned by host and date for query engines.
 //!
-//! Both cores work all the time: while one row group's columns are being encoded and
-//! compressed (in parallel, one column per task), the blocks of the next one are decoded and
-//! turned into Arrow arrays (in parallel, one block per task). Memory is about two row groups
-//! of Arrow arrays, whatever the size of the input.
+//! Both cores work all the time: while row groups' columns are being encoded and compressed
+//! (one column per task, two row groups in flight), the blocks of the next one are decoded and
+//! turned into Arrow arrays (one block per task). Memory is a few row groups of Arrow arrays,
+//! whatever the size of the input.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ use format::BlockInfo;
 
 use crate::decode::json_string;
 use crate::export::progress::Progress;
-use crate::export::sink::{Sink, SinkOptions};
+use crate::export::sink::{InFlight, Sink, SinkOptions};
 use crate::export::{self, Chunk, FileColumns, Scratch, block_chunks, hex};
 use crate::filter::{Filter, FilterArgs};
 use crate::input::{self, Input, report_block, selected_blocks};
@@ -56,7 +56,7 @@ pub struct ExportArgs {
     #[arg(long, value_name = "FIELD,...", value_delimiter = ',')]
     pub partition_by: Vec<String>,
     /// Rows per row group (a row group may exceed it by the events of one block).
-    #[arg(long, value_name = "N", default_value_t = 1 << 20)]
+    #[arg(long, value_name = "N", default_value_t = 1 << 18)]
     pub row_group_rows: usize,
     /// zstd compression level (1 = fastest).
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -247,7 +247,6 @@ pub fn run(a: &ExportArgs, out: &mut dyn Write) -> Result<u8, AppError> {
             let h = inp.reader.header();
             let opts = SinkOptions {
                 zstd_level: a.zstd_level,
-                row_group_rows: a.row_group_rows,
                 metadata: [
                     base_meta.clone(),
                     vec![("gsot.headers".into(), headers(&[inp]))],
@@ -318,7 +317,6 @@ pub fn run(a: &ExportArgs, out: &mut dyn Write) -> Result<u8, AppError> {
     let all: Vec<&Input> = order.iter().map(|&i| &inputs[i]).collect();
     let opts = SinkOptions {
         zstd_level: a.zstd_level,
-        row_group_rows: a.row_group_rows,
         metadata: [base_meta, vec![("gsot.headers".into(), headers(&all))]].concat(),
     };
     let sink = Sink::create(&a.output, schema.clone(), &opts).map_err(failed)?;
@@ -409,52 +407,51 @@ fn export_file(
         chunks
     };
     let batches = batches(blocks, row_group_rows);
-    let mut next = batches.iter();
-    let mut decoded = next.next().map(|b| decode(b)).unwrap_or_default();
-    let done_events = |b: Option<&&[BlockInfo]>, p: &mut Progress| {
-        if let Some(b) = b {
-            p.advance(b.iter().map(|x| x.event_count as u64).sum());
-        }
-    };
-    done_events(batches.first(), progress);
-    loop {
-        for chunk in decoded.drain(..) {
-            let key = if by_day { chunk.day } else { 0 };
-            let i = match outs.sinks.iter().position(|(k, _)| *k == key) {
-                Some(i) => i,
-                None => {
-                    outs.sinks.push((key, new_sink(key)?));
-                    outs.sinks.len() - 1
+    // Row groups being encoded, oldest first, with the index of their sink. Two in flight
+    // keep both cores busy (one row group's slowest column overlaps the next one's others)
+    // while bounding memory to a few row groups.
+    const IN_FLIGHT: usize = 2;
+    let mut in_flight: VecDeque<(usize, InFlight)> = VecDeque::new();
+    let result = (|| -> Result<(), AppError> {
+        for batch in &batches {
+            let decoded = decode(batch);
+            progress.advance(batch.iter().map(|b| b.event_count as u64).sum());
+            for chunk in decoded {
+                let key = if by_day { chunk.day } else { 0 };
+                let i = match outs.sinks.iter().position(|(k, _)| *k == key) {
+                    Some(i) => i,
+                    None => {
+                        outs.sinks.push((key, new_sink(key)?));
+                        outs.sinks.len() - 1
+                    }
+                };
+                let sink = &mut outs.sinks[i].1;
+                sink.push(chunk);
+                if sink.pending_rows() >= row_group_rows {
+                    let chunks = sink.take_pending();
+                    in_flight.push_back((i, sink.start_row_group(chunks).map_err(failed)?));
                 }
-            };
-            outs.sinks[i].1.push(chunk);
-        }
-        let mut jobs: Vec<(&mut Sink, Vec<Chunk>)> = outs
-            .sinks
-            .iter_mut()
-            .filter(|(_, s)| s.pending_rows() >= row_group_rows)
-            .map(|(_, s)| {
-                let c = s.take_pending();
-                (s, c)
-            })
-            .collect();
-        let batch = next.next();
-        if jobs.is_empty() && batch.is_none() {
-            return Ok(());
-        }
-        // Encode the full row groups while the next batch is decoded.
-        let (written, more) = rayon::join(
-            || -> Result<(), String> {
-                for (sink, chunks) in jobs.drain(..) {
-                    sink.write_row_group(chunks)?;
+                while in_flight.len() > IN_FLIGHT {
+                    let (i, f) = in_flight.pop_front().expect("not empty");
+                    outs.sinks[i].1.finish_row_group(f).map_err(failed)?;
                 }
-                Ok(())
-            },
-            || batch.map(|b| decode(b)).unwrap_or_default(),
-        );
-        written.map_err(failed)?;
-        decoded = more;
-        done_events(batch, progress);
+            }
+        }
+        Ok(())
+    })();
+    // Row groups already started are appended even after an error elsewhere, so no encoder is
+    // left sending to nobody; the caller then abandons the files.
+    let mut first_error = result.err();
+    for (i, f) in in_flight {
+        if let Err(e) = outs.sinks[i].1.finish_row_group(f)
+            && first_error.is_none()
+        {
+            first_error = Some(failed(e));
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 

@@ -1,11 +1,13 @@
 //! One Parquet output file: chunks are buffered up to a row group, then the row group's
 //! columns are encoded and compressed in parallel (one column per task on the rayon pool) and
-//! appended in schema order. The file is written under a temporary name and renamed when
+//! appended in schema order. Row groups are pipelined: the next one may start encoding before
+//! the previous one is appended, so no core waits for the slowest column. The file is written under a temporary name and renamed when
 //! complete, so a failed or interrupted export never leaves a plausible-looking partial file.
 
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
 
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
@@ -17,7 +19,6 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
-use rayon::prelude::*;
 
 use super::Chunk;
 
@@ -25,9 +26,6 @@ use super::Chunk;
 #[derive(Clone, Debug)]
 pub struct SinkOptions {
     pub zstd_level: i32,
-    /// A row group is written once this many rows are buffered (it may exceed it by the rows
-    /// of one block).
-    pub row_group_rows: usize,
     /// `gsot.*` key-value metadata.
     pub metadata: Vec<(String, String)>,
 }
@@ -40,8 +38,18 @@ pub struct Sink {
     schema: SchemaRef,
     pending: Vec<Chunk>,
     pending_rows: usize,
-    row_groups: usize,
+    row_groups_started: usize,
     pub rows: u64,
+}
+
+/// A row group whose columns are being encoded on the rayon pool.
+pub struct InFlight {
+    rx: mpsc::Receiver<(
+        usize,
+        Result<ArrowColumnChunk, parquet::errors::ParquetError>,
+    )>,
+    columns: usize,
+    rows: usize,
 }
 
 /// Columns whose values rarely repeat: a dictionary page would only be built and then
@@ -96,7 +104,7 @@ impl Sink {
             schema,
             pending: Vec::new(),
             pending_rows: 0,
-            row_groups: 0,
+            row_groups_started: 0,
             rows: 0,
         })
     }
@@ -120,45 +128,73 @@ impl Sink {
         std::mem::take(&mut self.pending)
     }
 
-    /// Encodes `chunks` as one row group, columns in parallel, and appends it to the file.
-    pub fn write_row_group(&mut self, chunks: Vec<Chunk>) -> Result<(), String> {
+    /// Starts encoding `chunks` as the next row group: one rayon task per column, so the
+    /// caller can go on decoding (and start the next row group) while they run. Row groups
+    /// must be finished in the order they were started.
+    pub fn start_row_group(&mut self, chunks: Vec<Chunk>) -> Result<InFlight, String> {
         let rows: usize = chunks.iter().map(|c| c.rows).sum();
-        if rows == 0 {
-            return Ok(());
-        }
-        let err = |e: parquet::errors::ParquetError| format!("{}: {e}", self.final_path.display());
         let writers = self
             .factory
-            .create_column_writers(self.row_groups)
-            .map_err(err)?;
-        let fields = self.schema.fields();
-        let encoded: Vec<ArrowColumnChunk> = writers
-            .into_par_iter()
-            .enumerate()
-            .map(|(ci, mut w)| {
-                for c in &chunks {
-                    for leaf in compute_leaves(&fields[ci], &c.columns[ci])? {
-                        w.write(&leaf)?;
+            .create_column_writers(self.row_groups_started)
+            .map_err(|e| format!("{}: {e}", self.final_path.display()))?;
+        self.row_groups_started += 1;
+        let columns = writers.len();
+        let chunks = Arc::new(chunks);
+        let (tx, rx) = mpsc::channel();
+        let mut tasks: Vec<_> = writers.into_iter().enumerate().collect();
+        // The value bytes take longest to compress: start them first so they do not end up
+        // alone at the end of the row group while the other core waits.
+        tasks.sort_by_key(|(ci, _)| self.schema.field(*ci).name() != "value");
+        for (ci, mut w) in tasks {
+            let (tx, chunks) = (tx.clone(), chunks.clone());
+            let field = self.schema.fields()[ci].clone();
+            rayon::spawn(move || {
+                let r = (|| {
+                    for c in chunks.iter() {
+                        for leaf in compute_leaves(&field, &c.columns[ci])? {
+                            w.write(&leaf)?;
+                        }
                     }
-                }
-                w.close()
-            })
-            .collect::<Result<_, _>>()
-            .map_err(err)?;
-        // The chunks' memory goes back before the file write, so the peak stays one row group.
-        drop(chunks);
+                    w.close()
+                })();
+                // The receiver is gone only if the export already failed.
+                let _ = tx.send((ci, r));
+            });
+        }
+        Ok(InFlight { rx, columns, rows })
+    }
+
+    /// Waits for a started row group's columns and appends them to the file in schema order.
+    pub fn finish_row_group(&mut self, f: InFlight) -> Result<(), String> {
+        let err = |e: parquet::errors::ParquetError| format!("{}: {e}", self.final_path.display());
+        let mut slots: Vec<Option<ArrowColumnChunk>> = (0..f.columns).map(|_| None).collect();
+        for _ in 0..f.columns {
+            let (ci, r) = f
+                .rx
+                .recv()
+                .map_err(|_| format!("{}: a column encoder stopped", self.final_path.display()))?;
+            slots[ci] = Some(r.map_err(err)?);
+        }
         let writer = self
             .writer
             .as_mut()
             .expect("a sink is not used after finish");
         let mut rg = writer.next_row_group().map_err(err)?;
-        for c in encoded {
+        for c in slots.into_iter().flatten() {
             c.append_to_row_group(&mut rg).map_err(err)?;
         }
         rg.close().map_err(err)?;
-        self.row_groups += 1;
-        self.rows += rows as u64;
+        self.rows += f.rows as u64;
         Ok(())
+    }
+
+    /// Encodes and appends `chunks` as one row group, waiting for it.
+    pub fn write_row_group(&mut self, chunks: Vec<Chunk>) -> Result<(), String> {
+        if chunks.iter().all(|c| c.rows == 0) {
+            return Ok(());
+        }
+        let f = self.start_row_group(chunks)?;
+        self.finish_row_group(f)
     }
 
     /// Writes what is buffered, closes the file and gives it its final name.
