@@ -9,6 +9,7 @@
 //! * [`cmd`]: one module per subcommand.
 
 pub mod cmd;
+pub mod columns;
 pub mod decode;
 pub mod export;
 pub mod filter;

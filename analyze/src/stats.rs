@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use format::{BlockInfo, DecodedBlock, Site, ThreadEntry};
 
+use crate::columns::Front;
 use crate::filter::{FileFilter, IntField, Tri, int_field};
 use crate::input::{Input, report_block};
 
@@ -67,7 +68,13 @@ impl Histogram {
     #[inline]
     fn add_n(&mut self, v: u64, n: u64) {
         let b = bucket(v);
-        self.add_bucket(b, n);
+        // Fast path: the bucket is inside the range seen so far (almost always, after the first
+        // few events of a group).
+        let i = b.wrapping_sub(self.lo) as usize;
+        match self.counts.get_mut(i) {
+            Some(c) => *c += n,
+            None => self.add_bucket(b, n),
+        }
         if self.count == 0 || v < self.min {
             self.min = v;
         }
@@ -78,7 +85,7 @@ impl Histogram {
         self.sum += v as u128 * n as u128;
     }
 
-    #[inline]
+    #[cold]
     fn add_bucket(&mut self, b: u32, n: u64) {
         if self.counts.is_empty() {
             self.lo = b;
@@ -284,6 +291,8 @@ pub fn aggregate_file(
     q: &Query<'_>,
     workers: usize,
 ) -> Agg {
+    // Only the front columns are needed; read through `format` whatever cannot be read so.
+    let file = std::fs::File::open(&input.path).ok();
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -291,9 +300,16 @@ pub fn aggregate_file(
             s.spawn(|| {
                 let mut agg = Agg::default();
                 let mut sc = Scratch::default();
+                let mut front = Front::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(b) = blocks.get(i) else { break };
+                    if let Some(f) = &file
+                        && front.read(f, b).is_some()
+                    {
+                        front_block(&mut agg, &mut sc, &front, b, ff, q);
+                        continue;
+                    }
                     match input.reader.decode_block(b, &mut sc.decoded) {
                         Ok(()) => {
                             input.reader.release(b);
@@ -314,11 +330,15 @@ pub fn aggregate_file(
     total
 }
 
-/// The hot loop: one block.
-fn block(agg: &mut Agg, sc: &mut Scratch, b: &BlockInfo, ff: &FileFilter<'_>, q: &Query<'_>) {
-    let d = &sc.decoded;
-    let sites = d.sites();
-    let threads = d.threads();
+/// Maps each site of a block to its group slot (`u32::MAX`: filtered out).
+fn map_sites(
+    agg: &mut Agg,
+    sc: &mut Scratch,
+    sites: &[Site],
+    threads: &[ThreadEntry],
+    ff: &FileFilter<'_>,
+    q: &Query<'_>,
+) {
     ff.site_verdicts(sites, threads, &mut sc.verdicts);
     sc.site_slot.clear();
     sc.site_err.clear();
@@ -333,7 +353,82 @@ fn block(agg: &mut Agg, sc: &mut Scratch, b: &BlockInfo, ff: &FileFilter<'_>, q:
         }
         sc.site_err.push(s.ret < 0);
     }
-    // Per-event work is needed only for the time range, per-event predicates, or intervals.
+}
+
+/// The hot loop over the front columns of one block.
+fn front_block(
+    agg: &mut Agg,
+    sc: &mut Scratch,
+    fr: &Front,
+    b: &BlockInfo,
+    ff: &FileFilter<'_>,
+    q: &Query<'_>,
+) {
+    map_sites(agg, sc, &fr.sites, &fr.threads, ff, q);
+    let whole_block = b.ts_min >= ff.from && b.ts_max < ff.to;
+    let need_ts = !whole_block || q.interval.is_some() || sc.verdicts.contains(&Tri::Maybe);
+    let mut ts_iter = fr.timestamps();
+    for (si, dur) in fr.site_indexes().zip(fr.durations()) {
+        // Timestamps are a running sum: advance it for every event when it is needed at all.
+        let ts = if need_ts {
+            ts_iter.next().unwrap_or(0)
+        } else {
+            0
+        };
+        let si = si as usize;
+        let slot = sc.site_slot[si];
+        if slot == u32::MAX {
+            continue;
+        }
+        let v = sc.verdicts[si];
+        if v == Tri::Maybe || !whole_block {
+            let s = &fr.sites[si];
+            if !ff.event_passes(v, s, &fr.threads[s.thread as usize], ts, dur) {
+                continue;
+            }
+        }
+        add_event(agg, sc, slot, si, ts, dur, ff, q);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn add_event(
+    agg: &mut Agg,
+    sc: &Scratch,
+    slot: u32,
+    si: usize,
+    ts: u64,
+    dur: u64,
+    ff: &FileFilter<'_>,
+    q: &Query<'_>,
+) {
+    let g = &mut agg.groups[slot as usize];
+    let err = sc.site_err[si];
+    g.errors += err as u64;
+    g.hist.add(dur);
+    if let Some(width) = q.interval {
+        let idx = ts.saturating_sub(ff.rel_base) / width;
+        if idx >= q.max_intervals {
+            agg.too_many_intervals = true;
+            return;
+        }
+        let iv = &mut agg.intervals[slot as usize];
+        if iv.len() <= idx as usize {
+            iv.resize(idx as usize + 1, IntervalAcc::default());
+        }
+        let x = &mut iv[idx as usize];
+        x.count += 1;
+        x.errors += err as u64;
+        x.max = x.max.max(dur);
+    }
+}
+
+/// The hot loop: one block decoded by `format`.
+fn block(agg: &mut Agg, sc: &mut Scratch, b: &BlockInfo, ff: &FileFilter<'_>, q: &Query<'_>) {
+    let d = std::mem::take(&mut sc.decoded);
+    map_sites(agg, sc, d.sites(), d.threads(), ff, q);
+    let (sites, threads) = (d.sites(), d.threads());
     let whole_block = b.ts_min >= ff.from && b.ts_max < ff.to;
     for (si, e) in d.site_indexes().zip(d.events()) {
         let si = si as usize;
@@ -348,26 +443,9 @@ fn block(agg: &mut Agg, sc: &mut Scratch, b: &BlockInfo, ff: &FileFilter<'_>, q:
                 continue;
             }
         }
-        let g = &mut agg.groups[slot as usize];
-        let err = sc.site_err[si];
-        g.errors += err as u64;
-        g.hist.add(e.duration_ns);
-        if let Some(width) = q.interval {
-            let idx = e.ts_ns.saturating_sub(ff.rel_base) / width;
-            if idx >= q.max_intervals {
-                agg.too_many_intervals = true;
-                continue;
-            }
-            let iv = &mut agg.intervals[slot as usize];
-            if iv.len() <= idx as usize {
-                iv.resize(idx as usize + 1, IntervalAcc::default());
-            }
-            let x = &mut iv[idx as usize];
-            x.count += 1;
-            x.errors += err as u64;
-            x.max = x.max.max(e.duration_ns);
-        }
+        add_event(agg, sc, slot, si, e.ts_ns, e.duration_ns, ff, q);
     }
+    sc.decoded = d;
 }
 
 #[cfg(test)]

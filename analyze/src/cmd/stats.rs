@@ -268,16 +268,9 @@ impl Ctx<'_> {
         if let Some(k) = total_key.first_mut() {
             *k = "(total)".into();
         }
-        let total = self.total();
-        let total_row = row(
-            if self.by.is_empty() {
-                Vec::new()
-            } else {
-                total_key
-            },
-            &total,
-        );
-        render_table(&head, &rows, Some(&total_row), self.by.len())
+        // Without --by the one group is the total already.
+        let total_row = (!self.by.is_empty()).then(|| row(total_key, &self.total()));
+        render_table(&head, &rows, total_row.as_ref(), self.by.len())
     }
 
     fn csv(&self) -> String {
