@@ -115,6 +115,8 @@ pub enum Command {
     Slice(cmd::slice::SliceArgs),
     /// The events written to stdout at their recorded pace (or faster), as text or JSON lines.
     Replay(cmd::replay::ReplayArgs),
+    /// A picture: calls per second over time and a latency histogram per group (SVG or PNG).
+    Plot(cmd::plot::PlotArgs),
 }
 
 /// Runs the program on `args` (the first being the program name); returns the exit code.
@@ -143,6 +145,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> u8 {
         Command::Export(a) => cmd::export::run(a, &mut out),
         Command::Slice(a) => cmd::slice::run(a, &mut out),
         Command::Replay(a) => cmd::replay::run(a, &mut out),
+        Command::Plot(a) => cmd::plot::run(a, &mut out),
     }
     .and_then(|code| {
         out.flush()?;

@@ -3,6 +3,7 @@
 pub mod events;
 pub mod export;
 pub mod info;
+pub mod plot;
 pub mod replay;
 pub mod slice;
 pub mod stats;
