@@ -134,16 +134,24 @@ pub struct LossSlot {
 
 /// Per-CPU bookkeeping of the exit program, to skip work that costs more than it tells.
 ///
-/// Each BPF helper call costs tens of ns on the kernels measured (see the benchmark), and
-/// ppid and the namespace ids take eight kernel reads. They change rarely, so they are kept
-/// for the task that last ran the program on this CPU for at most [`TASK_IDS_TTL_NS`].
+/// Each BPF helper call costs 80-100 ns on the machine measured (an AMD host whose kernel
+/// returns through the SRSO "safe RET" thunk), and ppid and the namespace ids take eight
+/// kernel reads. A task's identity changes rarely, so it is kept for the task that last ran
+/// the program on this CPU for at most [`TASK_IDS_TTL_NS`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CpuState {
     /// `struct task_struct *` the ids below belong to.
     pub task: u64,
+    /// And its pid_tgid: a task_struct freed by an exiting thread is soon reused for a new one,
+    /// which gets another pid.
+    pub pid_tgid: u64,
     /// When they were read (boot ns).
     pub ids_read_ns: u64,
+    /// `bpf_get_current_uid_gid()`: gid in the high half, uid in the low.
+    pub uid_gid: u64,
+    pub cgroup_id: u64,
+    pub comm: [u8; 16],
     pub ppid: u32,
     pub pid_ns: u32,
     pub mnt_ns: u32,
@@ -151,8 +159,9 @@ pub struct CpuState {
     pub since_fill_check: u32,
 }
 
-/// How long cached task ids are trusted: a reparented process or a setns() shows up in the
-/// events at most this late.
+/// How long a task's cached identity (uid, gid, comm, cgroup, ppid, namespaces) is trusted: a
+/// setuid(), a rename, a cgroup move, a reparenting or a setns() shows in the events at most
+/// this late.
 pub const TASK_IDS_TTL_NS: u64 = 10_000_000;
 
 /// The ring buffer fill level is checked (for a forced wakeup) once per this many records per

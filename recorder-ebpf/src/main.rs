@@ -292,27 +292,6 @@ fn on_exit(ret: i64) {
     // CPUs and this one cannot nest with itself on a CPU).
     let ev = unsafe { &mut *ev };
     let mut flags = pending.flags as u16;
-    let uid_gid = bpf_get_current_uid_gid();
-
-    let h = &mut ev.header;
-    h.ts_enter_ns = pending.ts_enter_ns;
-    h.duration_ns = now.wrapping_sub(pending.ts_enter_ns);
-    // SAFETY (this and the two helpers below): helpers without arguments.
-    h.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    h.optval_ptr = pending.optval_ptr;
-    h.optlen_ptr = pending.optlen_ptr;
-    h.tgid = (pid_tgid >> 32) as u32;
-    h.tid = pid_tgid as u32;
-    h.uid = uid_gid as u32;
-    h.gid = (uid_gid >> 32) as u32;
-    h.cpu = unsafe { bpf_get_smp_processor_id() };
-    h.fd = pending.fd;
-    h.level = pending.level;
-    h.optname = pending.optname;
-    h.optlen_in = pending.optlen_in;
-    h.ret = ret;
-    h._pad0 = 0;
-    h.comm = bpf_get_current_comm().unwrap_or_default();
     let Some(state) = CPU_STATE.get_ptr_mut(0) else {
         return;
     };
@@ -320,14 +299,42 @@ fn on_exit(ret: i64) {
     let state = unsafe { &mut *state };
     // SAFETY: helper without arguments; the pointer is only compared and probe-read.
     let task = unsafe { bpf_get_current_task() };
-    if state.task != task || now.wrapping_sub(state.ids_read_ns) > TASK_IDS_TTL_NS {
+    if state.task != task
+        || state.pid_tgid != pid_tgid
+        || now.wrapping_sub(state.ids_read_ns) > TASK_IDS_TTL_NS
+    {
         let ids = task_ids(task, &cfg.offsets);
         state.task = task;
+        state.pid_tgid = pid_tgid;
         state.ids_read_ns = now;
+        state.uid_gid = bpf_get_current_uid_gid();
+        // SAFETY: helper without arguments.
+        state.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+        state.comm = bpf_get_current_comm().unwrap_or_default();
         state.ppid = ids.ppid;
         state.pid_ns = ids.pid_ns;
         state.mnt_ns = ids.mnt_ns;
     }
+
+    let h = &mut ev.header;
+    h.ts_enter_ns = pending.ts_enter_ns;
+    h.duration_ns = now.wrapping_sub(pending.ts_enter_ns);
+    h.cgroup_id = state.cgroup_id;
+    h.optval_ptr = pending.optval_ptr;
+    h.optlen_ptr = pending.optlen_ptr;
+    h.tgid = (pid_tgid >> 32) as u32;
+    h.tid = pid_tgid as u32;
+    h.uid = state.uid_gid as u32;
+    h.gid = (state.uid_gid >> 32) as u32;
+    // SAFETY: helper without arguments (inlined by the JIT).
+    h.cpu = unsafe { bpf_get_smp_processor_id() };
+    h.fd = pending.fd;
+    h.level = pending.level;
+    h.optname = pending.optname;
+    h.optlen_in = pending.optlen_in;
+    h.ret = ret;
+    h._pad0 = 0;
+    h.comm = state.comm;
     h.ppid = state.ppid;
     h.pid_ns = state.pid_ns;
     h.mnt_ns = state.mnt_ns;
