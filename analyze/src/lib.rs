@@ -11,6 +11,7 @@
 pub mod cmd;
 pub mod columns;
 pub mod decode;
+#[cfg(feature = "export")]
 pub mod export;
 pub mod filter;
 pub mod input;
@@ -110,6 +111,7 @@ pub enum Command {
     /// Check every checksum and structure; exit 1 if the file is not whole.
     Verify(cmd::verify::VerifyArgs),
     /// The selected events as a typed Parquet file, or a dataset partitioned by host and date.
+    #[cfg(feature = "export")]
     Export(cmd::export::ExportArgs),
     /// A smaller, valid trace of the selected events, optionally redacted, for a bug report.
     Slice(cmd::slice::SliceArgs),
@@ -142,6 +144,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> u8 {
         Command::Events(a) => cmd::events::run(a, &mut out),
         Command::Stats(a) => cmd::stats::run(a, &mut out),
         Command::Verify(a) => cmd::verify::run(a, &mut out),
+        #[cfg(feature = "export")]
         Command::Export(a) => cmd::export::run(a, &mut out),
         Command::Slice(a) => cmd::slice::run(a, &mut out),
         Command::Replay(a) => cmd::replay::run(a, &mut out),

@@ -1,6 +1,7 @@
 //! `analyze export` read back with the parquet crate's own Arrow reader: exact rows, a dataset
 //! split at UTC midnight, and errors that name the file. (pyarrow and DuckDB check the rest in
 //! analyze/tests/python.)
+#![cfg(feature = "export")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod events;
+#[cfg(feature = "export")]
 pub mod export;
 pub mod info;
 pub mod plot;

@@ -296,10 +296,12 @@ pub fn run(a: &PlotArgs, out: &mut dyn Write) -> Result<u8, AppError> {
         .end_wall
         .saturating_add(1)
         .min(filter.wall_to)
-        .max(from + 1);
-    let width = interval.unwrap_or_else(|| nice_at_least((to - from) as f64 / 120.0) as u64);
+        .max(from.saturating_add(1));
+    // Saturating: a damaged header can put the times anywhere in the i64 range.
+    let range = to.saturating_sub(from).max(1) as u64;
+    let width = interval.unwrap_or_else(|| nice_at_least(range as f64 / 120.0) as u64);
     let width = width.max(1);
-    let nbins = ((to - from) as u64).div_ceil(width).clamp(1, 100_000) as usize;
+    let nbins = range.div_ceil(width).clamp(1, 100_000) as usize;
     let axis = Axis { from, width, nbins };
 
     let mut groups: HashMap<Key, Acc> = HashMap::new();

@@ -145,7 +145,10 @@ pub fn run(a: &ReplayArgs, out: &mut dyn Write) -> Result<u8, AppError> {
                 let gap = wall.saturating_sub(p).max(0) as u64;
                 virtual_ns += max_gap.map_or(gap, |m| gap.min(m)) as u128;
             }
-            let due = start + Duration::from_secs_f64(virtual_ns as f64 / 1e9 / speed);
+            // Capped at ~30 years so a damaged timestamp or a tiny --speed cannot overflow the
+            // clock arithmetic; such a wait still ends with Ctrl-C.
+            let wait = (virtual_ns as f64 / 1e9 / speed).min(1e9);
+            let due = start + Duration::from_secs_f64(wait);
             if Instant::now() < due {
                 // What is written so far must reach the reader before we wait.
                 out.flush()?;
