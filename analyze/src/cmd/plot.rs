@@ -14,7 +14,6 @@ use std::path::PathBuf;
 use clap::Args;
 use format::DecodedBlock;
 
-use crate::decode::{errno, levels};
 use crate::filter::{FileFilter, Filter, FilterArgs, IntField, Tri, to_wall};
 use crate::input::{self, for_each_selected, ordered_blocks, selected_blocks};
 use crate::stats::{self, GroupField, Histogram, KeyPart};
@@ -141,34 +140,12 @@ fn block_groups(
     groups
 }
 
-/// A group key part as text, the way `analyze stats` names it.
+/// A group key part as text, the way `analyze stats` names it, except that a plot labels the
+/// successful calls "ok" where a table leaves the errno cell empty.
 fn part_label(f: GroupField, v: KeyPart) -> String {
-    match f {
-        GroupField::Comm => {
-            let b = v.to_le_bytes();
-            let end = b.iter().position(|&c| c == 0).unwrap_or(16);
-            String::from_utf8_lossy(&b[..end]).into_owned()
-        }
-        GroupField::Option => {
-            let level = (v >> 32) as u32 as i32;
-            let opt = v as u32 as i32;
-            match levels::option_name(level, opt) {
-                Some(n) => n.to_string(),
-                None => match levels::level_name(level) {
-                    Some(l) => format!("{l}:{opt}"),
-                    None => format!("{level}:{opt}"),
-                },
-            }
-        }
-        GroupField::Int(IntField::Level) => {
-            let l = v as i128 as i32;
-            levels::level_name(l).map_or(l.to_string(), str::to_string)
-        }
-        GroupField::Int(IntField::Errno) => match v as i128 as i32 {
-            0 => "ok".into(),
-            n => errno::name(n).map_or(n.to_string(), str::to_string),
-        },
-        GroupField::Int(_) => (v as i128).to_string(),
+    match (f, v) {
+        (GroupField::Int(IntField::Errno), 0) => "ok".into(),
+        _ => super::stats::key_text(f, v),
     }
 }
 

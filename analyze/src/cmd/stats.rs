@@ -166,7 +166,7 @@ pub fn run(a: &StatsArgs, out: &mut dyn Write) -> Result<u8, AppError> {
 }
 
 /// A key part as text: names where the kernel has them.
-fn key_text(f: GroupField, v: KeyPart) -> String {
+pub(crate) fn key_text(f: GroupField, v: KeyPart) -> String {
     match f {
         GroupField::Comm => {
             let b = v.to_le_bytes();
