@@ -32,6 +32,10 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
     mkdir -p fuzz/corpus/read
     (cd fuzz && cargo +nightly fuzz run read corpus/read seeds/read -- \
         -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024 -print_final_stats=1 2>&1 | tail -n 12)
+    step "fuzz analyze's whole decode path (filters, decoders, output) for $((FUZZ_SECONDS / 2))s"
+    mkdir -p fuzz/corpus/analyze_decode
+    (cd fuzz && cargo +nightly fuzz run analyze_decode corpus/analyze_decode seeds/read -- \
+        -max_total_time="$((FUZZ_SECONDS / 2))" -rss_limit_mb=1024 -print_final_stats=1 2>&1 | tail -n 6)
 fi
 VMTEST=${VMTEST:-1}
 if [ "$VMTEST" = 1 ]; then
