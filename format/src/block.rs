@@ -44,6 +44,11 @@ pub struct ThreadEntry {
 }
 
 impl ThreadEntry {
+    /// The task name without its NUL padding (lossy UTF-8).
+    pub fn comm_str(&self) -> std::borrow::Cow<'_, str> {
+        crate::comm_to_str(&self.comm)
+    }
+
     fn of(e: &Event<'_>) -> ThreadEntry {
         ThreadEntry {
             tgid: e.tgid,

@@ -33,7 +33,7 @@ mod writer;
 pub use {
     block::{BlockEvents, DecodedBlock, Site, ThreadEntry},
     error::Error,
-    event::{Event, OwnedEvent},
+    event::{Event, OwnedEvent, comm_to_str},
     meta::{CaptureHeader, LossRecord, ProcessInfo},
     reader::{BlockInfo, Recovery, TraceReader},
     writer::{TraceWriter, WriterOptions, WriterStats},

@@ -90,9 +90,7 @@ impl Redactor {
         let mut c = [0u8; COMM_LEN];
         let n = comm.len().min(COMM_LEN);
         c[..n].copy_from_slice(&comm.as_bytes()[..n]);
-        let r = self.comm(&c);
-        let end = r.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
-        String::from_utf8_lossy(&r[..end]).into_owned()
+        format::comm_to_str(&self.comm(&c)).into_owned()
     }
 
     fn path(&self, kind: &str, p: &str) -> String {

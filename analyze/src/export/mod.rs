@@ -522,9 +522,7 @@ pub fn block_chunks(
     let mut errnos = Dict::default();
     sc.thread_comm.clear();
     for t in d.threads() {
-        let end = t.comm.iter().position(|&b| b == 0).unwrap_or(t.comm.len());
-        sc.thread_comm
-            .push(comm.key(&String::from_utf8_lossy(&t.comm[..end])));
+        sc.thread_comm.push(comm.key(&t.comm_str()));
     }
     sc.facts.clear();
     for s in d.sites() {
