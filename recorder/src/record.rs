@@ -382,6 +382,8 @@ impl Session {
         } = self;
         let writer = writer.as_mut().expect("writer present until finish");
         let mut write_error = None;
+        // Consecutive events mostly come from one process: skip the set lookup for those.
+        let mut last_tgid = None;
         while let Some(item) = probes.events.next() {
             if budget == 0 || write_error.is_some() {
                 // Keep consuming so the kernel side does not count phantom losses, but the
@@ -393,8 +395,11 @@ impl Session {
             };
             let value_end = (RAW_HEADER_SIZE + h.value_len as usize).min(item.len());
             let ev = Event::from_raw(&h, &item[RAW_HEADER_SIZE..value_end]);
-            if seen.insert(h.tgid) {
-                writer.add_process(process_info(&h));
+            if last_tgid != Some(h.tgid) {
+                last_tgid = Some(h.tgid);
+                if seen.insert(h.tgid) {
+                    writer.add_process(process_info(&h));
+                }
             }
             if let Err(e) = writer.write(&ev) {
                 write_error = Some(e);
