@@ -241,29 +241,11 @@ pub fn run(a: &PlotArgs, out: &mut dyn Write) -> Result<u8, AppError> {
             )));
         }
     };
-    let mut by = Vec::new();
-    let mut by_names = Vec::new();
-    for name in a.by.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        by.push(stats::parse_group_field(name).ok_or_else(|| {
-            AppError::usage(format!(
-                "--by: unknown field {name:?}; fields: {}",
-                stats::GROUP_FIELDS.join(", ")
-            ))
-        })?);
-        by_names.push(name.to_string());
-    }
+    let (by, by_names) = super::stats::parse_by(&a.by)?;
     if a.top == 0 {
         return Err(AppError::usage("--top: must be at least 1"));
     }
-    let interval = a
-        .interval
-        .as_deref()
-        .map(time::parse_duration)
-        .transpose()
-        .map_err(|e| AppError::usage(format!("--interval: {e}")))?;
-    if interval == Some(0) {
-        return Err(AppError::usage("--interval: must be longer than 0"));
-    }
+    let interval = super::stats::parse_interval(a.interval.as_deref())?;
     let inputs = input::open_all(&a.files)?;
     let span = input::span(&inputs);
     let filter = Filter::new(&a.filter, span)?;

@@ -78,28 +78,38 @@ pub struct StatsArgs {
 /// Most intervals of a rate view (each costs a few words per group).
 const MAX_INTERVALS: u64 = 1 << 20;
 
-pub fn run(a: &StatsArgs, out: &mut dyn Write) -> Result<u8, AppError> {
-    let mut by = Vec::new();
-    let mut by_names = Vec::new();
-    for name in a.by.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+/// `--by a,b,c`: the group fields and the names they were given as (shared with `plot`).
+pub(crate) fn parse_by(by: &str) -> Result<(Vec<GroupField>, Vec<String>), AppError> {
+    let mut fields = Vec::new();
+    let mut names = Vec::new();
+    for name in by.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let f = stats::parse_group_field(name).ok_or_else(|| {
             AppError::usage(format!(
                 "--by: unknown field {name:?}; fields: {}",
                 stats::GROUP_FIELDS.join(", ")
             ))
         })?;
-        by.push(f);
-        by_names.push(name.to_string());
+        fields.push(f);
+        names.push(name.to_string());
     }
-    let interval = a
-        .interval
-        .as_deref()
+    Ok((fields, names))
+}
+
+/// `--interval DURATION` in ns, if given (shared with `plot`).
+pub(crate) fn parse_interval(interval: Option<&str>) -> Result<Option<u64>, AppError> {
+    let ns = interval
         .map(time::parse_duration)
         .transpose()
         .map_err(|e| AppError::usage(format!("--interval: {e}")))?;
-    if interval == Some(0) {
+    if ns == Some(0) {
         return Err(AppError::usage("--interval: must be longer than 0"));
     }
+    Ok(ns)
+}
+
+pub fn run(a: &StatsArgs, out: &mut dyn Write) -> Result<u8, AppError> {
+    let (by, by_names) = parse_by(&a.by)?;
+    let interval = parse_interval(a.interval.as_deref())?;
     let inputs = input::open_all(&a.files)?;
     let span = input::span(&inputs);
     let filter = Filter::new(&a.filter, span)?;
