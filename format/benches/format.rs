@@ -55,9 +55,10 @@ struct Figures {
     decode_ns: f64,
 }
 
-fn measure_format(events: &[OwnedEvent], zstd_level: i32) -> Figures {
+fn measure_format(events: &[OwnedEvent], zstd_level: i32, block_summaries: bool) -> Figures {
     let opts = WriterOptions {
         zstd_level,
+        block_summaries,
         ..WriterOptions::default()
     };
     // The output buffer is allocated up front: the cost of growing it is not the writer's.
@@ -262,11 +263,12 @@ fn main() {
     ] {
         let evs = generate(workload, events);
         println!("{name}:");
-        for level in [1, 3] {
-            report(
-                &format!("format v1 (columns), zstd {level}"),
-                &measure_format(&evs, level),
-            );
+        for (label, level, summaries) in [
+            ("format 1.1, zstd 1", 1, true),
+            ("  without BSUM (1.0 bytes)", 1, false),
+            ("format 1.1, zstd 3", 3, true),
+        ] {
+            report(label, &measure_format(&evs, level, summaries));
         }
         report("alternative: bincode rows", &measure_rows(&evs));
     }

@@ -257,6 +257,20 @@ impl BlockEncoder {
         (self.ts_min, self.ts_max)
     }
 
+    /// The site column: one little-endian `u32` site index per event.
+    pub fn site_column(&self) -> &[u8] {
+        &self.site
+    }
+
+    /// The duration column: one little-endian `u64` per event.
+    pub fn duration_column(&self) -> &[u8] {
+        &self.duration
+    }
+
+    pub fn site_count(&self) -> usize {
+        self.sites.entries.len()
+    }
+
     /// Payload bytes the block would take if closed now.
     pub fn raw_len(&self) -> usize {
         8 * 8

@@ -1,4 +1,4 @@
-//! The getsockopt trace file format, version 1.0.
+//! The getsockopt trace file format, version 1.1.
 //!
 //! * [`raw`]: the `no_std` record the eBPF program hands to user space (shared layout).
 //! * [`TraceWriter`]: writes a trace file (header, compressed event blocks, side tables, index).
@@ -23,6 +23,8 @@ mod reader;
 #[cfg(feature = "std")]
 mod section;
 #[cfg(feature = "std")]
+mod summary;
+#[cfg(feature = "std")]
 pub mod synth;
 #[cfg(feature = "std")]
 pub mod wire;
@@ -36,12 +38,13 @@ pub use {
     event::{Event, OwnedEvent, comm_to_str},
     meta::{CaptureHeader, LossRecord, ProcessInfo},
     reader::{BlockInfo, Recovery, TraceReader},
+    summary::BlockSummary,
     writer::{TraceWriter, WriterOptions, WriterStats},
 };
 
 /// The format's major version. A reader refuses any other major version.
 pub const VERSION_MAJOR: u16 = 1;
 /// The format's minor version this crate writes. It reads every minor version of its major.
-pub const VERSION_MINOR: u16 = 0;
+pub const VERSION_MINOR: u16 = 1;
 /// The file name extension the tools use.
 pub const FILE_EXTENSION: &str = "gsot";

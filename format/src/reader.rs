@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use crate::block::{BlockHeader, DecodedBlock};
 use crate::meta::{self, CaptureHeader, LossRecord, ProcessInfo};
 use crate::section::{self, PREAMBLE_LEN, SECTION_HEADER_LEN, SectionHeader, TRAILER_LEN, Tag};
+use crate::summary::{self, BlockSummary};
 use crate::wire::Cursor;
 use crate::{Error, Event, OwnedEvent};
 
@@ -345,15 +346,35 @@ impl TraceReader {
         Ok(())
     }
 
-    /// Tells the kernel the mapped pages of `block` are not needed any more, so a scan of a
-    /// file larger than memory keeps a resident size bounded by the blocks in flight.
+    /// Reads the summary of `block` (its `BSUM` section, FORMAT.md 4.2) into `out`.
+    /// `Ok(false)` when the block has none (files of format 1.0, or a file cut right after
+    /// the block); an error when there is one but it is damaged or does not match the block's
+    /// event count. The caller checks [`BlockSummary::site_count`] against the site table it
+    /// uses; [`BlockSummary::check_against`] compares everything with the decoded block.
+    pub fn read_summary(&self, block: &BlockInfo, out: &mut BlockSummary) -> Result<bool, Error> {
+        let file = self.bytes();
+        let Some(at) = summary::locate(file, block)? else {
+            return Ok(false);
+        };
+        let h = SectionHeader::decode_at(file, at)?;
+        let body = h.checked_body(file, at)?;
+        out.decode(body, at, block)?;
+        Ok(true)
+    }
+
+    /// Tells the kernel the mapped pages of `block` (and of its summary) are not needed any
+    /// more, so a scan of a file larger than memory keeps a resident size bounded by the blocks
+    /// in flight.
     pub fn release(&self, block: &BlockInfo) {
         if let Source::Mapped(map) = &self.source {
             let page = 4096usize;
             let start = block.offset as usize / page * page;
-            let end = SectionHeader::decode_at(map, block.offset)
-                .map(|h| h.end(block.offset) as usize)
-                .unwrap_or(start);
+            let end = match summary::locate(map, block) {
+                Ok(Some(at)) => SectionHeader::decode_at(map, at).map(|h| h.end(at) as usize),
+                _ => SectionHeader::decode_at(map, block.offset)
+                    .map(|h| h.end(block.offset) as usize),
+            }
+            .unwrap_or(start);
             if end > start {
                 // SAFETY: the mapping is read-only, private and file-backed, never written
                 // through: dropping its pages only makes the next access (ours or another
@@ -426,9 +447,10 @@ fn damage(e: &Error) -> String {
 
 /// The next offset at or after `from` where a whole, intact section starts.
 fn resync(file: &[u8], from: u64) -> Option<u64> {
-    const KNOWN: [Tag; 5] = [
+    const KNOWN: [Tag; 6] = [
         Tag::HEADER,
         Tag::BLOCK,
+        Tag::SUMMARY,
         Tag::PROCESSES,
         Tag::LOSSES,
         Tag::INDEX,

@@ -25,6 +25,8 @@ impl Tag {
     pub const PROCESSES: Tag = Tag(*b"PROC");
     pub const LOSSES: Tag = Tag(*b"LOSS");
     pub const INDEX: Tag = Tag(*b"INDX");
+    /// Since 1.1: a block's durations by call site, right after the block.
+    pub const SUMMARY: Tag = Tag(*b"BSUM");
 
     pub fn name(&self) -> String {
         self.0
@@ -195,6 +197,7 @@ fn section_what(tag: Tag) -> &'static str {
         Tag::PROCESSES => "a process table section",
         Tag::LOSSES => "a loss record section",
         Tag::INDEX => "the index section",
+        Tag::SUMMARY => "a block summary",
         _ => "a section of unknown kind",
     }
 }

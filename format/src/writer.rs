@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::block::{BlockEncoder, BlockHeader, MAX_BLOCK_EVENTS, MAX_BLOCK_RAW};
 use crate::meta::{self, CaptureHeader, LossRecord, ProcessInfo};
 use crate::section::{self, SectionHeader, Tag};
+use crate::summary::SummaryEncoder;
 use crate::{Error, Event};
 
 /// When blocks are closed and how hard they are compressed.
@@ -20,6 +21,9 @@ pub struct WriterOptions {
     /// zstd level for blocks. 1 (the default) measured both faster and smaller than 2 to 6
     /// on this layout; see the format benchmark.
     pub zstd_level: i32,
+    /// Write a `BSUM` section (durations by call site) after each block, so that counts and
+    /// latency questions can be answered without the block's columns (FORMAT.md 4.2).
+    pub block_summaries: bool,
 }
 
 impl Default for WriterOptions {
@@ -28,6 +32,7 @@ impl Default for WriterOptions {
             max_block_events: 65536,
             max_block_age: Duration::from_secs(1),
             zstd_level: 1,
+            block_summaries: true,
         }
     }
 }
@@ -62,6 +67,7 @@ pub struct TraceWriter<W: Write> {
     payload: Vec<u8>,
     frame_buf: Vec<u8>,
     compressor: zstd::bulk::Compressor<'static>,
+    summary: SummaryEncoder,
     index_blocks: Vec<IndexBlock>,
     index_sections: Vec<(Tag, u64)>,
     pending_processes: Vec<ProcessInfo>,
@@ -98,6 +104,7 @@ impl<W: Write> TraceWriter<W> {
             payload: Vec::new(),
             frame_buf: Vec::new(),
             compressor,
+            summary: SummaryEncoder::default(),
             index_blocks: Vec::new(),
             index_sections: Vec::new(),
             pending_processes: Vec::new(),
@@ -244,6 +251,19 @@ impl<W: Write> TraceWriter<W> {
         let at = self.put_section_parts(Tag::BLOCK, &[&header.encode(), &frame]);
         self.frame_buf = frame;
         let at = at?;
+        if self.opts.block_summaries {
+            let fixed = self.summary.encode(
+                at,
+                self.block.site_count(),
+                self.block.site_column(),
+                self.block.duration_column(),
+                &mut self.compressor,
+            )?;
+            let frame = std::mem::take(&mut self.summary.frame);
+            let put = self.put_section_parts(Tag::SUMMARY, &[&fixed, &frame]);
+            self.summary.frame = frame;
+            put?;
+        }
         self.index_blocks.push(IndexBlock {
             offset: at,
             event_count: header.event_count,

@@ -113,7 +113,7 @@ fn side_tables_and_header_round_trip() {
     let events = common::synth_events(10, 1);
     let bytes = common::write_file(&events, 4);
     let r = TraceReader::from_bytes(bytes).unwrap();
-    assert_eq!(r.version(), (1, 0));
+    assert_eq!(r.version(), (1, 1));
     assert_eq!(
         r.processes(),
         &[

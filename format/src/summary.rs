@@ -1,0 +1,347 @@
+//! `BSUM` sections (format 1.1, `FORMAT.md` section 4.2): the durations of a block's events,
+//! grouped by call site and sorted, written right after the block.
+//!
+//! Most questions asked of a trace are about sites and durations only: how many calls per
+//! process and option, how many failed, how slow they were, how many took longer than some
+//! threshold. A site carries every field but the time, the pointers and the value, so with
+//! the block's site table and this section such a question needs neither the block's columns
+//! nor its values, which are nearly all of its bytes. Sorted per site, the durations cost
+//! about one byte per event after compression, and a threshold or a percentile is a search.
+
+use crate::block::DecodedBlock;
+use crate::section::{SECTION_HEADER_LEN, SectionHeader, Tag};
+use crate::wire::put_varint;
+use crate::{BlockInfo, Error};
+
+/// Bytes before the zstd frame: block offset, event count, site count, raw length.
+pub(crate) const SUMMARY_FIXED_LEN: usize = 20;
+
+/// Builds a block's summary at block close, reusing its buffers from block to block.
+#[derive(Default)]
+pub(crate) struct SummaryEncoder {
+    starts: Vec<u32>,
+    sorted: Vec<u64>,
+    raw: Vec<u8>,
+    pub frame: Vec<u8>,
+}
+
+impl SummaryEncoder {
+    /// Encodes the summary of a block of `site_count` sites whose site and duration columns
+    /// (little-endian `u32`s and `u64`s, one per event) are given. Returns the fixed part of
+    /// the body; the zstd frame that follows it is left in `self.frame`.
+    pub fn encode(
+        &mut self,
+        block_offset: u64,
+        site_count: usize,
+        site_column: &[u8],
+        duration_column: &[u8],
+        compressor: &mut zstd::bulk::Compressor<'static>,
+    ) -> Result<[u8; SUMMARY_FIXED_LEN], Error> {
+        let sites = site_column.as_chunks::<4>().0;
+        let durations = duration_column.as_chunks::<8>().0;
+        debug_assert_eq!(sites.len(), durations.len());
+        let n = sites.len();
+        // Counting sort by site: each site's durations become one contiguous run.
+        self.starts.clear();
+        self.starts.resize(site_count + 1, 0);
+        for s in sites {
+            self.starts[u32::from_le_bytes(*s) as usize + 1] += 1;
+        }
+        for i in 0..site_count {
+            self.starts[i + 1] += self.starts[i];
+        }
+        self.sorted.clear();
+        self.sorted.resize(n, 0);
+        {
+            // `starts[i]` walks forward as site i's durations are placed, ending at `starts[i+1]`.
+            let next = &mut self.starts[..site_count];
+            for (s, d) in sites.iter().zip(durations) {
+                let at = &mut next[u32::from_le_bytes(*s) as usize];
+                self.sorted[*at as usize] = u64::from_le_bytes(*d);
+                *at += 1;
+            }
+        }
+        // After the scatter, starts[i] holds the end of run i; the runs are laid out in order.
+        self.raw.clear();
+        self.raw.reserve(n + site_count + 16);
+        let mut begin = 0usize;
+        for i in 0..site_count {
+            let end = self.starts[i] as usize;
+            let run = &mut self.sorted[begin..end];
+            run.sort_unstable();
+            put_varint(&mut self.raw, run.len() as u64);
+            let mut prev = 0u64;
+            for &d in run.iter() {
+                put_varint(&mut self.raw, d - prev);
+                prev = d;
+            }
+            begin = end;
+        }
+        self.frame.clear();
+        self.frame
+            .reserve(zstd::zstd_safe::compress_bound(self.raw.len()));
+        compressor.compress_to_buffer(&self.raw, &mut self.frame)?;
+        let mut fixed = [0u8; SUMMARY_FIXED_LEN];
+        fixed[0..8].copy_from_slice(&block_offset.to_le_bytes());
+        fixed[8..12].copy_from_slice(&(n as u32).to_le_bytes());
+        fixed[12..16].copy_from_slice(&(site_count as u32).to_le_bytes());
+        fixed[16..20].copy_from_slice(&(self.raw.len() as u32).to_le_bytes());
+        Ok(fixed)
+    }
+}
+
+/// One block's durations by call site, read from its `BSUM` section with
+/// [`TraceReader::read_summary`](crate::TraceReader::read_summary). Reuse one per thread: it
+/// keeps its buffers from block to block.
+#[derive(Default)]
+pub struct BlockSummary {
+    /// Run boundaries: site `i`'s durations are `durations[starts[i]..starts[i + 1]]`.
+    starts: Vec<u32>,
+    durations: Vec<u64>,
+    raw: Vec<u8>,
+    dctx: Option<zstd::bulk::Decompressor<'static>>,
+    offset: u64,
+}
+
+impl std::fmt::Debug for BlockSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockSummary")
+            .field("offset", &self.offset)
+            .field("sites", &self.site_count())
+            .field("events", &self.event_count())
+            .finish()
+    }
+}
+
+impl BlockSummary {
+    pub fn new() -> BlockSummary {
+        BlockSummary::default()
+    }
+
+    /// Number of sites: the same as the block's site table, which the caller must check
+    /// against the table it uses ([`TraceReader::read_summary`](crate::TraceReader::read_summary)
+    /// checks the event count, not the site table, which it does not decompress).
+    pub fn site_count(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    pub fn event_count(&self) -> usize {
+        self.durations.len()
+    }
+
+    /// File offset of the `BSUM` section.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The durations (ns) of the events at site `site` of the block, in ascending order.
+    /// Panics if `site >= site_count()`.
+    pub fn site_durations(&self, site: usize) -> &[u64] {
+        &self.durations[self.starts[site] as usize..self.starts[site + 1] as usize]
+    }
+
+    /// Decodes a `BSUM` body found at `section_offset`, which must describe the block at
+    /// `block_offset` holding `event_count` events.
+    pub(crate) fn decode(
+        &mut self,
+        body: &[u8],
+        section_offset: u64,
+        block: &BlockInfo,
+    ) -> Result<(), Error> {
+        self.offset = section_offset;
+        self.starts.clear();
+        self.durations.clear();
+        let body_offset = section_offset + SECTION_HEADER_LEN as u64;
+        if body.len() < SUMMARY_FIXED_LEN {
+            return Err(Error::truncated(
+                body_offset,
+                format!(
+                    "a block summary of at least {SUMMARY_FIXED_LEN} bytes, found {}",
+                    body.len()
+                ),
+            ));
+        }
+        let u32_at = |at: usize| u32::from_le_bytes(body[at..at + 4].try_into().expect("4"));
+        let block_offset = u64::from_le_bytes(body[0..8].try_into().expect("8 bytes"));
+        let event_count = u32_at(8);
+        let site_count = u32_at(12) as usize;
+        let raw_len = u32_at(16) as usize;
+        if block_offset != block.offset {
+            return Err(Error::malformed(
+                body_offset,
+                format!(
+                    "a summary of the block at offset {}, found one of offset {block_offset}",
+                    block.offset
+                ),
+            ));
+        }
+        if event_count != block.event_count {
+            return Err(Error::malformed(
+                body_offset + 8,
+                format!(
+                    "the block's event count {}, found {event_count}",
+                    block.event_count
+                ),
+            ));
+        }
+        let n = event_count as usize;
+        // Every site has at least one event, and every count and duration takes 1 to 9 bytes:
+        // so neither length can exceed what the block's own (checked) event count allows.
+        if site_count > n {
+            return Err(Error::malformed(
+                body_offset + 12,
+                format!("at most {n} sites (one per event), found {site_count}"),
+            ));
+        }
+        if raw_len < n + site_count || raw_len > 9 * (n + site_count) {
+            return Err(Error::malformed(
+                body_offset + 16,
+                format!(
+                    "a raw length of {} to {} bytes for {n} events at {site_count} sites, found {raw_len}",
+                    n + site_count,
+                    9 * (n + site_count)
+                ),
+            ));
+        }
+        let frame_offset = body_offset + SUMMARY_FIXED_LEN as u64;
+        if self.dctx.is_none() {
+            self.dctx = Some(zstd::bulk::Decompressor::new()?);
+        }
+        let dctx = self.dctx.as_mut().expect("set above");
+        self.raw.clear();
+        // raw_len is bounded by the event count above (at most 18 MiB), so reserving it is safe.
+        self.raw.reserve(raw_len);
+        dctx.decompress_to_buffer(&body[SUMMARY_FIXED_LEN..], &mut self.raw)
+            .map_err(|e| Error::Decompress {
+                offset: frame_offset,
+                message: e.to_string(),
+            })?;
+        if self.raw.len() != raw_len {
+            return Err(Error::malformed(
+                frame_offset,
+                format!(
+                    "a zstd frame of {raw_len} bytes, it decompressed to {}",
+                    self.raw.len()
+                ),
+            ));
+        }
+        self.durations.reserve(n);
+        self.starts.reserve(site_count + 1);
+        self.starts.push(0);
+        let raw = &self.raw[..];
+        let mut at = 0usize;
+        let bad = |at: usize, what: &str| {
+            Error::malformed(
+                frame_offset,
+                format!("in the summary payload at {at}: {what}"),
+            )
+        };
+        for _ in 0..site_count {
+            let count = varint(raw, &mut at).ok_or_else(|| bad(at, "a run length"))?;
+            if count == 0 || count > (n - self.durations.len()) as u64 {
+                return Err(bad(
+                    at,
+                    &format!(
+                        "a run of 1 to {} events, found {count}",
+                        n - self.durations.len()
+                    ),
+                ));
+            }
+            let mut d = 0u64;
+            for _ in 0..count {
+                // Sorted durations differ by little: nearly every delta is one byte.
+                let delta = match raw.get(at) {
+                    Some(&b) if b < 251 => {
+                        at += 1;
+                        b as u64
+                    }
+                    _ => varint(raw, &mut at).ok_or_else(|| bad(at, "a duration"))?,
+                };
+                d = d
+                    .checked_add(delta)
+                    .ok_or_else(|| bad(at, "durations that fit in 64 bits"))?;
+                self.durations.push(d);
+            }
+            self.starts.push(self.durations.len() as u32);
+        }
+        if self.durations.len() != n {
+            return Err(bad(
+                at,
+                &format!(
+                    "runs adding up to {n} events, found {}",
+                    self.durations.len()
+                ),
+            ));
+        }
+        if at != raw.len() {
+            return Err(bad(at, "the end of the payload"));
+        }
+        Ok(())
+    }
+
+    /// Checks that this summary says exactly what `block` (decoded from the block it
+    /// summarises) says: the same sites, and at each the same durations.
+    pub fn check_against(&self, block: &DecodedBlock) -> Result<(), Error> {
+        let mismatch = |what: String| Error::malformed(self.offset, what);
+        if self.site_count() != block.sites().len() {
+            return Err(mismatch(format!(
+                "a summary of {} sites (the block's), found {}",
+                block.sites().len(),
+                self.site_count()
+            )));
+        }
+        // The block's runs, built the way the writer builds them, compared run by run.
+        let mut per_site: Vec<Vec<u64>> = vec![Vec::new(); block.sites().len()];
+        for (s, e) in block.site_indexes().zip(block.events()) {
+            per_site[s as usize].push(e.duration_ns);
+        }
+        for (i, mut run) in per_site.into_iter().enumerate() {
+            run.sort_unstable();
+            if run != self.site_durations(i) {
+                return Err(mismatch(format!(
+                    "at site {i}, the block's {} durations; the summary's {} differ",
+                    run.len(),
+                    self.site_durations(i).len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A standard-config varint at `*at`; `None` when the bytes end or the first byte is invalid.
+#[inline]
+fn varint(raw: &[u8], at: &mut usize) -> Option<u64> {
+    let first = *raw.get(*at)?;
+    let (v, len) = match first {
+        b @ 0..=250 => (b as u64, 1),
+        251 => (
+            u16::from_le_bytes(raw.get(*at + 1..*at + 3)?.try_into().ok()?) as u64,
+            3,
+        ),
+        252 => (
+            u32::from_le_bytes(raw.get(*at + 1..*at + 5)?.try_into().ok()?) as u64,
+            5,
+        ),
+        253 => (
+            u64::from_le_bytes(raw.get(*at + 1..*at + 9)?.try_into().ok()?),
+            9,
+        ),
+        _ => return None,
+    };
+    *at += len;
+    Some(v)
+}
+
+/// Where a block's summary would be: the section right after it, if that is a `BSUM`.
+/// `Ok(None)` when there is none (a 1.0 file, or a file cut right after the block).
+pub(crate) fn locate(file: &[u8], block: &BlockInfo) -> Result<Option<u64>, Error> {
+    let h = SectionHeader::decode_at(file, block.offset)?;
+    let next = h.end(block.offset);
+    match SectionHeader::decode_at(file, next) {
+        Ok(s) if s.tag == Tag::SUMMARY => Ok(Some(next)),
+        // No section, another kind, or a damaged header: in each case no summary to use; the
+        // block itself is unaffected, and a scan or `verify` reports the damage.
+        _ => Ok(None),
+    }
+}
