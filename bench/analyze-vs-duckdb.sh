@@ -30,7 +30,8 @@ A="$CARGO_TARGET_DIR/release/analyze"
 GEN="$CARGO_TARGET_DIR/release/gen-trace"
 python3 -c 'import duckdb' 2>/dev/null || pip install -q duckdb
 
-TRACE="$DIR/big-$N.gsot"
+# Format 1.1 (with block summaries); the name says so, so a cached 1.0 file is not reused.
+TRACE="$DIR/big-$N-f1.1.gsot"
 PARQUET="$DIR/big-$N.parquet"
 if [ ! -f "$TRACE" ]; then
     echo "generating $TRACE ..."

@@ -49,6 +49,16 @@ impl Front {
     /// Reads the front of `block` from `file`. `None` when anything is not as the spec says
     /// (the caller then reads the block through `format`, which reports why).
     pub fn read(&mut self, file: &File, block: &BlockInfo) -> Option<()> {
+        self.read_to(file, block, true)
+    }
+
+    /// Reads only the thread and site tables of `block` (the columns are left empty): what a
+    /// question answered from the block's summary needs.
+    pub fn read_tables(&mut self, file: &File, block: &BlockInfo) -> Option<()> {
+        self.read_to(file, block, false)
+    }
+
+    fn read_to(&mut self, file: &File, block: &BlockInfo, columns: bool) -> Option<()> {
         self.len = 0;
         let mut h = [0u8; SECTION_HEADER_LEN];
         file.read_exact_at(&mut h, block.offset).ok()?;
@@ -116,10 +126,14 @@ impl Front {
                     self.ts_at = need + s * SITE_LEN + 8;
                     self.dur_at = self.ts_at + 8 * n + 8;
                     self.site_at = self.dur_at + 8 * n + 8;
-                    need = self.site_at + 4 * n;
-                    if need > raw_len {
+                    if self.site_at + 4 * n > raw_len {
                         return None;
                     }
+                    need = if columns {
+                        self.site_at + 4 * n
+                    } else {
+                        self.ts_at - 8
+                    };
                     stage = 2;
                 }
                 _ => break,
@@ -128,9 +142,11 @@ impl Front {
         let raw = &self.raw;
         let nt = u64_at(raw, 0) as usize;
         let ns = u64_at(raw, 8 + nt * THREAD_LEN) as usize;
-        for at in [self.ts_at, self.dur_at, self.site_at] {
-            if u64_at(raw, at - 8) as usize != n {
-                return None;
+        if columns {
+            for at in [self.ts_at, self.dur_at, self.site_at] {
+                if u64_at(raw, at - 8) as usize != n {
+                    return None;
+                }
             }
         }
         self.threads.clear();
@@ -168,6 +184,9 @@ impl Front {
                 flags: u16::from_le_bytes([b[32], b[33]]),
                 value_len: u16::from_le_bytes([b[34], b[35]]),
             });
+        }
+        if !columns {
+            return Some(());
         }
         self.len = n;
         if self.site_indexes().any(|s| s as usize >= ns) {

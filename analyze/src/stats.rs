@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use format::{BlockInfo, DecodedBlock, Site, ThreadEntry};
+use format::{BlockInfo, BlockSummary, DecodedBlock, Site, ThreadEntry};
 
 use crate::columns::Front;
 use crate::filter::{FileFilter, IntField, Tri, int_field};
@@ -292,7 +292,11 @@ pub fn aggregate_file(
     workers: usize,
 ) -> Agg {
     // Only the front columns are needed; read through `format` whatever cannot be read so.
+    // A question about sites and durations alone is answered from each block's site table
+    // and summary (FORMAT.md 4.2) where the block has one and lies wholly inside the time
+    // range; the time column is needed for anything else.
     let file = std::fs::File::open(&input.path).ok();
+    let by_summary = q.interval.is_none() && !ff.filter.expr.uses_time();
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -301,9 +305,22 @@ pub fn aggregate_file(
                 let mut agg = Agg::default();
                 let mut sc = Scratch::default();
                 let mut front = Front::default();
+                let mut summary = BlockSummary::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(b) = blocks.get(i) else { break };
+                    if by_summary
+                        && b.ts_min >= ff.from
+                        && b.ts_max < ff.to
+                        && let Some(f) = &file
+                        && matches!(input.reader.read_summary(b, &mut summary), Ok(true))
+                        && front.read_tables(f, b).is_some()
+                        && summary.site_count() == front.sites.len()
+                    {
+                        input.reader.release(b);
+                        summary_block(&mut agg, &mut sc, &front, &summary, b, ff, q);
+                        continue;
+                    }
                     if let Some(f) = &file
                         && front.read(f, b).is_some()
                     {
@@ -388,6 +405,44 @@ fn front_block(
             }
         }
         add_event(agg, sc, slot, si, ts, dur, ff, q);
+    }
+}
+
+/// One block answered from its site table and summary: each site's durations, sorted.
+fn summary_block(
+    agg: &mut Agg,
+    sc: &mut Scratch,
+    fr: &Front,
+    summary: &BlockSummary,
+    b: &BlockInfo,
+    ff: &FileFilter<'_>,
+    q: &Query<'_>,
+) {
+    map_sites(agg, sc, &fr.sites, &fr.threads, ff, q);
+    for (si, s) in fr.sites.iter().enumerate() {
+        let slot = sc.site_slot[si];
+        if slot == u32::MAX {
+            continue;
+        }
+        let durations = summary.site_durations(si);
+        let g = &mut agg.groups[slot as usize];
+        if sc.verdicts[si] == Tri::Yes {
+            g.errors += sc.site_err[si] as u64 * durations.len() as u64;
+            // Sorted: equal durations come in runs, each added at once.
+            for run in durations.chunk_by(|a, b| a == b) {
+                g.hist.add_n(run[0], run.len() as u64);
+            }
+        } else {
+            // Only the duration is undecided (the caller made sure no time test is involved,
+            // and the block lies inside the time range, so its first timestamp stands in).
+            let t = &fr.threads[s.thread as usize];
+            for &d in durations {
+                if ff.event_passes(Tri::Maybe, s, t, b.ts_min, d) {
+                    g.errors += sc.site_err[si] as u64;
+                    g.hist.add(d);
+                }
+            }
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::Args;
-use format::{Error, TraceReader};
+use format::{BlockSummary, Error, TraceReader};
 
 use crate::{AppError, EXIT_DAMAGED, EXIT_OK, EXIT_UNREADABLE};
 
@@ -37,7 +37,7 @@ const SECTION_HEADER_LEN: u64 = 16;
 const TRAILER_LEN: u64 = 24;
 const MAX_SECTION_BODY: u64 = 256 << 20;
 const END_MAGIC: &[u8; 8] = b"GSOTEND\n";
-const KNOWN_TAGS: [&[u8; 4]; 5] = [b"HEAD", b"BLCK", b"PROC", b"LOSS", b"INDX"];
+const KNOWN_TAGS: [&[u8; 4]; 6] = [b"HEAD", b"BLCK", b"BSUM", b"PROC", b"LOSS", b"INDX"];
 
 /// What the framing walk found.
 #[derive(Default)]
@@ -107,9 +107,22 @@ fn verify_one(path: &str, a: &VerifyArgs, out: &mut dyn Write) -> Result<u8, App
         }
     }
 
-    // Decode every block in parallel: payload structure, counts, time bounds.
+    // Decode every block in parallel: payload structure, counts, time bounds, and that its
+    // summary (format 1.1) says exactly what the block says.
     let events = AtomicU64::new(0);
+    let summaries = AtomicU64::new(0);
     let results = reader.par_map_blocks(reader.blocks(), |info, d| {
+        let mut summary = BlockSummary::new();
+        match reader
+            .read_summary(info, &mut summary)
+            .and_then(|found| found.then(|| summary.check_against(d)).transpose())
+        {
+            Ok(Some(())) => {
+                summaries.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(None) => {}
+            Err(e) => return Some(Err(e)),
+        }
         let mut bad = None;
         let mut n = 0u64;
         for e in d.events() {
@@ -125,12 +138,13 @@ fn verify_one(path: &str, a: &VerifyArgs, out: &mut dyn Write) -> Result<u8, App
             }
         }
         events.fetch_add(n, Ordering::Relaxed);
-        bad
+        bad.map(Ok)
     });
     for (b, r) in reader.blocks().iter().zip(results) {
         match r {
             Ok(None) => {}
-            Ok(Some(msg)) => w.problems.push((b.offset, msg)),
+            Ok(Some(Ok(msg))) => w.problems.push((b.offset, msg)),
+            Ok(Some(Err(e))) => push_err(&mut w.problems, &e),
             Err(e) => push_err(&mut w.problems, &e),
         }
     }
@@ -140,11 +154,18 @@ fn verify_one(path: &str, a: &VerifyArgs, out: &mut dyn Write) -> Result<u8, App
     let decoded = events.load(Ordering::Relaxed);
     if w.problems.is_empty() {
         if !a.quiet {
+            let (summaries, match_) = match summaries.load(Ordering::Relaxed) {
+                0 => (String::new(), ""),
+                n => (
+                    format!(", {n} block summaries"),
+                    " the summaries match their blocks,",
+                ),
+            };
             writeln!(
                 out,
-                "{path}: ok: {} sections, {} blocks, {decoded} events; every checksum and block structure is intact, the index matches",
+                "{path}: ok: {} sections, {} blocks, {decoded} events{summaries}; every checksum and block structure is intact,{match_} the index matches",
                 w.sections.len(),
-                reader.blocks().len()
+                reader.blocks().len(),
             )?;
         }
         return Ok(EXIT_OK);

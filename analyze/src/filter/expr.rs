@@ -131,6 +131,16 @@ impl Expr {
         }
     }
 
+    /// Whether evaluating needs the event's time anywhere (its duration aside).
+    pub fn uses_time(&self) -> bool {
+        match self {
+            Expr::True => false,
+            Expr::Pred(p) => matches!(p, Pred::Time(..)),
+            Expr::Not(e) => e.uses_time(),
+            Expr::And(v) | Expr::Or(v) => v.iter().any(Expr::uses_time),
+        }
+    }
+
     /// Whether evaluating needs per-event data anywhere.
     pub fn per_event(&self) -> bool {
         match self {

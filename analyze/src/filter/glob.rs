@@ -12,6 +12,8 @@ enum Tok {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Glob {
     toks: Vec<Tok>,
+    /// The pattern's bytes when it has no wildcard: matching is then a comparison.
+    literal: Option<Vec<u8>>,
 }
 
 impl Glob {
@@ -65,15 +67,25 @@ impl Glob {
             }
             i += 1;
         }
-        Ok(Glob { toks })
+        let literal = toks
+            .iter()
+            .map(|t| match t {
+                Tok::Byte(b) => Some(*b),
+                _ => None,
+            })
+            .collect();
+        Ok(Glob { toks, literal })
     }
 
     /// Whether the pattern has any wildcard (otherwise it is an exact match).
     pub fn is_literal(&self) -> bool {
-        self.toks.iter().all(|t| matches!(t, Tok::Byte(_)))
+        self.literal.is_some()
     }
 
     pub fn matches(&self, s: &[u8]) -> bool {
+        if let Some(lit) = &self.literal {
+            return s == lit.as_slice();
+        }
         // Iterative matching with one backtrack point for the last star: linear for patterns
         // without stars, O(n*m) worst case, no recursion.
         let (mut ti, mut si) = (0usize, 0usize);
