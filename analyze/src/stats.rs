@@ -231,7 +231,9 @@ pub struct Query<'a> {
 /// One worker's (or the final) aggregate.
 #[derive(Default)]
 pub struct Agg {
-    pub index: HashMap<Box<[KeyPart]>, u32>,
+    /// Keys are a few small integers: a fast hash, not SipHash (the keys come from the file,
+    /// but a collision costs time only, never a wrong answer).
+    pub index: HashMap<Box<[KeyPart]>, u32, rustc_hash::FxBuildHasher>,
     pub keys: Vec<Box<[KeyPart]>>,
     pub groups: Vec<Acc>,
     /// Rate view: per group, counters per interval index.

@@ -140,9 +140,22 @@ impl BlockSummary {
         &self.durations[self.starts[site] as usize..self.starts[site + 1] as usize]
     }
 
-    /// Decodes a `BSUM` body found at `section_offset`, which must describe the block at
-    /// `block_offset` holding `event_count` events.
+    /// Decodes a `BSUM` body found at `section_offset`, which must describe `block`. After an
+    /// error the summary is empty.
     pub(crate) fn decode(
+        &mut self,
+        body: &[u8],
+        section_offset: u64,
+        block: &BlockInfo,
+    ) -> Result<(), Error> {
+        self.decode_inner(body, section_offset, block)
+            .inspect_err(|_| {
+                self.starts.clear();
+                self.durations.clear();
+            })
+    }
+
+    fn decode_inner(
         &mut self,
         body: &[u8],
         section_offset: u64,
@@ -225,11 +238,13 @@ impl BlockSummary {
                 ),
             ));
         }
-        self.durations.reserve(n);
         self.starts.reserve(site_count + 1);
         self.starts.push(0);
         let raw = &self.raw[..];
         let mut at = 0usize;
+        // Filled in place: `filled` durations are written so far (n is the block's checked count).
+        self.durations.resize(n, 0);
+        let mut filled = 0usize;
         let bad = |at: usize, what: &str| {
             Error::malformed(
                 frame_offset,
@@ -238,17 +253,15 @@ impl BlockSummary {
         };
         for _ in 0..site_count {
             let count = varint(raw, &mut at).ok_or_else(|| bad(at, "a run length"))?;
-            if count == 0 || count > (n - self.durations.len()) as u64 {
+            if count == 0 || count > (n - filled) as u64 {
                 return Err(bad(
                     at,
-                    &format!(
-                        "a run of 1 to {} events, found {count}",
-                        n - self.durations.len()
-                    ),
+                    &format!("a run of 1 to {} events, found {count}", n - filled),
                 ));
             }
+            let run = &mut self.durations[filled..filled + count as usize];
             let mut d = 0u64;
-            for _ in 0..count {
+            for slot in run {
                 // Sorted durations differ by little: nearly every delta is one byte.
                 let delta = match raw.get(at) {
                     Some(&b) if b < 251 => {
@@ -260,17 +273,15 @@ impl BlockSummary {
                 d = d
                     .checked_add(delta)
                     .ok_or_else(|| bad(at, "durations that fit in 64 bits"))?;
-                self.durations.push(d);
+                *slot = d;
             }
-            self.starts.push(self.durations.len() as u32);
+            filled += count as usize;
+            self.starts.push(filled as u32);
         }
-        if self.durations.len() != n {
+        if filled != n {
             return Err(bad(
                 at,
-                &format!(
-                    "runs adding up to {n} events, found {}",
-                    self.durations.len()
-                ),
+                &format!("runs adding up to {n} events, found {filled}"),
             ));
         }
         if at != raw.len() {

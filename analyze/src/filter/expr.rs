@@ -131,6 +131,31 @@ impl Expr {
         }
     }
 
+    /// The same expression with the operands of every `&&` and `||` in order of the cost of
+    /// testing them (integers, then options, then names and paths): tests have no side
+    /// effects, so the order changes only how soon a short circuit comes.
+    pub fn cheapest_first(self) -> Expr {
+        match self {
+            Expr::And(v) => Expr::And(sorted_by_cost(v)),
+            Expr::Or(v) => Expr::Or(sorted_by_cost(v)),
+            Expr::Not(e) => Expr::Not(Box::new(e.cheapest_first())),
+            e => e,
+        }
+    }
+
+    fn cost(&self) -> u32 {
+        match self {
+            Expr::True => 0,
+            Expr::Pred(Pred::Int(..)) => 1,
+            Expr::Pred(Pred::Option { .. }) => 2,
+            Expr::Pred(Pred::Duration(..) | Pred::Time(..)) => 3,
+            Expr::Pred(Pred::Comm { .. }) => 4,
+            Expr::Pred(Pred::CgroupPath { .. }) => 8,
+            Expr::Not(e) => e.cost(),
+            Expr::And(v) | Expr::Or(v) => v.iter().map(Expr::cost).sum(),
+        }
+    }
+
     /// Whether evaluating needs the event's time anywhere (its duration aside).
     pub fn uses_time(&self) -> bool {
         match self {
@@ -150,6 +175,12 @@ impl Expr {
             Expr::And(v) | Expr::Or(v) => v.iter().any(Expr::per_event),
         }
     }
+}
+
+fn sorted_by_cost(v: Vec<Expr>) -> Vec<Expr> {
+    let mut v: Vec<Expr> = v.into_iter().map(Expr::cheapest_first).collect();
+    v.sort_by_key(Expr::cost);
+    v
 }
 
 /// A parse error: a message and the character column it points at.
@@ -701,6 +732,24 @@ pub fn escape_glob(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cheapest_first_tests_integers_before_names_and_keeps_the_structure() {
+        let e = parse("comm == nginx && optname == TCP_INFO && duration > 1us || errno == EINVAL")
+            .unwrap()
+            .cheapest_first();
+        let Expr::Or(or) = &e else { panic!("{e:?}") };
+        assert!(
+            matches!(or[0], Expr::Pred(Pred::Int(IntField::Errno, ..))),
+            "{e:?}"
+        );
+        let Expr::And(and) = &or[1] else {
+            panic!("{e:?}")
+        };
+        assert!(matches!(and[0], Expr::Pred(Pred::Option { .. })), "{e:?}");
+        assert!(matches!(and[1], Expr::Pred(Pred::Duration(..))), "{e:?}");
+        assert!(matches!(and[2], Expr::Pred(Pred::Comm { .. })), "{e:?}");
+    }
 
     #[test]
     fn precedence_and_over_or() {

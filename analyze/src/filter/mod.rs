@@ -286,7 +286,7 @@ impl Filter {
         };
         let wall_from = spec(&a.since, "--since")?.unwrap_or(i64::MIN);
         let wall_to = spec(&a.until, "--until")?.unwrap_or(i64::MAX);
-        let expr = Expr::and(all);
+        let expr = Expr::and(all).cheapest_first();
         Ok(Filter {
             per_event: expr.per_event(),
             uses_cgroup_paths: uses_cgroup_paths(&expr),
