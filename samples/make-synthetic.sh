@@ -3,6 +3,10 @@
 # are deterministic; the bytes depend on the writer and the zstd release, so regenerating
 # after such a change gives different but equivalent files. The golden tests in
 # format/tests/samples.rs pin what the committed files decode to.
+#
+# The first three were written by the format 1.0 writer and are kept as they are (rerunning
+# this writes 1.1 files under the same names: do not commit those over them). Later samples
+# get new names.
 set -euo pipefail
 cd "$(dirname "$0")"
 gen() { cargo run -q --release -p gsot-format --bin gen-trace -- "$@"; }
@@ -17,4 +21,7 @@ gen --seed 2 --events 4000 --block-events 1024 --workload mixed -o crashed.gsot.
 third_block=$(cargo run -q --release -p gsot-format --bin gen-trace -- --print-block-offsets crashed.gsot.tmp | sed -n 3p)
 head -c $((third_block + 100)) crashed.gsot.tmp > crashed.gsot
 rm crashed.gsot.tmp
+# Format 1.1: the same mixed traffic as synthetic-mixed.gsot, with a block summary (BSUM) after
+# each block.
+gen --seed 1 --events 5000 --block-events 1024 --workload mixed -o synthetic-mixed-1.1.gsot
 ls -l *.gsot

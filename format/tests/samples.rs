@@ -91,6 +91,30 @@ fn synthetic_mixed_sample() {
 }
 
 #[test]
+fn synthetic_mixed_1_1_sample_has_a_matching_summary_per_block() {
+    let r = sample("synthetic-mixed-1.1.gsot");
+    assert_eq!(r.version(), (1, 1));
+    assert!(r.recovery().is_none());
+    assert_eq!(r.blocks().len(), 5);
+    // The same events as the 1.0 sample: only the summaries were added.
+    assert_eq!(digest(&r), (5000, 0x2fc4_b35f_5e7e_334d));
+    let mut s = format::BlockSummary::new();
+    let mut d = format::DecodedBlock::new();
+    let mut sizes = Vec::new();
+    for b in r.blocks() {
+        assert!(r.read_summary(b, &mut s).unwrap());
+        r.decode_block(b, &mut d).unwrap();
+        s.check_against(&d).unwrap();
+        sizes.push((s.site_count(), s.event_count()));
+    }
+    assert_eq!(sizes.iter().map(|x| x.1).sum::<usize>(), 5000);
+    // The first block's first site: the first event's (nginx, SO_ERROR), whose duration is 319.
+    r.read_summary(&r.blocks()[0], &mut s).unwrap();
+    assert!(s.site_durations(0).contains(&319));
+    assert!(s.site_durations(0).is_sorted());
+}
+
+#[test]
 fn synthetic_loop_sample() {
     let r = sample("synthetic-loop.gsot");
     assert_eq!(r.blocks().len(), 3);
