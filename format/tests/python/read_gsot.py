@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent reader for `.gsot` getsockopt trace files, format version 1.x.
+"""An independent reader for `.gsot` getsockopt trace files, format version 1.x (up to 1.1).
 
 Written from FORMAT.md alone (no look at the Rust implementation), to show that the
 specification is enough to read the format. Pure Python 3.11 plus the PyPI package
@@ -22,7 +22,7 @@ import zstandard
 MAGIC = b"\x89GSO\r\n\x1a\n"  # section 2.1
 END_MAGIC = b"GSOTEND\n"  # section 6
 KNOWN_MAJOR = 1
-KNOWN_MINOR = 0
+KNOWN_MINOR = 1  # 1.1 adds BSUM block summaries (section 4.2)
 
 PREAMBLE_LEN = 16
 SECTION_HEADER_LEN = 16
@@ -36,8 +36,13 @@ MAX_BLOCK_EVENTS = 1_048_576
 MAX_RAW_LEN = 67_108_864  # 64 MiB
 MIN_RAW_BYTES_PER_EVENT = 36
 
+BSUM_HEADER_LEN = 20  # block_offset, event_count, site_count, raw_len (section 4.2)
+MAX_VARINT_LEN = 9  # a u64 in the varint encoding: marker 253 and 8 bytes
+
 TAG_HEAD, TAG_BLCK, TAG_PROC, TAG_LOSS, TAG_INDX = b"HEAD", b"BLCK", b"PROC", b"LOSS", b"INDX"
-KNOWN_TAGS = {TAG_HEAD, TAG_BLCK, TAG_PROC, TAG_LOSS, TAG_INDX}
+TAG_BSUM = b"BSUM"
+# Section 7 step 3: "a 1.1 reader knows BSUM" when searching past damage.
+KNOWN_TAGS = {TAG_HEAD, TAG_BLCK, TAG_BSUM, TAG_PROC, TAG_LOSS, TAG_INDX}
 
 U64_MASK = (1 << 64) - 1
 
@@ -451,8 +456,32 @@ def parse_block_header(body: bytes, body_offset: int) -> tuple[int, int, int, in
     return event_count, raw_len, ts_min, ts_max
 
 
+@dataclass(slots=True)
+class DecodedBlock:
+    """A decoded block: its events, plus what a BSUM check needs (section 4.2)."""
+
+    events: list[Event]
+    site_count: int  # len(sites)
+    site_index: tuple  # the `site` column, per event
+
+    def durations_by_site(self) -> list[list[int]]:
+        """The block's durations grouped by site index and sorted: what its BSUM must hold.
+        A site no event uses gets an empty list (which no valid BSUM can express)."""
+        groups: list[list[int]] = [[] for _ in range(self.site_count)]
+        for event, s in zip(self.events, self.site_index):
+            groups[s].append(event.duration_ns)
+        for group in groups:
+            group.sort()
+        return groups
+
+
 def decode_block(body: bytes, body_offset: int) -> list[Event]:
     """Decode one BLCK body (already CRC-checked) into its events."""
+    return decode_block_full(body, body_offset).events
+
+
+def decode_block_full(body: bytes, body_offset: int) -> DecodedBlock:
+    """Decode one BLCK body (already CRC-checked)."""
     event_count, raw_len, ts_min, ts_max = parse_block_header(body, body_offset)
     frame_offset = body_offset + BLOCK_HEADER_LEN
     payload = decompress_frame(body[BLOCK_HEADER_LEN:], raw_len, frame_offset)
@@ -509,7 +538,124 @@ def decode_block(body: bytes, body_offset: int) -> list[Event]:
         hi = max(e.ts_ns for e in events)
         if (lo, hi) != (ts_min, ts_max):
             raise GsotError(body_offset + 8, f"block says ts {ts_min}..{ts_max}, its events span {lo}..{hi}")
-    return events
+    return DecodedBlock(events, len(sites), site_index)
+
+
+def block_site_count(body: bytes, body_offset: int) -> int:
+    """len(sites) of a BLCK body (already CRC-checked), decompressing only the start of its
+    frame: `threads` and `sites` open the payload (section 4.2), so a question about sites and
+    durations need not decompress the columns."""
+    _count, raw_len, _ts_min, _ts_max = parse_block_header(body, body_offset)
+    frame_offset = body_offset + BLOCK_HEADER_LEN
+
+    def error(pos: int, message: str) -> GsotError:
+        return GsotError(frame_offset, f"payload position {pos}: {message}")
+
+    prefix = decompress_prefix(body[BLOCK_HEADER_LEN:], 8, raw_len, frame_offset)
+    (threads,) = struct.unpack_from("<Q", prefix, 0)
+    sites_at = 8 + threads * THREAD_LEN
+    if sites_at + 8 > raw_len:
+        raise error(0, f"threads: {threads} elements of {THREAD_LEN} bytes run past the end of the payload")
+    prefix = decompress_prefix(body[BLOCK_HEADER_LEN:], sites_at + 8, raw_len, frame_offset)
+    (sites,) = struct.unpack_from("<Q", prefix, sites_at)
+    if sites * SITE_LEN > raw_len - sites_at - 8:
+        raise error(sites_at, f"sites: {sites} elements of {SITE_LEN} bytes run past the end of the payload")
+    return sites
+
+
+def decompress_prefix(frame: bytes, need: int, raw_len: int, frame_offset: int) -> bytes:
+    """At least the first `need` bytes (need <= raw_len) of a zstd frame's output."""
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    out = bytearray()
+    pos = 0
+    try:
+        while len(out) < need and pos < len(frame) and not dobj.eof:
+            piece = frame[pos : pos + _ZSTD_FEED]
+            pos += len(piece)
+            out += dobj.decompress(piece)
+            if len(out) > raw_len:
+                raise GsotError(frame_offset, f"zstd frame decompresses to more than raw_len={raw_len} bytes")
+    except zstandard.ZstdError as err:
+        raise GsotError(frame_offset, f"zstd frame is invalid: {err}") from None
+    if len(out) < need:
+        raise GsotError(frame_offset, f"zstd frame ends after {len(out)} bytes, raw_len says {raw_len}")
+    return bytes(out)
+
+
+# --- BSUM bodies (section 4.2) -------------------------------------------------------------------
+
+
+def decode_bsum(body: bytes, body_offset: int, block_offset: int, event_count: int, site_count: int) -> list[list[int]]:
+    """Decode one BSUM body (already CRC-checked) summarising the block at `block_offset`,
+    which has `event_count` events and `site_count` sites. Returns, per site in the order of
+    the block's `sites`, that site's durations in ascending order. Raises GsotError for
+    everything section 4.2 says a reader rejects."""
+    if len(body) < BSUM_HEADER_LEN:
+        raise GsotError(body_offset, f"BSUM body of {len(body)} bytes is shorter than its 20-byte header")
+    got_offset, got_count, got_sites, raw_len = struct.unpack_from("<QIII", body, 0)
+    if got_offset != block_offset:
+        raise GsotError(body_offset, f"BSUM block_offset is {got_offset}, the block before it is at {block_offset}")
+    if got_count != event_count:
+        raise GsotError(body_offset + 8, f"BSUM event_count is {got_count}, the block has {event_count} events")
+    if got_sites != site_count:
+        raise GsotError(body_offset + 12, f"BSUM site_count is {got_sites}, the block has {site_count} sites")
+    # Every number takes 1 to 9 bytes, so raw_len outside these bounds means the numbers
+    # would run past it or stop short of it; checking first bounds what we decompress.
+    numbers = event_count + site_count
+    if not numbers <= raw_len <= MAX_VARINT_LEN * numbers:
+        raise GsotError(
+            body_offset + 16,
+            f"BSUM raw_len {raw_len} cannot hold {numbers} numbers (event_count + site_count) of 1 to 9 bytes",
+        )
+    frame_offset = body_offset + BSUM_HEADER_LEN
+    summary = decompress_frame(body[BSUM_HEADER_LEN:], raw_len, frame_offset)
+
+    def error(pos: int, message: str) -> GsotError:
+        return GsotError(frame_offset, f"summary position {pos}: {message}")
+
+    pos = 0
+
+    def u64() -> int:
+        nonlocal pos
+        at = pos
+        if pos >= raw_len:
+            raise error(at, f"the numbers run past raw_len={raw_len}")
+        first = summary[pos]
+        pos += 1
+        if first < 251:
+            return first
+        if first >= 254:
+            raise error(at, f"invalid varint marker byte {first}")
+        size = {251: 2, 252: 4, 253: 8}[first]
+        if pos + size > raw_len:
+            raise error(at, f"the numbers run past raw_len={raw_len}")
+        pos += size
+        return int.from_bytes(summary[pos - size : pos], "little")
+
+    sites: list[list[int]] = []
+    total = 0
+    for i in range(site_count):
+        at = pos
+        n = u64()
+        if n == 0:
+            raise error(at, f"site {i} has a run of 0 events")
+        if total + n > event_count:
+            raise error(at, f"site {i}: the runs add up to {total + n} (so far), more than event_count={event_count}")
+        total += n
+        durations = []
+        value = 0
+        for _ in range(n):
+            at = pos
+            value += u64()  # the first as it is, each later one as a difference
+            if value > U64_MASK:
+                raise error(at, f"site {i}: the sum of durations overflows 64 bits")
+            durations.append(value)
+        sites.append(durations)
+    if pos != raw_len:
+        raise error(pos, f"the numbers stop {raw_len - pos} bytes short of raw_len={raw_len}")
+    if total != event_count:
+        raise error(pos, f"the runs add up to {total}, event_count is {event_count}")
+    return sites
 
 
 # --- The file ----------------------------------------------------------------------------------
@@ -677,7 +823,8 @@ class TraceFile:
             self.losses.extend(decode_loss(section.body, section.body_offset))
         elif tag == TAG_HEAD:
             self.problems.append((section.offset, "a second HEAD section: skipped"))
-        # INDX is ignored (the scan rebuilds the index); unknown tags are skipped.
+        # INDX is ignored (the scan rebuilds the index); BSUM needs no bookkeeping (it is
+        # found from its block, section 4.2); unknown tags are skipped.
 
     def _search(self, start: int) -> int | None:
         """The next offset holding a section with a known tag, valid header CRC, a body
@@ -700,16 +847,50 @@ class TraceFile:
 
     # Blocks.
     def read_block(self, ref: BlockRef) -> list[Event]:
-        section = read_section(self.data, ref.offset, TAG_BLCK)
-        count, _raw_len, ts_min, ts_max = parse_block_header(section.body, section.body_offset)
-        if (count, ts_min, ts_max) != (ref.event_count, ref.ts_min, ref.ts_max):
-            raise GsotError(ref.offset, "block header disagrees with the index entry for it")
-        return decode_block(section.body, section.body_offset)
+        return self.read_block_full(ref).events
+
+    def read_block_full(self, ref: BlockRef) -> DecodedBlock:
+        section = self._block_section(ref)
+        return decode_block_full(section.body, section.body_offset)
 
     def events(self):
         """Every event of every block, in file order."""
         for ref in self.blocks:
             yield from self.read_block(ref)
+
+    def _block_section(self, ref: BlockRef) -> Section:
+        section = read_section(self.data, ref.offset, TAG_BLCK)
+        count, _raw_len, ts_min, ts_max = parse_block_header(section.body, section.body_offset)
+        if (count, ts_min, ts_max) != (ref.event_count, ref.ts_min, ref.ts_max):
+            raise GsotError(ref.offset, "block header disagrees with the index entry for it")
+        return section
+
+    # Block summaries (section 4.2).
+    def read_summary(self, ref: BlockRef) -> list[list[int]] | None:
+        """The block's BSUM summary: per site, in the order of the block's `sites`, that
+        site's durations sorted ascending. None when the block has no summary (the section
+        right after the block is not a BSUM: a 1.0 file, or a file cut right after the
+        block). Raises GsotError when there is one but it is damaged or wrong, and when the
+        block itself cannot be read (a summary is only checked against its block); the caller
+        then falls back to the block."""
+        block = self._block_section(ref)
+        at = block.end
+        if at + SECTION_HEADER_LEN > len(self.data) or self.data[at : at + 4] != TAG_BSUM:
+            return None
+        section = read_section(self.data, at, TAG_BSUM)
+        site_count = block_site_count(block.body, block.body_offset)
+        return decode_bsum(section.body, section.body_offset, ref.offset, ref.event_count, site_count)
+
+    def summary_matches(self, ref: BlockRef, decoded: DecodedBlock | None = None) -> bool | None:
+        """Whether the block's summary holds exactly its events' durations, grouped by site
+        and sorted (what `analyze verify` checks). None when the block has no summary; raises
+        GsotError when the summary or the block is rejected."""
+        summary = self.read_summary(ref)
+        if summary is None:
+            return None
+        if decoded is None:
+            decoded = self.read_block_full(ref)
+        return summary == decoded.durations_by_site()
 
 
 # --- Digest and summary -----------------------------------------------------------------------
@@ -736,11 +917,27 @@ def fnv1a64(data: bytes, h: int = FNV_OFFSET_BASIS) -> int:
 
 
 def summarize(trace: TraceFile) -> dict:
+    """The file's summary. A block that cannot be read is an error (raised); a block summary
+    (BSUM) that is rejected is listed under summary_problems, its block is read regardless."""
     digest = FNV_OFFSET_BASIS
     events = 0
-    for event in trace.events():
-        digest = fnv1a64(event_digest_bytes(event), digest)
-        events += 1
+    with_summary = 0
+    mismatched = []
+    summary_problems = []
+    for ref in trace.blocks:
+        block = trace.read_block_full(ref)
+        for event in block.events:
+            digest = fnv1a64(event_digest_bytes(event), digest)
+            events += 1
+        try:
+            matches = trace.summary_matches(ref, block)
+        except GsotError as err:
+            summary_problems.append({"offset": err.offset, "problem": err.message})
+            continue
+        if matches is not None:
+            with_summary += 1
+            if not matches:
+                mismatched.append(ref.offset)
     summary = {
         "version": list(trace.version),
         "header": trace.header,
@@ -751,6 +948,12 @@ def summarize(trace: TraceFile) -> dict:
         "recovered": trace.recovered,
         "problems": [{"offset": off, "problem": text} for off, text in trace.problems],
         "digest": f"0x{digest:016x}",
+        # Section 4.2: blocks followed by a valid BSUM, whether each of those holds exactly
+        # its block's durations (true when there are none), and the BSUMs rejected.
+        "block_summaries": with_summary,
+        "block_summaries_match": not mismatched,
+        "block_summaries_mismatched": mismatched,
+        "summary_problems": summary_problems,
     }
     if trace.scan is not None:
         summary["scan"] = {

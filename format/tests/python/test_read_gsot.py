@@ -320,5 +320,312 @@ class DamageTest(unittest.TestCase):
         self.assertEqual(len(s["problems"]), 1)
 
 
+# --- Block summaries, BSUM (FORMAT.md section 4.2, format 1.1) ---------------------------------
+
+MIXED_DIGEST = "0x2fc4b35f5e7e334d"  # synthetic-mixed.gsot; the 1.1 sample holds the same events
+
+
+def varint(n: int) -> bytes:
+    """A u64 in bincode's varint encoding, shortest form (section 1)."""
+    if n < 251:
+        return bytes([n])
+    if n <= 0xFFFF:
+        return bytes([251]) + n.to_bytes(2, "little")
+    if n <= 0xFFFF_FFFF:
+        return bytes([252]) + n.to_bytes(4, "little")
+    return bytes([253]) + n.to_bytes(8, "little")
+
+
+def summary_bytes(groups) -> bytes:
+    """The decompressed summary of section 4.2 for per-site duration lists (each sorted)."""
+    out = b""
+    for group in groups:
+        out += varint(len(group))
+        previous = 0
+        for d in group:
+            out += varint(d - previous)
+            previous = d
+    return out
+
+
+def bsum_body(block_offset: int, event_count: int, site_count: int, summary: bytes, raw_len=None) -> bytes:
+    head = struct.pack("<QIII", block_offset, event_count, site_count, len(summary) if raw_len is None else raw_len)
+    return head + zstandard.ZstdCompressor().compress(summary)
+
+
+class SummarySampleTest(unittest.TestCase):
+    """The 1.1 sample, and the 1.0 samples read by a 1.1 reader."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.data = sample("synthetic-mixed-1.1.gsot")
+        cls.trace = gsot.TraceFile(cls.data)
+
+    def test_synthetic_mixed_1_1(self):
+        s = gsot.summarize(self.trace)
+        self.assertEqual(self.trace.version, (1, 1))
+        self.assertEqual(s["version"], [1, 1])
+        self.assertFalse(s["recovered"])
+        self.assertEqual(s["problems"], [])
+        self.assertEqual((s["blocks"], s["events"], s["processes"], len(s["losses"])), (5, 5000, 48, 1))
+        self.assertEqual(s["block_summaries"], 5)
+        self.assertTrue(s["block_summaries_match"])
+        self.assertEqual(s["summary_problems"], [])
+
+    def test_same_events_as_the_1_0_sample(self):
+        other = gsot.summarize(gsot.TraceFile(sample("synthetic-mixed.gsot")))
+        mine = gsot.summarize(self.trace)
+        self.assertEqual(other["digest"], MIXED_DIGEST)
+        self.assertEqual(mine["digest"], other["digest"])
+
+    def test_every_block_is_directly_followed_by_its_summary(self):
+        for ref in self.trace.blocks:
+            with self.subTest(block=ref.offset):
+                block = gsot.read_section(self.data, ref.offset, gsot.TAG_BLCK)
+                self.assertEqual(self.data[block.end : block.end + 4], b"BSUM")
+                summary = self.trace.read_summary(ref)
+                decoded = self.trace.read_block_full(ref)
+                self.assertEqual(len(summary), decoded.site_count)
+                self.assertEqual(sum(map(len, summary)), ref.event_count)
+                self.assertTrue(all(run and run == sorted(run) for run in summary))
+                self.assertEqual(summary, decoded.durations_by_site())
+                self.assertIs(self.trace.summary_matches(ref), True)
+
+    def test_1_0_samples_have_no_summaries(self):
+        for name in ("synthetic-mixed.gsot", "synthetic-loop.gsot", "crashed.gsot"):
+            with self.subTest(name=name):
+                trace = gsot.TraceFile(sample(name))
+                self.assertEqual(trace.version, (1, 0))
+                self.assertEqual([trace.read_summary(ref) for ref in trace.blocks], [None] * len(trace.blocks))
+                s = gsot.summarize(trace)
+                self.assertEqual((s["block_summaries"], s["summary_problems"]), (0, []))
+
+    def test_cli_reports_summaries(self):
+        result = subprocess.run(
+            [sys.executable, str(READER), str(SAMPLES / "synthetic-mixed-1.1.gsot")], capture_output=True, text=True
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn('"block_summaries": 5,', result.stdout)
+        self.assertIn('"block_summaries_match": true,', result.stdout)
+        self.assertIn(f'"digest": "{MIXED_DIGEST}"', result.stdout)
+
+
+class SummaryDamageTest(unittest.TestCase):
+    """Damaged or wrong BSUM sections: each is rejected, and its block still reads."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.data = sample("synthetic-mixed-1.1.gsot")
+        trace = gsot.TraceFile(cls.data)
+        cls.blocks = [(ref.offset, ref.event_count) for ref in trace.blocks]
+        # Per block: its BSUM section, and the block's durations by site.
+        cls.bsums = []
+        for ref in trace.blocks:
+            end = gsot.read_section(cls.data, ref.offset, gsot.TAG_BLCK).end
+            cls.bsums.append((gsot.read_section(cls.data, end, gsot.TAG_BSUM), trace.read_block_full(ref)))
+
+    def replace_bsum(self, i: int, body: bytes) -> bytes:
+        """The sample with the i-th BSUM's body replaced, both CRCs recomputed."""
+        section, _ = self.bsums[i]
+        return self.data[: section.offset] + section_bytes(b"BSUM", body) + self.data[section.end :]
+
+    def assert_blocks_read(self, trace, problems=1):
+        s = gsot.summarize(trace)
+        self.assertEqual((s["blocks"], s["events"], s["digest"]), (5, 5000, MIXED_DIGEST))
+        self.assertEqual(s["block_summaries"], 5 - problems)
+        self.assertTrue(s["block_summaries_match"])
+        self.assertEqual(len(s["summary_problems"]), problems)
+        return s
+
+    def test_flipped_byte_in_summary_body_fails_its_crc(self):
+        section, _ = self.bsums[2]
+        data = bytearray(self.data)
+        data[section.body_offset + 30] ^= 0x04  # inside the zstd frame
+        trace = gsot.TraceFile(bytes(data))
+        self.assertFalse(trace.recovered)  # the index does not list BSUMs; it is intact
+        ref = trace.blocks[2]
+        with self.assertRaises(gsot.GsotError) as ctx:
+            trace.read_summary(ref)
+        self.assertEqual(ctx.exception.offset, section.body_offset)
+        self.assertIn("BSUM body CRC", str(ctx.exception))
+        self.assertEqual(digest_of(trace.read_block(ref)), digest_of(self.bsums[2][1].events))
+        s = self.assert_blocks_read(trace)
+        self.assertEqual(s["summary_problems"][0]["offset"], section.body_offset)
+
+    def test_flipped_byte_in_summary_of_a_scanned_file(self):
+        section, _ = self.bsums[2]
+        data = bytearray(self.data[: self.bsums[-1][0].end])  # no INDX, no trailer
+        data[section.body_offset + 30] ^= 0x04
+        trace = gsot.TraceFile(bytes(data))
+        self.assertTrue(trace.recovered)
+        self.assertEqual([(r.offset, r.event_count) for r in trace.blocks], self.blocks)
+        self.assertEqual(trace.problems, [(section.body_offset, "BSUM body CRC mismatch: section skipped")])
+        self.assert_blocks_read(trace)
+
+    def test_wrong_header_fields_same_length(self):
+        """block_offset, event_count, site_count off by one: the body keeps its length, so the
+        index still opens the file."""
+        section, decoded = self.bsums[1]
+        offset, count = self.blocks[1]
+        frame = section.body[gsot.BSUM_HEADER_LEN :]
+        raw_len = struct.unpack_from("<I", section.body, 16)[0]
+        cases = {
+            "block_offset": (offset + 1, count, decoded.site_count, 0),
+            "event_count": (offset, count - 1, decoded.site_count, 8),
+            "site_count": (offset, count, decoded.site_count + 1, 12),
+        }
+        for what, (b, c, n, field_at) in cases.items():
+            with self.subTest(what=what):
+                data = self.replace_bsum(1, struct.pack("<QIII", b, c, n, raw_len) + frame)
+                trace = gsot.TraceFile(data)
+                self.assertFalse(trace.recovered)
+                with self.assertRaisesRegex(gsot.GsotError, f"BSUM {what} is") as ctx:
+                    trace.read_summary(trace.blocks[1])
+                self.assertEqual(ctx.exception.offset, section.body_offset + field_at)
+                self.assert_blocks_read(trace)
+
+    def test_rebuilt_summaries_are_rejected(self):
+        """Summaries rebuilt with valid CRCs but breaking a rule of section 4.2. Rebuilding
+        changes the section's length, which moves the INDX section away from the trailer's
+        index_offset: the file is opened by scanning. The last block's summary is the one
+        changed, so every other section keeps its offset (and every other BSUM its
+        block_offset)."""
+        section, decoded = self.bsums[4]
+        offset, count = self.blocks[4]
+        groups = decoded.durations_by_site()
+        sites = decoded.site_count
+        multi = next(i for i, g in enumerate(groups) if len(g) >= 2)
+        zero_run = [[]] + [sorted(groups[0] + groups[1])] + groups[2:]  # n_0 = 0, sum still right
+        short_run = [g[:-1] if i == multi else g for i, g in enumerate(groups)]  # adds up to count - 1
+        good = summary_bytes(groups)
+        cases = {
+            "run of 0": bsum_body(offset, count, sites, summary_bytes(zero_run)),
+            "add up to 903": bsum_body(offset, count, sites, summary_bytes(short_run)),
+            "stop 1 bytes short": bsum_body(offset, count, sites, good + b"\0"),
+            "run past raw_len": bsum_body(offset, count, sites, good[:-1]),
+            "event_count": bsum_body(offset, count + 1, sites, good),
+            "block_offset": bsum_body(offset - 16, count, sites, good),
+        }
+        self.assertEqual(count, 904)
+        for what, body in cases.items():
+            with self.subTest(what=what):
+                data = self.replace_bsum(4, body)
+                trace = gsot.TraceFile(data)
+                self.assertEqual(trace.recovered, len(data) != len(self.data))
+                if trace.recovered:  # the trailer's index_offset no longer points at INDX
+                    self.assertEqual(trace.scan.stop_reason, "trailer")
+                    self.assertEqual(trace.problems, [])
+                self.assertEqual([(r.offset, r.event_count) for r in trace.blocks], self.blocks)
+                with self.assertRaisesRegex(gsot.GsotError, what):
+                    trace.read_summary(trace.blocks[4])
+                s = self.assert_blocks_read(trace)
+                self.assertIn(what, s["summary_problems"][0]["problem"])
+        # The rebuilding itself is sound: the good summary, recompressed, reads again.
+        trace = gsot.TraceFile(self.replace_bsum(4, bsum_body(offset, count, sites, good)))
+        self.assertEqual(trace.read_summary(trace.blocks[4]), groups)
+        self.assert_blocks_read(trace, problems=0)
+
+    def test_summary_with_other_durations_is_read_but_does_not_match(self):
+        section, decoded = self.bsums[4]
+        offset, count = self.blocks[4]
+        groups = decoded.durations_by_site()
+        groups[-1] = groups[-1][:-1] + [groups[-1][-1] + 1]  # the slowest call one ns slower
+        trace = gsot.TraceFile(self.replace_bsum(4, bsum_body(offset, count, decoded.site_count, summary_bytes(groups))))
+        self.assertEqual(trace.read_summary(trace.blocks[4]), groups)
+        self.assertIs(trace.summary_matches(trace.blocks[4]), False)
+        s = gsot.summarize(trace)
+        self.assertEqual((s["block_summaries"], s["block_summaries_match"]), (5, False))
+        self.assertEqual(s["block_summaries_mismatched"], [offset])
+        self.assertEqual(s["digest"], MIXED_DIGEST)
+
+    def test_summary_not_right_after_its_block_is_ignored(self):
+        """A section between a block and its BSUM: the block has no summary, the BSUM is
+        ignored (it is not where a summary is looked for)."""
+        section, _ = self.bsums[4]
+        extra = section_bytes(b"XTRA", b"a section from a later minor version")
+        data = self.data[: section.offset] + extra + self.data[section.offset :]
+        trace = gsot.TraceFile(data)
+        self.assertTrue(trace.recovered)  # INDX moved
+        self.assertIsNone(trace.read_summary(trace.blocks[4]))
+        s = gsot.summarize(trace)
+        self.assertEqual((s["blocks"], s["digest"], s["block_summaries"], s["summary_problems"]), (5, MIXED_DIGEST, 4, []))
+
+    def test_cut_files(self):
+        """A file cut right after a block, or inside its BSUM's header: no summary for it. Cut
+        inside the BSUM's body: the scan stops there, the block reads, its summary is
+        rejected."""
+        section, _ = self.bsums[1]
+        for cut in (section.offset, section.offset + 10):
+            with self.subTest(cut=cut):
+                trace = gsot.TraceFile(self.data[:cut])
+                self.assertEqual(len(trace.blocks), 2)
+                self.assertIsNone(trace.read_summary(trace.blocks[1]))
+                s = gsot.summarize(trace)
+                self.assertEqual((s["events"], s["block_summaries"], s["summary_problems"]), (2048, 1, []))
+        for cut in (section.offset + 16, section.offset + 40, section.end - 1):
+            with self.subTest(cut=cut):
+                trace = gsot.TraceFile(self.data[:cut])
+                self.assertEqual(trace.scan.stop_offset, section.offset)
+                self.assertEqual(len(trace.blocks), 2)
+                with self.assertRaisesRegex(gsot.GsotError, "BSUM body of .* runs past the end of the file"):
+                    trace.read_summary(trace.blocks[1])
+                s = gsot.summarize(trace)
+                self.assertEqual((s["events"], s["block_summaries"], len(s["summary_problems"])), (2048, 1, 1))
+
+    def test_scan_resyncs_on_a_summary(self):
+        """A damaged block header: the search (section 7 step 3) knows the BSUM tag, so it
+        resumes at the BSUM right after the lost block, which is then ignored."""
+        block_offset, _ = self.blocks[1]
+        section, _ = self.bsums[1]
+        data = bytearray(self.data[: self.bsums[-1][0].end])  # no INDX, no trailer: scanned
+        data[block_offset + 5] ^= 0x01  # body_len, covered by the header CRC
+        trace = gsot.TraceFile(bytes(data))
+        self.assertTrue(trace.recovered)
+        self.assertEqual([r.offset for r in trace.blocks], [b for i, (b, _) in enumerate(self.blocks) if i != 1])
+        self.assertEqual(len(trace.problems), 1)
+        self.assertEqual(trace.problems[0][0], block_offset)
+        self.assertIn(f"skipped {section.offset - block_offset} bytes", trace.problems[0][1])
+        s = gsot.summarize(trace)
+        self.assertEqual((s["blocks"], s["events"], s["block_summaries"], s["summary_problems"]), (4, 5000 - 1024, 4, []))
+
+
+class DecodeSummaryTest(unittest.TestCase):
+    """decode_bsum on hand-built bodies (body at file offset 1000, block at 500)."""
+
+    def decode(self, body, event_count=3, site_count=2):
+        return gsot.decode_bsum(body, 1000, 500, event_count, site_count)
+
+    def test_decodes_deltas(self):
+        groups = [[5, 5, 300], [2**40]]
+        got = self.decode(bsum_body(500, 4, 2, summary_bytes(groups)), event_count=4)
+        self.assertEqual(got, groups)
+        # Longer varint forms are accepted too.
+        long_form = bytes([2, 251, 7, 0, 253]) + (9).to_bytes(8, "little") + bytes([1, 0])
+        self.assertEqual(self.decode(bsum_body(500, 3, 2, long_form)), [[7, 16], [0]])
+
+    def test_empty_block(self):
+        self.assertEqual(gsot.decode_bsum(bsum_body(500, 0, 0, b""), 1000, 500, 0, 0), [])
+
+    def test_rejections(self):
+        frame_at = 1000 + gsot.BSUM_HEADER_LEN
+        cases = {
+            "overflows 64 bits": (bsum_body(500, 3, 2, bytes([2, 253]) + (2**64 - 1).to_bytes(8, "little") + bytes([1, 1, 0])), frame_at),
+            "run of 0": (bsum_body(500, 3, 2, bytes([0, 3, 1, 1, 1])), frame_at),
+            "more than event_count": (bsum_body(500, 3, 2, bytes([2, 1, 1, 2, 1, 1])), frame_at),
+            # Long forms fill raw_len; two runs of 1 for 3 events (shortest forms would stop short).
+            "add up to 2": (bsum_body(500, 3, 2, bytes([1, 251, 1, 0, 1, 1])), frame_at),
+            "invalid varint marker": (bsum_body(500, 3, 2, bytes([1, 254, 1, 1, 1])), frame_at),
+            "run past raw_len": (bsum_body(500, 3, 2, bytes([1, 1, 2, 1, 253, 1])), frame_at),
+            "cannot hold": (bsum_body(500, 3, 2, bytes([1, 1, 2, 1]), raw_len=4), 1016),
+            "shorter than its 20-byte header": (bytes(19), 1000),
+            "raw_len says 6": (bsum_body(500, 3, 2, bytes([1, 1, 2, 1, 1]), raw_len=6), frame_at),
+        }
+        for what, (body, offset) in cases.items():
+            with self.subTest(what=what):
+                with self.assertRaisesRegex(gsot.GsotError, what) as ctx:
+                    self.decode(body)
+                self.assertEqual(ctx.exception.offset, offset)
+
+
 if __name__ == "__main__":
     unittest.main()
