@@ -449,8 +449,8 @@ def parse_block_header(body: bytes, body_offset: int) -> tuple[int, int, int, in
         raise GsotError(body_offset, f"event_count {event_count} exceeds {MAX_BLOCK_EVENTS}")
     if raw_len > MAX_RAW_LEN:
         raise GsotError(body_offset + 4, f"raw_len {raw_len} exceeds {MAX_RAW_LEN}")
-    if raw_len < MIN_RAW_BYTES_PER_EVENT * event_count:
-        raise GsotError(body_offset + 4, f"raw_len {raw_len} is less than 36 x event_count ({event_count})")
+    if raw_len < 64 + MIN_RAW_BYTES_PER_EVENT * event_count:
+        raise GsotError(body_offset + 4, f"raw_len {raw_len} is less than 64 + 36 x event_count ({event_count})")
     if event_count and ts_min > ts_max:
         raise GsotError(body_offset + 8, f"ts_min {ts_min} > ts_max {ts_max}")
     return event_count, raw_len, ts_min, ts_max
@@ -735,9 +735,10 @@ class TraceFile:
             raise GsotError(trailer_at, f"index_offset {index_offset} is outside the file's sections")
 
         index = read_section(data, index_offset, TAG_INDX)
-        # The layout (section 2) puts the trailer right after the INDX section.
-        if index.end != trailer_at:
-            raise GsotError(index_offset, f"INDX section ends at {index.end}, the trailer starts at {trailer_at}")
+        # Section 6: the index need not end exactly where the trailer begins, but it cannot
+        # overlap it.
+        if index.end > trailer_at:
+            raise GsotError(index_offset, f"INDX section ends at {index.end}, after the trailer starts at {trailer_at}")
         blocks, sections, total_events = decode_indx(index.body, index.body_offset)
 
         previous = -1
