@@ -1,7 +1,7 @@
 //! Size, write cost, scan speed and reader memory of the trace format, with the figures the
 //! issue sets as goals. Run: `cargo bench -p gsot-format --bench format` (add `-- --events N`).
-//! `-- --write-only [--reps N]` measures only the write cost at the default zstd level, N times
-//! per workload (for before/after comparisons and profiling the writer).
+//! `-- --write-only [--reps N] [--workload loop|mixed]` measures only the write cost at the
+//! default zstd level, N times per workload (for before/after comparisons and profiling).
 //!
 //! Timings are CPU time of this thread (write) or ratios taken in the same run (scan), because
 //! machines here are shared and noisy. It also encodes the same events as bincode *rows* (the
@@ -251,9 +251,12 @@ fn scan_rss(path: &str) {
 }
 
 /// Only the write cost, at the default zstd level, `reps` times per workload.
-fn write_only(events: u64, reps: usize) {
+fn write_only(events: u64, reps: usize, only: Option<&str>) {
     let level = WriterOptions::default().zstd_level;
     for (name, workload) in [("loop", Workload::Loop), ("mixed", Workload::Mixed)] {
+        if only.is_some_and(|w| w != name) {
+            continue;
+        }
         let evs = generate(workload, events);
         let runs: Vec<String> = (0..reps)
             .map(|_| format!("{:.1}", measure_write(&evs, level).0))
@@ -281,7 +284,11 @@ fn main() {
             .position(|a| a == "--reps")
             .map(|i| args[i + 1].parse().unwrap())
             .unwrap_or(5);
-        return write_only(events, reps);
+        let only = args
+            .iter()
+            .position(|a| a == "--workload")
+            .map(|i| args[i + 1].clone());
+        return write_only(events, reps, only.as_deref());
     }
 
     println!(
