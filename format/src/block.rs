@@ -333,7 +333,7 @@ impl<K: Key + Default, V: Copy + Default> Table<K, V> {
 }
 
 /// How many events' site lookups wait for their prefetch (see `BlockEncoder::pending`).
-const PIPELINE: usize = 4;
+const PIPELINE: usize = 8;
 
 /// An event's site, waiting for its lookup.
 #[derive(Clone, Copy, Default)]
