@@ -1,5 +1,7 @@
 //! Size, write cost, scan speed and reader memory of the trace format, with the figures the
 //! issue sets as goals. Run: `cargo bench -p gsot-format --bench format` (add `-- --events N`).
+//! `-- --write-only [--reps N] [--workload loop|mixed]` measures only the write cost at the
+//! default zstd level, N times per workload (for before/after comparisons and profiling).
 //!
 //! Timings are CPU time of this thread (write) or ratios taken in the same run (scan), because
 //! machines here are shared and noisy. It also encodes the same events as bincode *rows* (the
@@ -55,7 +57,8 @@ struct Figures {
     decode_ns: f64,
 }
 
-fn measure_format(events: &[OwnedEvent], zstd_level: i32, block_summaries: bool) -> Figures {
+/// Writes `events` to a file in memory: CPU ns per event, and the file.
+fn measure_write(events: &[OwnedEvent], zstd_level: i32, block_summaries: bool) -> (f64, Vec<u8>) {
     let opts = WriterOptions {
         zstd_level,
         block_summaries,
@@ -70,6 +73,11 @@ fn measure_format(events: &[OwnedEvent], zstd_level: i32, block_summaries: bool)
     }
     let file = writer.finish().unwrap();
     let write_ns = (thread_cpu_ns() - t0) as f64 / events.len() as f64;
+    (write_ns, file)
+}
+
+fn measure_format(events: &[OwnedEvent], zstd_level: i32, block_summaries: bool) -> Figures {
+    let (write_ns, file) = measure_write(events, zstd_level, block_summaries);
     let bytes_per_event = file.len() as f64 / events.len() as f64;
 
     let reader = TraceReader::from_bytes(file).unwrap();
@@ -243,6 +251,28 @@ fn scan_rss(path: &str) {
     println!("{} {} {}", reader.event_count(), before, max_rss_kib());
 }
 
+/// Only the write cost, at the default zstd level, `reps` times per workload.
+fn write_only(events: u64, reps: usize, only: Option<&str>) {
+    let level = WriterOptions::default().zstd_level;
+    for (name, workload) in [("loop", Workload::Loop), ("mixed", Workload::Mixed)] {
+        if only.is_some_and(|w| w != name) {
+            continue;
+        }
+        let evs = generate(workload, events);
+        // Alternating with and without block summaries, so noise hits both alike.
+        let (mut with, mut without) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            with.push(format!("{:.1}", measure_write(&evs, level, true).0));
+            without.push(format!("{:.1}", measure_write(&evs, level, false).0));
+        }
+        println!(
+            "write {name:<5} zstd {level}: {} ns/event CPU (without BSUM: {})",
+            with.join(" "),
+            without.join(" ")
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--scan-rss") {
@@ -253,6 +283,18 @@ fn main() {
         .position(|a| a == "--events")
         .map(|i| args[i + 1].parse().unwrap())
         .unwrap_or(2_000_000);
+    if args.iter().any(|a| a == "--write-only") {
+        let reps: usize = args
+            .iter()
+            .position(|a| a == "--reps")
+            .map(|i| args[i + 1].parse().unwrap())
+            .unwrap_or(5);
+        let only = args
+            .iter()
+            .position(|a| a == "--workload")
+            .map(|i| args[i + 1].clone());
+        return write_only(events, reps, only.as_deref());
+    }
 
     println!(
         "trace format benchmark, {events} events per workload (goals: loop <= 8 B/event, mixed <= 24 B/event, write <= 200 ns/event, scan ratio >= 70%)"

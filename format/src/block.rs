@@ -13,9 +13,6 @@
 //! moving parts into zero bytes. Every integer keeps its fixed width, so the decoder reads the
 //! columns in place: decoding costs little next to decompression.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use crate::raw::COMM_LEN;
 use crate::wire::Le;
 use crate::{Error, Event};
@@ -89,29 +86,6 @@ impl ThreadEntry {
     }
 }
 
-/// FxHash: the thread table is keyed by small trusted structs, where SipHash's cost shows.
-#[derive(Default)]
-struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(b));
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.write_u64(v as u64)
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// Bytes of one call site entry on disk.
 pub const SITE_ENTRY_LEN: usize = 36;
 /// Bytes each event adds to the per-event columns (value bytes aside).
@@ -169,52 +143,222 @@ impl Site {
     }
 }
 
-/// How many recently used table entries the encoder remembers, by a cheap hash of the event.
-const RECENT: usize = 4096;
-
-/// Finds or adds an entry of a per-block table. Most events repeat an entry seen a moment ago,
-/// so a direct-mapped cache checked by plain comparison answers before the hash map is asked.
-struct Table<T> {
-    entries: Vec<T>,
-    ids: HashMap<T, u32, BuildHasherDefault<FxHasher>>,
-    recent: Box<[u32; RECENT]>,
+/// A key of a per-block table: hashed from its fields by one cheap function, since the
+/// tables are probed once or twice per event.
+trait Key: Copy + Eq {
+    fn table_hash(&self, seed: &Seed) -> u64;
 }
 
-impl<T: Copy + Eq + std::hash::Hash> Table<T> {
-    fn new() -> Table<T> {
+/// Random keys for the table hash, drawn once per encoder: the fields come from traced
+/// programs, and a fixed hash would let one of them make every call collide. Which slot an
+/// entry takes never shows in the output: table order is insertion order.
+struct Seed([u64; 4]);
+
+impl Seed {
+    fn random() -> Seed {
+        use std::hash::{BuildHasher, RandomState};
+        let s = RandomState::new();
+        Seed(std::array::from_fn(|i| s.hash_one(i) | 1))
+    }
+}
+
+/// The high and low halves of a 64 × 64-bit product folded together: mixes every bit of
+/// both operands in one multiplication.
+#[inline(always)]
+fn fold(a: u64, b: u64) -> u64 {
+    let p = a as u128 * b as u128;
+    p as u64 ^ (p >> 64) as u64
+}
+
+impl Key for ThreadEntry {
+    #[inline]
+    fn table_hash(&self, k: &Seed) -> u64 {
+        let w = |a: u32, b: u32| a as u64 | (b as u64) << 32;
+        let comm = u128::from_le_bytes(self.comm);
+        fold(
+            w(self.tgid, self.tid) ^ k.0[0],
+            w(self.ppid, self.uid) ^ k.0[1],
+        ) ^ fold(w(self.gid, self.pid_ns) ^ k.0[2], self.cgroup_id ^ k.0[3])
+            ^ fold(
+                (comm as u64) ^ k.0[1],
+                ((comm >> 64) as u64 ^ self.mnt_ns as u64) ^ k.0[0],
+            )
+    }
+}
+
+impl Key for Site {
+    #[inline]
+    fn table_hash(&self, k: &Seed) -> u64 {
+        let w = |a: i32, b: i32| a as u32 as u64 | (b as u32 as u64) << 32;
+        let h = fold(
+            (self.thread as u64 | (self.cpu as u64) << 32) ^ k.0[0],
+            w(self.fd, self.level) ^ k.0[1],
+        ) ^ fold(
+            w(self.optname, self.optlen_in) ^ k.0[2],
+            w(self.optlen_out, self.ret) ^ k.0[3],
+        );
+        fold(
+            h ^ k.0[1],
+            (self.flags as u64 | (self.value_len as u64) << 16) ^ k.0[2],
+        )
+    }
+}
+
+/// A per-block table: keys in the order they were first seen (their index is what the block
+/// stores), each with a value `V` the encoder keeps per entry. The lookup index is an
+/// open-addressing table (linear probing, at most half full) whose slots hold the key, its
+/// index and its value in one cache line, so finding an entry costs one memory access. A slot
+/// belongs to the current block only if it carries the current generation: clearing the
+/// table between blocks touches nothing. Its memory is kept from block to block.
+struct Table<K, V> {
+    keys: Vec<K>,
+    slots: Vec<Slot<K, V>>,
+    generation: u32,
+    seed: Seed,
+}
+
+/// A slot of a table's index, aligned so that it takes one cache line (keys are at most 52
+/// bytes).
+#[derive(Clone, Copy, Default)]
+#[repr(align(64))]
+struct Slot<K, V> {
+    key: K,
+    id: u32,
+    generation: u32,
+    value: V,
+}
+
+impl<K: Key + Default, V: Copy + Default> Table<K, V> {
+    fn new() -> Table<K, V> {
         Table {
-            entries: Vec::new(),
-            ids: HashMap::default(),
-            recent: Box::new([u32::MAX; RECENT]),
+            keys: Vec::new(),
+            slots: vec![Slot::default(); 64],
+            generation: 1,
+            seed: Seed::random(),
         }
     }
 
+    fn hash(&self, key: &K) -> u64 {
+        key.table_hash(&self.seed)
+    }
+
+    /// Starts loading the slot where a lookup of a key with hash `h` begins, so that the
+    /// lookup, a few events later, need not wait for memory.
     #[inline]
-    fn id(&mut self, key: T, hint: u32) -> u32 {
-        let slot = &mut self.recent[hint as usize % RECENT];
-        if self.entries.get(*slot as usize) == Some(&key) {
-            return *slot;
+    fn prefetch(&self, h: u64) {
+        let slot = &self.slots[h as usize & (self.slots.len() - 1)];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is only a hint: it reads nothing the program sees and cannot
+        // fault; the address is that of a live slot anyway. SSE is part of x86_64.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            _mm_prefetch::<_MM_HINT_T0>((slot as *const Slot<K, V>).cast());
         }
-        let next = self.entries.len() as u32;
-        let id = *self.ids.entry(key).or_insert(next);
-        if id == next {
-            self.entries.push(key);
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = slot;
+    }
+
+    /// The index of `key`, added with `value` if new, and its value.
+    #[inline]
+    fn find_or_insert(&mut self, key: K, value: V) -> (u32, &mut V) {
+        let h = self.hash(&key);
+        self.find_or_insert_hashed(key, h, value)
+    }
+
+    /// [`Table::find_or_insert`] for a key whose hash is known.
+    #[inline]
+    fn find_or_insert_hashed(&mut self, key: K, h: u64, value: V) -> (u32, &mut V) {
+        let mask = self.slots.len() - 1;
+        let mut i = h as usize & mask;
+        loop {
+            let slot = &self.slots[i];
+            if slot.generation != self.generation {
+                break;
+            }
+            if slot.key == key {
+                let slot = &mut self.slots[i];
+                return (slot.id, &mut slot.value);
+            }
+            i = (i + 1) & mask;
         }
-        *slot = id;
-        id
+        let id = self.keys.len() as u32;
+        self.keys.push(key);
+        self.slots[i] = Slot {
+            key,
+            id,
+            generation: self.generation,
+            value,
+        };
+        if self.keys.len() * 2 > self.slots.len() {
+            self.grow();
+            return self.find_or_insert_hashed(key, h, value);
+        }
+        (id, &mut self.slots[i].value)
+    }
+
+    #[cold]
+    fn grow(&mut self) {
+        let n = self.slots.len() * 2;
+        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); n]);
+        let generation = std::mem::replace(&mut self.generation, 1);
+        for slot in old.into_iter().filter(|s| s.generation == generation) {
+            let mut i = slot.key.table_hash(&self.seed) as usize & (n - 1);
+            while self.slots[i].generation == 1 {
+                i = (i + 1) & (n - 1);
+            }
+            self.slots[i] = Slot {
+                generation: 1,
+                ..slot
+            };
+        }
+    }
+
+    fn keys(&self) -> impl ExactSizeIterator<Item = &K> {
+        self.keys.iter()
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len()
     }
 
     fn clear(&mut self) {
-        self.entries.clear();
-        self.ids.clear();
-        self.recent.fill(u32::MAX);
+        self.keys.clear();
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            // Once in 2^32 blocks: forget the old generations for real.
+            self.slots.fill(Slot::default());
+            self.generation = 1;
+        }
     }
+}
+
+/// How many events' site lookups wait for their prefetch (see `BlockEncoder::pending`).
+const PIPELINE: usize = 8;
+
+/// An event's site, waiting for its lookup.
+#[derive(Clone, Copy, Default)]
+struct PendingSite {
+    site: Site,
+    hash: u64,
+    optval_ptr: u64,
+    optlen_ptr: u64,
 }
 
 /// Accumulates events into the tables and columns of one block.
 pub(crate) struct BlockEncoder {
-    threads: Table<ThreadEntry>,
-    sites: Table<Site>,
+    threads: Table<ThreadEntry, ()>,
+    /// Each site with the last (optval, optlen) pointers of its events: pointer deltas are
+    /// taken per site, where a buffer on the caller's stack makes them zero.
+    sites: Table<Site, (u64, u64)>,
+    /// The thread of the previous event and its index: calls come in bursts per thread.
+    last_thread: Option<(ThreadEntry, u32)>,
+    /// The last events' sites, hashes and pointers, waiting for their site lookup: the site
+    /// table is larger than the CPU's caches, so `push` prefetches a site's slot and looks it
+    /// up only `PIPELINE` events later, when the slot has arrived.
+    pending: [PendingSite; PIPELINE],
+    /// Where in `pending` the oldest waiting site is, and how many wait.
+    pending_head: usize,
+    pending_len: usize,
     ts_delta: Vec<u8>,
     duration: Vec<u8>,
     site: Vec<u8>,
@@ -225,9 +369,6 @@ pub(crate) struct BlockEncoder {
     ts_min: u64,
     ts_max: u64,
     prev_ts: u64,
-    /// The last (optval, optlen) pointers of each site: pointer deltas are taken per site,
-    /// where a buffer on the caller's stack makes them zero.
-    site_ptrs: Vec<(u64, u64)>,
 }
 
 impl BlockEncoder {
@@ -235,6 +376,10 @@ impl BlockEncoder {
         BlockEncoder {
             threads: Table::new(),
             sites: Table::new(),
+            last_thread: None,
+            pending: [PendingSite::default(); PIPELINE],
+            pending_head: 0,
+            pending_len: 0,
             ts_delta: Vec::new(),
             duration: Vec::new(),
             site: Vec::new(),
@@ -245,7 +390,6 @@ impl BlockEncoder {
             ts_min: u64::MAX,
             ts_max: 0,
             prev_ts: 0,
-            site_ptrs: Vec::new(),
         }
     }
 
@@ -257,25 +401,25 @@ impl BlockEncoder {
         (self.ts_min, self.ts_max)
     }
 
-    /// The site column: one little-endian `u32` site index per event.
-    pub fn site_column(&self) -> &[u8] {
-        &self.site
+    /// The site and duration columns: one little-endian `u32` site index and one `u64` per
+    /// event (every pending site lookup is resolved first).
+    pub fn site_and_duration_columns(&mut self) -> (&[u8], &[u8]) {
+        self.resolve_all();
+        (&self.site, &self.duration)
     }
 
-    /// The duration column: one little-endian `u64` per event.
-    pub fn duration_column(&self) -> &[u8] {
-        &self.duration
-    }
-
-    pub fn site_count(&self) -> usize {
-        self.sites.entries.len()
+    /// Sites in the block's table (every pending site lookup is resolved first).
+    pub fn site_count(&mut self) -> usize {
+        self.resolve_all();
+        self.sites.len()
     }
 
     /// Payload bytes the block would take if closed now.
-    pub fn raw_len(&self) -> usize {
+    pub fn raw_len(&mut self) -> usize {
+        self.resolve_all();
         8 * 8
-            + self.threads.entries.len() * THREAD_ENTRY_LEN
-            + self.sites.entries.len() * SITE_ENTRY_LEN
+            + self.threads.len() * THREAD_ENTRY_LEN
+            + self.sites.len() * SITE_ENTRY_LEN
             + self.len as usize * COLUMN_BYTES_PER_EVENT
             + self.values.len()
     }
@@ -287,7 +431,15 @@ impl BlockEncoder {
                 e.value.len()
             ))
         })?;
-        let thread = self.threads.id(ThreadEntry::of(e), e.tid);
+        let te = ThreadEntry::of(e);
+        let thread = match self.last_thread {
+            Some((t, id)) if t == te => id,
+            _ => {
+                let id = self.threads.find_or_insert(te, ()).0;
+                self.last_thread = Some((te, id));
+                id
+            }
+        };
         let site = Site {
             thread,
             cpu: e.cpu,
@@ -300,27 +452,27 @@ impl BlockEncoder {
             flags: e.flags,
             value_len,
         };
-        let hint = thread
-            .wrapping_mul(31)
-            .wrapping_add(e.fd as u32)
-            .wrapping_mul(31)
-            .wrapping_add(e.optname as u32);
-        let site = self.sites.id(site, hint);
-
+        let hash = self.sites.hash(&site);
+        self.sites.prefetch(hash);
+        let next = PendingSite {
+            site,
+            hash,
+            optval_ptr: e.optval_ptr,
+            optlen_ptr: e.optlen_ptr,
+        };
+        if self.pending_len == PIPELINE {
+            // Steady state: the oldest site's slot has had time to arrive.
+            let oldest = std::mem::replace(&mut self.pending[self.pending_head], next);
+            self.pending_head = (self.pending_head + 1) % PIPELINE;
+            self.resolve(oldest);
+        } else {
+            self.pending[(self.pending_head + self.pending_len) % PIPELINE] = next;
+            self.pending_len += 1;
+        }
         self.ts_delta
             .extend_from_slice(&e.ts_ns.wrapping_sub(self.prev_ts).to_le_bytes());
         self.duration
             .extend_from_slice(&e.duration_ns.to_le_bytes());
-        self.site.extend_from_slice(&site.to_le_bytes());
-        if site as usize == self.site_ptrs.len() {
-            self.site_ptrs.push((0, 0));
-        }
-        let (prev_optval, prev_optlen) = &mut self.site_ptrs[site as usize];
-        self.optval_delta
-            .extend_from_slice(&e.optval_ptr.wrapping_sub(*prev_optval).to_le_bytes());
-        self.optlen_delta
-            .extend_from_slice(&e.optlen_ptr.wrapping_sub(*prev_optlen).to_le_bytes());
-        (*prev_optval, *prev_optlen) = (e.optval_ptr, e.optlen_ptr);
         self.values.extend_from_slice(e.value);
 
         self.prev_ts = e.ts_ns;
@@ -330,16 +482,41 @@ impl BlockEncoder {
         Ok(())
     }
 
+    /// Looks up a pending site and appends its event's site index and pointer deltas.
+    #[inline]
+    fn resolve(&mut self, p: PendingSite) {
+        // A new site's pointers start at 0, so its first event stores them whole.
+        let (site, (prev_optval, prev_optlen)) =
+            self.sites.find_or_insert_hashed(p.site, p.hash, (0, 0));
+        self.optval_delta
+            .extend_from_slice(&p.optval_ptr.wrapping_sub(*prev_optval).to_le_bytes());
+        self.optlen_delta
+            .extend_from_slice(&p.optlen_ptr.wrapping_sub(*prev_optlen).to_le_bytes());
+        (*prev_optval, *prev_optlen) = (p.optval_ptr, p.optlen_ptr);
+        self.site.extend_from_slice(&site.to_le_bytes());
+    }
+
+    /// Looks up every pending site, so the tables and columns hold all events pushed.
+    fn resolve_all(&mut self) {
+        while self.pending_len > 0 {
+            let p = self.pending[self.pending_head];
+            self.pending_head = (self.pending_head + 1) % PIPELINE;
+            self.pending_len -= 1;
+            self.resolve(p);
+        }
+    }
+
     /// Writes the payload (the bytes that get compressed) into `out`.
-    pub fn encode_payload(&self, out: &mut Vec<u8>) {
+    pub fn encode_payload(&mut self, out: &mut Vec<u8>) {
+        self.resolve_all();
         out.clear();
         out.reserve(self.raw_len());
-        out.extend_from_slice(&(self.threads.entries.len() as u64).to_le_bytes());
-        for t in &self.threads.entries {
+        out.extend_from_slice(&(self.threads.len() as u64).to_le_bytes());
+        for t in self.threads.keys() {
             t.encode(out);
         }
-        out.extend_from_slice(&(self.sites.entries.len() as u64).to_le_bytes());
-        for s in &self.sites.entries {
+        out.extend_from_slice(&(self.sites.len() as u64).to_le_bytes());
+        for s in self.sites.keys() {
             s.encode(out);
         }
         for col in [
@@ -359,6 +536,8 @@ impl BlockEncoder {
     pub fn clear(&mut self) {
         self.threads.clear();
         self.sites.clear();
+        self.last_thread = None;
+        self.pending_len = 0;
         for c in [
             &mut self.ts_delta,
             &mut self.duration,
@@ -373,7 +552,6 @@ impl BlockEncoder {
         self.ts_min = u64::MAX;
         self.ts_max = 0;
         self.prev_ts = 0;
-        self.site_ptrs.clear();
     }
 }
 
@@ -792,4 +970,42 @@ fn decompress_into(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(i: u32) -> Site {
+        Site {
+            thread: i % 7,
+            fd: i as i32,
+            value_len: (i % 3) as u16,
+            ..Site::default()
+        }
+    }
+
+    /// Indexes are insertion order, values stick to their entry through growth, and a cleared
+    /// table (a new block) forgets everything though its slots keep the old entries.
+    #[test]
+    fn table_keeps_insertion_order_through_growth_and_clearing() {
+        let mut t: Table<Site, (u64, u64)> = Table::new();
+        for round in 0..3u32 {
+            let n = 1000 * (round + 1);
+            let order: Vec<u32> = (0..n).map(|i| (i * 7919 + round) % n).collect();
+            for (id, &i) in order.iter().enumerate() {
+                let (got, v) = t.find_or_insert(site(i), (0, 0));
+                assert_eq!((got, *v), (id as u32, (0, 0)));
+                *v = (i as u64, round as u64);
+            }
+            for (id, &i) in order.iter().enumerate().rev() {
+                let (got, v) = t.find_or_insert(site(i), (9, 9));
+                assert_eq!((got, *v), (id as u32, (i as u64, round as u64)));
+            }
+            assert_eq!(t.len(), n as usize);
+            assert!(t.keys().copied().eq(order.iter().map(|&i| site(i))));
+            t.clear();
+            assert_eq!(t.len(), 0);
+        }
+    }
 }

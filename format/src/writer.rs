@@ -252,13 +252,11 @@ impl<W: Write> TraceWriter<W> {
         self.frame_buf = frame;
         let at = at?;
         if self.opts.block_summaries {
-            let fixed = self.summary.encode(
-                at,
-                self.block.site_count(),
-                self.block.site_column(),
-                self.block.duration_column(),
-                &mut self.compressor,
-            )?;
+            let site_count = self.block.site_count();
+            let (sites, durations) = self.block.site_and_duration_columns();
+            let fixed =
+                self.summary
+                    .encode(at, site_count, sites, durations, &mut self.compressor)?;
             let frame = std::mem::take(&mut self.summary.frame);
             let put = self.put_section_parts(Tag::SUMMARY, &[&fixed, &frame]);
             self.summary.frame = frame;
