@@ -251,9 +251,9 @@ fn scan_rss(path: &str) {
     println!("{} {} {}", reader.event_count(), before, max_rss_kib());
 }
 
-/// Only the write cost, at the default zstd level, `reps` times per workload.
-fn write_only(events: u64, reps: usize, only: Option<&str>) {
-    let level = WriterOptions::default().zstd_level;
+/// Only the write cost, at the default zstd level (or `--level N`), `reps` times per workload.
+fn write_only(events: u64, reps: usize, only: Option<&str>, level: Option<i32>) {
+    let level = level.unwrap_or(WriterOptions::default().zstd_level);
     for (name, workload) in [("loop", Workload::Loop), ("mixed", Workload::Mixed)] {
         if only.is_some_and(|w| w != name) {
             continue;
@@ -293,7 +293,11 @@ fn main() {
             .iter()
             .position(|a| a == "--workload")
             .map(|i| args[i + 1].clone());
-        return write_only(events, reps, only.as_deref());
+        let level = args
+            .iter()
+            .position(|a| a == "--level")
+            .map(|i| args[i + 1].parse().unwrap());
+        return write_only(events, reps, only.as_deref(), level);
     }
 
     println!(
