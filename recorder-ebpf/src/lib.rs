@@ -31,8 +31,11 @@ pub const PROG_FLOOR_KRETPROBE: &str = "gsot_floor_kretprobe";
 pub const PROG_FLOOR_FENTRY: &str = "gsot_floor_fentry";
 pub const PROG_FLOOR_FEXIT: &str = "gsot_floor_fexit";
 
-/// How many calls can be between entry and exit at once (one per thread inside getsockopt).
+/// Slots of the in-flight array: a thread uses slot `tid & (INFLIGHT_MAX_ENTRIES - 1)`, so
+/// two threads collide only if their tids differ by a multiple of this and both are inside
+/// getsockopt at once (the displaced call is counted as lost).
 pub const INFLIGHT_MAX_ENTRIES: u32 = 16384;
+const _: () = assert!(INFLIGHT_MAX_ENTRIES.is_power_of_two());
 
 /// `Config::filters` bits: which filters are active.
 pub const FILTER_PID: u32 = 1 << 0;
@@ -102,11 +105,13 @@ pub struct Config {
     pub offsets: TaskOffsets,
 }
 
-/// What the entry program saves for the exit program, keyed by pid_tgid.
+/// What the entry program saves for the exit program, in the thread's in-flight slot.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pending {
     pub ts_enter_ns: u64,
+    /// The thread whose call this is: a slot is shared by every tid with the same low bits.
+    pub pid_tgid: u64,
     pub optval_ptr: u64,
     pub optlen_ptr: u64,
     pub fd: i32,
@@ -185,4 +190,4 @@ mod pod {
 
 const _: () = assert!(core::mem::size_of::<TaskOffsets>() == 48);
 const _: () = assert!(core::mem::size_of::<Config>() == 32 + 16 + 16 + 48);
-const _: () = assert!(core::mem::size_of::<Pending>() == 48);
+const _: () = assert!(core::mem::size_of::<Pending>() == 56);

@@ -21,7 +21,7 @@ use aya_ebpf::{
         },
     },
     macros::{fentry, fexit, kprobe, kretprobe, map, tracepoint},
-    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, PerCpuArray, RingBuf},
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext, TracePointContext},
 };
 use format::raw::{
@@ -41,12 +41,22 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 #[map]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
-/// One entry per thread that ever called getsockopt, kept between calls and updated in place:
-/// a lookup is lock-free, while an insert or a delete takes the bucket's spinlock with
-/// interrupts off, which cost about 270 ns each on a virtual machine here. LRU, so the entries
-/// of threads that are gone make room for new ones. `ts_enter_ns == 0` marks no call in flight.
+/// The call each thread has in flight, in slot `tid & (INFLIGHT_MAX_ENTRIES - 1)`, holding its
+/// `pid_tgid` so a thread never takes another's call for its own. An array, not a hash map:
+/// the verifier inlines an array lookup (no helper call, no hashing, no bucket lock), and
+/// entries need no insert or delete. `ts_enter_ns == 0` marks no call in flight.
+///
+/// Two threads in flight at once whose tids share the low bits share the slot: the later
+/// entry takes it and the earlier call is counted as lost (its exit finds another pid_tgid).
+/// Left unguarded: both entries writing the slot within the same few nanoseconds on two CPUs,
+/// which could leave fields of one with the pid_tgid of the other.
 #[map]
-static INFLIGHT: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(INFLIGHT_MAX_ENTRIES, 0);
+static INFLIGHT: Array<Pending> = Array::with_max_entries(INFLIGHT_MAX_ENTRIES, 0);
+
+#[inline(always)]
+fn inflight_slot(pid_tgid: u64) -> Option<*mut Pending> {
+    INFLIGHT.get_ptr_mut(pid_tgid as u32 & (INFLIGHT_MAX_ENTRIES - 1))
+}
 
 /// A `RawEvent` is 2 KiB, far over the 512-byte BPF stack: build it in a per-CPU slot instead.
 #[map]
@@ -193,6 +203,26 @@ fn comm_words(comm: &[u8; 16]) -> [u64; 2] {
     unsafe { core::mem::transmute::<[u8; 16], [u64; 2]>(*comm) }
 }
 
+/// Copies a comm as two 8-byte words. A plain `[u8; 16]` assignment between two maps compiles
+/// to a call of a `memmove` subprogram (a BPF-to-BPF call, a return through the SRSO thunk and
+/// a byte loop), which the exit program would pay on every event.
+#[inline(always)]
+fn copy_comm(dst: &mut [u8; 16], src: &[u8; 16]) {
+    let (d, s) = (dst.as_mut_ptr().cast::<u64>(), src.as_ptr().cast::<u64>());
+    // SAFETY: both arrays are 8-byte aligned (checked below for the two structs used), and
+    // 16 bytes are two words.
+    unsafe {
+        d.write_volatile(s.read_volatile());
+        d.add(1).write_volatile(s.add(1).read_volatile());
+    }
+}
+const _: () = assert!(
+    core::mem::offset_of!(format::raw::RawEventHeader, comm) % 8 == 0
+        && core::mem::align_of::<format::raw::RawEventHeader>() >= 8
+        && core::mem::offset_of!(CpuState, comm) % 8 == 0
+        && core::mem::align_of::<CpuState>() >= 8
+);
+
 #[inline(always)]
 fn passes_entry_filters(cfg: &Config, tgid: u32, level: i32, optname: i32) -> bool {
     let f = cfg.filters;
@@ -237,6 +267,7 @@ fn on_enter(fd: i32, level: i32, optname: i32, optval: u64, optlen: u64) {
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let mut pending = Pending {
         ts_enter_ns: now,
+        pid_tgid,
         optval_ptr: optval,
         optlen_ptr: optlen,
         fd,
@@ -251,30 +282,32 @@ fn on_enter(fd: i32, level: i32, optname: i32, optval: u64, optlen: u64) {
         Ok(v) => pending.optlen_in = v,
         Err(_) => pending.flags |= u32::from(FLAG_OPTLEN_IN_UNREADABLE),
     }
-    match INFLIGHT.get_ptr_mut(pid_tgid) {
-        // SAFETY: the entry is this thread's own (keyed by its pid_tgid) and only this thread's
-        // entry and exit programs write it, one after the other.
-        Some(slot) => unsafe { *slot = pending },
-        None => {
-            if INFLIGHT.insert(pid_tgid, pending, 0).is_err() {
-                count_loss(cfg, now);
-            }
-        }
+    let Some(slot) = inflight_slot(pid_tgid) else {
+        return;
+    };
+    // SAFETY: an in-bounds array slot; see INFLIGHT for who else may write it.
+    let slot = unsafe { &mut *slot };
+    if slot.ts_enter_ns != 0 && slot.pid_tgid != pid_tgid {
+        // Another thread's call is in flight in this slot: it will not be recorded.
+        count_loss(cfg, now);
     }
+    *slot = pending;
 }
 
 #[inline(always)]
 fn on_exit(ret: i64) {
     let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(slot) = INFLIGHT.get_ptr_mut(pid_tgid) else {
+    let Some(slot) = inflight_slot(pid_tgid) else {
         return;
     };
-    // SAFETY: as in on_enter, only this thread's programs touch its entry. Copy it out, then
-    // mark it consumed in place (no delete: see INFLIGHT).
+    // SAFETY: an in-bounds array slot; copy it out, then mark it consumed in place.
     let pending = unsafe { *slot };
-    if pending.ts_enter_ns == 0 {
-        return; // the entry was filtered out, or the call began before the capture
+    if pending.ts_enter_ns == 0 || pending.pid_tgid != pid_tgid {
+        // The entry was filtered out, the call began before the capture, or another thread
+        // took the slot (counted as a loss there).
+        return;
     }
+    // SAFETY: as above.
     unsafe { (*slot).ts_enter_ns = 0 };
     let Some(cfg) = CONFIG.get(0) else {
         return;
@@ -297,12 +330,11 @@ fn on_exit(ret: i64) {
     };
     // SAFETY: per-CPU slot, only touched by this program on this CPU (see SCRATCH).
     let state = unsafe { &mut *state };
-    // SAFETY: helper without arguments; the pointer is only compared and probe-read.
-    let task = unsafe { bpf_get_current_task() };
-    if state.task != task
-        || state.pid_tgid != pid_tgid
-        || now.wrapping_sub(state.ids_read_ns) > TASK_IDS_TTL_NS
-    {
+    // pid_tgid alone tells tasks apart here: a global pid is not reused within the TTL. So
+    // the task pointer (a helper call) is only fetched when the ids are read again.
+    if state.pid_tgid != pid_tgid || now.wrapping_sub(state.ids_read_ns) > TASK_IDS_TTL_NS {
+        // SAFETY: helper without arguments; the pointer is only probe-read.
+        let task = unsafe { bpf_get_current_task() };
         let ids = task_ids(task, &cfg.offsets);
         state.task = task;
         state.pid_tgid = pid_tgid;
@@ -334,7 +366,7 @@ fn on_exit(ret: i64) {
     h.optlen_in = pending.optlen_in;
     h.ret = ret;
     h._pad0 = 0;
-    h.comm = state.comm;
+    copy_comm(&mut h.comm, &state.comm);
     h.ppid = state.ppid;
     h.pid_ns = state.pid_ns;
     h.mnt_ns = state.mnt_ns;

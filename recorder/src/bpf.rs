@@ -192,11 +192,17 @@ fn kprobe_target() -> Result<(&'static str, &'static str)> {
 fn attach(ebpf: &mut Ebpf, mode: AttachMode) -> Result<String> {
     match mode {
         AttachMode::Tracepoint => {
-            if !std::path::Path::new("/sys/kernel/tracing/events/syscalls").exists() {
-                bail!(
-                    "/sys/kernel/tracing/events/syscalls missing (tracefs not mounted, or a \
-                     kernel without CONFIG_FTRACE_SYSCALLS)"
-                );
+            let dir = "/sys/kernel/tracing/events/syscalls";
+            match std::fs::metadata(dir) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+                    "{dir} is not readable by this user (tracefs is root-only): tracepoint \
+                     mode needs root"
+                ),
+                Err(_) => bail!(
+                    "{dir} missing (tracefs not mounted, or a kernel without \
+                     CONFIG_FTRACE_SYSCALLS)"
+                ),
             }
             for (prog, tp) in [
                 (PROG_TP_ENTER, "sys_enter_getsockopt"),

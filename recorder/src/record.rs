@@ -171,20 +171,22 @@ pub struct Session {
     last_loss_count: Vec<u64>,
     summary: Summary,
     finished_bytes: u64,
+    /// Events in the files already finished.
     finished_events: u64,
+    /// Events of the current file in blocks completely written to it: what an output error
+    /// leaves readable there (the open block and a block cut short by the error are not).
+    committed: u64,
 }
 
-fn create_output(path: &Path) -> Result<File> {
+fn create_output(path: &Path) -> std::io::Result<File> {
     let f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .open(path)?;
     // `mode` only applies to a new file: tighten an existing one too (names and values inside).
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot chmod 0600 {}", path.display()))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     Ok(f)
 }
 
@@ -221,8 +223,16 @@ impl Session {
         };
         opts.filters.apply(&mut config)?;
         // Create the file before attaching, so an unwritable output fails fast.
-        let first = create_output(&opts.output)?;
-        let probes = load_and_attach(config, opts.ringbuf_size, &opts.modes)?;
+        let first = create_output(&opts.output)
+            .with_context(|| format!("cannot write {}", opts.output.display()))?;
+        let probes = match load_and_attach(config, opts.ringbuf_size, &opts.modes) {
+            Ok(p) => p,
+            Err(e) => {
+                // Leave no empty trace file behind a capture that never started.
+                let _ = std::fs::remove_file(&opts.output);
+                return Err(e);
+            }
+        };
         for f in &probes.fallbacks {
             eprintln!("recorder: not using {f}");
         }
@@ -272,6 +282,7 @@ impl Session {
             summary,
             finished_bytes: 0,
             finished_events: 0,
+            committed: 0,
         })
     }
 
@@ -349,9 +360,11 @@ impl Session {
             if self.reached_max_events() {
                 return Ok(());
             }
-            self.writer()
-                .poll_flush()
-                .map_err(|e| self.output_error(e.into()))?;
+            match self.writer().poll_flush() {
+                Ok(true) => self.committed = self.writer().stats().events,
+                Ok(false) => {}
+                Err(e) => return Err(self.output_error(e.into())),
+            }
             self.maybe_rotate()?;
         }
     }
@@ -362,12 +375,24 @@ impl Session {
             .is_some_and(|m| self.events_so_far() >= m)
     }
 
+    /// The one-line error that ends a capture whose output failed (disk full, I/O error):
+    /// which file, why, and how many events the files keep (those of the blocks written
+    /// before the error; readers recover them from a file without its index).
     fn output_error(&self, e: anyhow::Error) -> anyhow::Error {
-        e.context(format!(
-            "writing {} failed; stopped, keeping the {} events flushed before it",
+        // format's I/O errors print their source too: say each cause once.
+        let mut causes: Vec<String> = Vec::new();
+        for c in e.chain() {
+            let c = c.to_string();
+            if causes.last() != Some(&c) {
+                causes.push(c);
+            }
+        }
+        anyhow!(
+            "writing {}: {}; stopped, keeping the {} events of the blocks written before the error",
             self.path.display(),
-            self.events_so_far()
-        ))
+            causes.join(": "),
+            self.finished_events + self.committed
+        )
     }
 
     /// Moves everything in the ring buffer into the writer, then collects loss counters.
@@ -378,9 +403,11 @@ impl Session {
             probes,
             writer,
             seen,
+            committed,
             ..
         } = self;
         let writer = writer.as_mut().expect("writer present until finish");
+        let mut blocks = writer.stats().blocks;
         let mut write_error = None;
         // Consecutive events mostly come from one process: skip the set lookup for those.
         let mut last_tgid = None;
@@ -401,8 +428,16 @@ impl Session {
                     writer.add_process(process_info(&h));
                 }
             }
-            if let Err(e) = writer.write(&ev) {
-                write_error = Some(e);
+            match writer.write(&ev) {
+                // A block closed by this write holds every event so far: none is left open.
+                Ok(()) => {
+                    let stats = writer.stats();
+                    if stats.blocks != blocks {
+                        blocks = stats.blocks;
+                        *committed = stats.events;
+                    }
+                }
+                Err(e) => write_error = Some(e),
             }
             budget -= 1;
         }
@@ -457,7 +492,7 @@ impl Session {
         self.path = rotated_path(&self.opts.output, self.file_index);
         self.header.sequence = self.file_index;
         self.header.start_ts_ns = sys::boot_ns();
-        let file = create_output(&self.path)?;
+        let file = create_output(&self.path).map_err(|e| self.output_error(e.into()))?;
         self.writer = Some(
             Self::new_writer(file, &self.header, &self.opts).map_err(|e| self.output_error(e))?,
         );
@@ -470,20 +505,22 @@ impl Session {
     }
 
     fn finish_file(&mut self) -> Result<()> {
-        let Some(w) = self.writer.take() else {
+        let Some(mut w) = self.writer.take() else {
             return Ok(());
         };
+        // Blocks first, so an error in the index or trailer still counts them as kept.
+        if let Err(e) = w.flush() {
+            return Err(self.output_error(e.into()));
+        }
         let stats = w.stats();
-        self.finished_events += stats.events;
-        let path = self.path.clone();
-        let bw = w
-            .finish()
-            .with_context(|| format!("finishing {}", path.display()))?;
+        self.committed = stats.events;
+        let bw = w.finish().map_err(|e| self.output_error(e.into()))?;
         let file = bw
             .into_inner()
-            .map_err(|e| anyhow!("flushing {}: {}", path.display(), e.error()))?;
-        file.sync_all()
-            .with_context(|| format!("syncing {}", path.display()))?;
+            .map_err(|e| self.output_error(anyhow!("{}", e.error())))?;
+        file.sync_all().map_err(|e| self.output_error(e.into()))?;
+        self.finished_events += stats.events;
+        self.committed = 0;
         self.finished_bytes += file
             .metadata()
             .map(|m| m.len())

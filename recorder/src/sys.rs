@@ -78,19 +78,35 @@ pub fn check_privileges() -> Result<()> {
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         .unwrap_or(0);
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    privilege_error(cap_eff, euid).map_or(Ok(()), |msg| bail!("{msg}"))
+}
+
+/// The one-line error for a process with effective capabilities `cap_eff` running as `euid`,
+/// or `None` if it may load and attach tracing programs.
+fn privilege_error(cap_eff: u64, euid: u32) -> Option<String> {
     const CAP_SYS_ADMIN: u32 = 21;
     const CAP_PERFMON: u32 = 38;
     const CAP_BPF: u32 = 39;
     let has = |c: u32| cap_eff & (1 << c) != 0;
     if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
-        return Ok(());
+        return None;
     }
-    bail!(
-        "recording needs root, or CAP_BPF and CAP_PERFMON (this process has CAP_BPF={}, \
-         CAP_PERFMON={}); run it with sudo",
-        has(CAP_BPF),
-        has(CAP_PERFMON)
-    )
+    let lacks = match (has(CAP_BPF), has(CAP_PERFMON)) {
+        (false, false) => "lacks both",
+        (true, _) => "lacks CAP_PERFMON",
+        (_, true) => "lacks CAP_BPF",
+    };
+    let fix = if euid == 0 {
+        "its capabilities were dropped: run it with the full capabilities of root"
+    } else {
+        "run it as root (sudo)"
+    };
+    Some(format!(
+        "recording needs root, or the capabilities CAP_BPF and CAP_PERFMON: this process \
+         (uid {euid}) {lacks}; {fix}"
+    ))
 }
 
 /// Old kernels charge BPF maps to RLIMIT_MEMLOCK; newer ones (5.11+) to the memory cgroup.
@@ -119,8 +135,13 @@ pub const TRACEFS: &str = "/sys/kernel/tracing";
 
 /// Syscall tracepoints are found through tracefs, which a fresh machine may not have mounted.
 pub fn ensure_tracefs() -> Result<()> {
-    if std::path::Path::new(TRACEFS).join("events").exists() {
-        return Ok(());
+    let events = std::path::Path::new(TRACEFS).join("events");
+    match std::fs::metadata(&events) {
+        Ok(_) => return Ok(()),
+        // Mounted but closed to this user (tracefs is root-only by default): mounting again
+        // would not help. Tracepoint mode says so if it is the one tried.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Ok(()),
+        Err(_) => {}
     }
     let ret = {
         // SAFETY: all strings are NUL-terminated literals; no data argument.
@@ -232,4 +253,31 @@ pub fn process_cpu_ns(pid: i32) -> Option<u64> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Some(ticks * 1_000_000_000 / hz)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn privilege_errors_name_what_is_missing() {
+        let cap = |c: u32| 1u64 << c;
+        assert_eq!(privilege_error(cap(21), 1000), None);
+        assert_eq!(privilege_error(cap(38) | cap(39), 1000), None);
+        assert_eq!(
+            privilege_error(cap(39), 1000).unwrap(),
+            "recording needs root, or the capabilities CAP_BPF and CAP_PERFMON: this process \
+             (uid 1000) lacks CAP_PERFMON; run it as root (sudo)"
+        );
+        assert!(
+            privilege_error(cap(38), 7)
+                .unwrap()
+                .contains("lacks CAP_BPF;")
+        );
+        assert!(
+            privilege_error(0, 0)
+                .unwrap()
+                .ends_with("(uid 0) lacks both; its capabilities were dropped: run it with the full capabilities of root")
+        );
+    }
 }

@@ -96,6 +96,23 @@ impl Recorder {
         (status, log)
     }
 
+    /// Waits up to `timeout` for the recorder to exit by itself; returns its status and
+    /// output, or None (still running) after the timeout.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<(ExitStatus, String)> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader thread take the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return Some((status, self.log.lock().unwrap().clone()));
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn sigkill(mut self) -> String {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.pid(), libc::SIGKILL) };
@@ -145,4 +162,38 @@ pub fn run_workload_on_thread(name: &str) -> (Vec<Call>, String) {
         .unwrap()
         .join()
         .unwrap()
+}
+
+/// Runs `program args...` to completion (it must fail before recording anything) and returns
+/// its exit status and stderr. Panics if it is still running after 60 s.
+pub fn run_to_exit(cmd: &mut Command) -> (ExitStatus, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning the recorder");
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
+        s
+    });
+    for _ in 0..3000 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, reader.join().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("still running after 60 s: {}", reader.join().unwrap());
+}
+
+/// Every file of a rotated capture, in order: OUTPUT, then FILE.1.EXT, ... while they exist.
+pub fn rotated_files(output: &Path) -> Vec<PathBuf> {
+    (0..)
+        .map(|n| recorder::record::rotated_path(output, n))
+        .take_while(|p| p.exists())
+        .collect()
 }
