@@ -387,11 +387,17 @@ impl Session {
                 causes.push(c);
             }
         }
+        // What the file keeps is what a reader recovers from it: the blocks whose bytes all
+        // reached the disk. The writer cannot know that exactly (its last block, or the block
+        // summary after it, may be cut anywhere by the error), so the file is read back.
+        let kept = format::TraceReader::open(&self.path)
+            .map(|r| r.event_count())
+            .unwrap_or(self.committed);
         anyhow!(
             "writing {}: {}; stopped, keeping the {} events of the blocks written before the error",
             self.path.display(),
             causes.join(": "),
-            self.finished_events + self.committed
+            self.finished_events + kept
         )
     }
 
