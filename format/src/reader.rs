@@ -353,10 +353,9 @@ impl TraceReader {
     /// uses; [`BlockSummary::check_against`] compares everything with the decoded block.
     pub fn read_summary(&self, block: &BlockInfo, out: &mut BlockSummary) -> Result<bool, Error> {
         let file = self.bytes();
-        let Some(at) = summary::locate(file, block)? else {
+        let Some((at, h)) = summary::locate(file, block)? else {
             return Ok(false);
         };
-        let h = SectionHeader::decode_at(file, at)?;
         let body = h.checked_body(file, at)?;
         out.decode(body, at, block)?;
         Ok(true)
@@ -370,7 +369,7 @@ impl TraceReader {
             let page = 4096usize;
             let start = block.offset as usize / page * page;
             let end = match summary::locate(map, block) {
-                Ok(Some(at)) => SectionHeader::decode_at(map, at).map(|h| h.end(at) as usize),
+                Ok(Some((at, h))) => Ok(h.end(at) as usize),
                 _ => SectionHeader::decode_at(map, block.offset)
                     .map(|h| h.end(block.offset) as usize),
             }

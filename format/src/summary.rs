@@ -344,13 +344,17 @@ fn varint(raw: &[u8], at: &mut usize) -> Option<u64> {
     Some(v)
 }
 
-/// Where a block's summary would be: the section right after it, if that is a `BSUM`.
-/// `Ok(None)` when there is none (a 1.0 file, or a file cut right after the block).
-pub(crate) fn locate(file: &[u8], block: &BlockInfo) -> Result<Option<u64>, Error> {
+/// Where a block's summary is, and its section header: the section right after the block, if
+/// that is a `BSUM`. `Ok(None)` when there is none (a 1.0 file, or a file cut right after the
+/// block).
+pub(crate) fn locate(
+    file: &[u8],
+    block: &BlockInfo,
+) -> Result<Option<(u64, SectionHeader)>, Error> {
     let h = SectionHeader::decode_at(file, block.offset)?;
     let next = h.end(block.offset);
     match SectionHeader::decode_at(file, next) {
-        Ok(s) if s.tag == Tag::SUMMARY => Ok(Some(next)),
+        Ok(s) if s.tag == Tag::SUMMARY => Ok(Some((next, s))),
         // No section, another kind, or a damaged header: in each case no summary to use; the
         // block itself is unaffected, and a scan or `verify` reports the damage.
         _ => Ok(None),
