@@ -282,6 +282,8 @@ struct Scratch {
     verdicts: Vec<Tri>,
     site_slot: Vec<u32>,
     site_err: Vec<bool>,
+    /// Sites whose events can be selected (those not ruled out by their site alone).
+    wanted: Vec<bool>,
     key: Vec<KeyPart>,
 }
 
@@ -315,13 +317,23 @@ pub fn aggregate_file(
                         && b.ts_min >= ff.from
                         && b.ts_max < ff.to
                         && let Some(f) = &file
-                        && matches!(input.reader.read_summary(b, &mut summary), Ok(true))
+                        && input.reader.has_summary(b)
                         && front.read_tables(f, b).is_some()
-                        && summary.site_count() == front.sites.len()
                     {
-                        input.reader.release(b);
-                        summary_block(&mut agg, &mut sc, &front, &summary, b, ff, q);
-                        continue;
+                        // Only the durations of sites the filter can select are decoded.
+                        map_sites(&mut agg, &mut sc, &front.sites, &front.threads, ff, q);
+                        sc.wanted.clear();
+                        sc.wanted
+                            .extend(sc.site_slot.iter().map(|&s| s != u32::MAX));
+                        if matches!(
+                            input.reader.read_summary_of(b, &mut summary, &sc.wanted),
+                            Ok(true)
+                        ) && summary.site_count() == front.sites.len()
+                        {
+                            input.reader.release(b);
+                            summary_block(&mut agg, &sc, &front, &summary, b, ff);
+                            continue;
+                        }
                     }
                     if let Some(f) = &file
                         && front.read(f, b).is_some()
@@ -411,16 +423,22 @@ fn front_block(
 }
 
 /// One block answered from its site table and summary: each site's durations, sorted.
+/// Adds the events of a block from its summary; `map_sites` has run on the block's tables.
 fn summary_block(
     agg: &mut Agg,
-    sc: &mut Scratch,
+    sc: &Scratch,
     fr: &Front,
     summary: &BlockSummary,
     b: &BlockInfo,
     ff: &FileFilter<'_>,
-    q: &Query<'_>,
 ) {
-    map_sites(agg, sc, &fr.sites, &fr.threads, ff, q);
+    let add = |g: &mut Acc, durations: &[u64], err: bool| {
+        g.errors += err as u64 * durations.len() as u64;
+        // Sorted: equal durations come in runs, each added at once.
+        for run in durations.chunk_by(|a, b| a == b) {
+            g.hist.add_n(run[0], run.len() as u64);
+        }
+    };
     for (si, s) in fr.sites.iter().enumerate() {
         let slot = sc.site_slot[si];
         if slot == u32::MAX {
@@ -429,21 +447,26 @@ fn summary_block(
         let durations = summary.site_durations(si);
         let g = &mut agg.groups[slot as usize];
         if sc.verdicts[si] == Tri::Yes {
-            g.errors += sc.site_err[si] as u64 * durations.len() as u64;
-            // Sorted: equal durations come in runs, each added at once.
-            for run in durations.chunk_by(|a, b| a == b) {
-                g.hist.add_n(run[0], run.len() as u64);
+            add(g, durations, sc.site_err[si]);
+            continue;
+        }
+        // Only the duration is undecided (the caller made sure no time test is involved, and
+        // the block lies inside the time range, so its first timestamp stands in). The answer
+        // can change only at the expression's duration breaks, and the durations are sorted:
+        // one evaluation per stretch between breaks decides the whole stretch.
+        let t = &fr.threads[s.thread as usize];
+        let mut start = 0;
+        let mut stretch_min = 0;
+        for next in ff.duration_breaks().iter().map(Some).chain([None]) {
+            let end = match next {
+                Some(&at) => start + durations[start..].partition_point(|&d| d < at),
+                None => durations.len(),
+            };
+            if end > start && ff.event_passes(Tri::Maybe, s, t, b.ts_min, stretch_min) {
+                add(g, &durations[start..end], sc.site_err[si]);
             }
-        } else {
-            // Only the duration is undecided (the caller made sure no time test is involved,
-            // and the block lies inside the time range, so its first timestamp stands in).
-            let t = &fr.threads[s.thread as usize];
-            for &d in durations {
-                if ff.event_passes(Tri::Maybe, s, t, b.ts_min, d) {
-                    g.errors += sc.site_err[si] as u64;
-                    g.hist.add(d);
-                }
-            }
+            start = end;
+            stretch_min = next.copied().unwrap_or(0);
         }
     }
 }

@@ -125,6 +125,28 @@ fn filters_select_exactly_what_a_brute_force_scan_selects() {
                 (e.ts_ns - start >= 5 * ms && e.ts_ns - start < 7 * ms) || e.duration_ns >= 590
             }),
         ),
+        // Duration tests of every operator, at values the events have: the summary path
+        // decides whole stretches of sorted durations between these values at once.
+        (
+            vec![
+                "--where",
+                "duration == 292 || duration <= 250 && duration != 240 || (duration > 1400 && !(duration >= 1450))",
+            ],
+            Box::new(|e| {
+                let d = e.duration_ns;
+                d == 292 || (d <= 250 && d != 240) || (d > 1400 && d < 1450)
+            }),
+        ),
+        (
+            vec![
+                "--where",
+                "uid != 0 && comm == \"nginx\" || ppid == 1 && cpu == 3 && duration < 300",
+            ],
+            Box::new(|e| {
+                (e.uid != 0 && comm(e) == "nginx")
+                    || (e.ppid == 1 && e.cpu == 3 && e.duration_ns < 300)
+            }),
+        ),
         (
             vec!["--where", "comm !~ \"*d\" && optlen_out < 8 && ret == 0"],
             Box::new(|e| !comm(e).ends_with('d') && e.optlen_out < 8 && e.ret == 0),

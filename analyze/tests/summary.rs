@@ -38,7 +38,7 @@ fn stats_from_summaries_equal_stats_from_blocks() {
     write(&with, true, 5000);
     write(&without, false, 5000);
     let (w, wo) = (with.to_str().unwrap(), without.to_str().unwrap());
-    let queries: [&[&str]; 8] = [
+    let queries: [&[&str]; 9] = [
         &["--by", "comm,optname"],
         &["--by", "pid,errno"],
         &["--by", ""],
@@ -50,6 +50,12 @@ fn stats_from_summaries_equal_stats_from_blocks() {
             "comm == \"nginx\" && optname == TCP_INFO && duration > 1us || errno == EINVAL",
         ],
         &["--by", "comm", "--where", "!(duration < 300ns) || fd == 5"],
+        &[
+            "--by",
+            "comm,errno",
+            "--where",
+            "duration == 292 || duration <= 250 && duration != 240 || duration > 1400 && uid != 0",
+        ],
         // These need the time column: answered from the blocks in both files.
         &["--by", "comm", "--since", "5ms", "--until", "30ms"],
         &["--by", "", "--where", "time > 10ms && duration > 400ns"],

@@ -94,6 +94,17 @@ impl Pred {
     pub fn per_event(&self) -> bool {
         matches!(self, Pred::Duration(..) | Pred::Time(..))
     }
+
+    /// Whether the predicate is answered by the thread (its process, task name, ids) alone.
+    pub fn per_thread(&self) -> bool {
+        match self {
+            Pred::Int(f, ..) => {
+                super::thread_int_field(*f, &format::ThreadEntry::default()).is_some()
+            }
+            Pred::Comm { .. } | Pred::CgroupPath { .. } => true,
+            Pred::Option { .. } | Pred::Duration(..) | Pred::Time(..) => false,
+        }
+    }
 }
 
 /// A boolean combination of predicates.
@@ -164,6 +175,27 @@ impl Expr {
             Expr::Not(e) => e.uses_time(),
             Expr::And(v) | Expr::Or(v) => v.iter().any(Expr::uses_time),
         }
+    }
+
+    /// The durations at which some duration test of the expression can change its answer,
+    /// ascending, without 0: between two neighbours every test, so the whole expression for a
+    /// given site and time, answers the same (`d <= v` changes at v + 1, `d == v` at v and v + 1).
+    pub fn duration_breaks(&self) -> Vec<u64> {
+        fn walk(e: &Expr, out: &mut Vec<u64>) {
+            match e {
+                Expr::True => {}
+                Expr::Pred(Pred::Duration(_, v)) => out.extend([*v, v.saturating_add(1)]),
+                Expr::Pred(_) => {}
+                Expr::Not(e) => walk(e, out),
+                Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| walk(e, out)),
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out.sort_unstable();
+        out.dedup();
+        out.retain(|&b| b > 0);
+        out
     }
 
     /// Whether evaluating needs per-event data anywhere.

@@ -328,6 +328,7 @@ impl Filter {
             to: to_boot(self.wall_to),
             rel_base: to_boot(self.start_wall),
             cgroup_of,
+            duration_breaks: self.expr.duration_breaks(),
         }
     }
 }
@@ -347,13 +348,25 @@ fn uses_cgroup_paths(e: &Expr) -> bool {
     }
 }
 
-/// Three-valued truth: a site-level evaluation may not know the answer yet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Three-valued truth: a site-level evaluation may not know the answer yet. Ordered
+/// `No < Maybe < Yes`, so "and" is the minimum, "or" the maximum and "not" the mirror image
+/// (Kleene's logic): a whole block's sites are evaluated by one loop per operator so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Tri {
     No,
-    Yes,
     /// Depends on the event's time or duration.
     Maybe,
+    Yes,
+}
+
+impl Tri {
+    fn not(self) -> Tri {
+        match self {
+            Tri::Yes => Tri::No,
+            Tri::No => Tri::Yes,
+            Tri::Maybe => Tri::Maybe,
+        }
+    }
 }
 
 /// A [`Filter`] bound to one file.
@@ -365,17 +378,100 @@ pub struct FileFilter<'f> {
     /// Boot ns of the capture start in this file's clock.
     pub rel_base: u64,
     cgroup_of: HashMap<u32, String>,
+    duration_breaks: Vec<u64>,
 }
 
 impl FileFilter<'_> {
+    /// [`Expr::duration_breaks`] of the filter's expression.
+    pub fn duration_breaks(&self) -> &[u64] {
+        &self.duration_breaks
+    }
+
     /// One verdict per site of a decoded block, into `out`.
     pub fn site_verdicts(&self, sites: &[Site], threads: &[ThreadEntry], out: &mut Vec<Tri>) {
+        // Operator by operator over all sites, not site by site through the tree: a block has
+        // thousands of sites, and a tight loop per node beats a branchy walk per site.
+        self.eval_sites(&self.filter.expr, sites, threads, out);
+    }
+
+    /// `e` for every site of a block (times and durations unknown), into `out`.
+    fn eval_sites(&self, e: &Expr, sites: &[Site], threads: &[ThreadEntry], out: &mut Vec<Tri>) {
         out.clear();
-        out.extend(sites.iter().map(|s| {
-            // Site thread indexes were validated by the decoder.
-            let t = &threads[s.thread as usize];
-            self.eval(&self.filter.expr, s, t, None)
-        }));
+        match e {
+            Expr::True => out.resize(sites.len(), Tri::Yes),
+            Expr::Pred(p) if p.per_event() => out.resize(sites.len(), Tri::Maybe),
+            Expr::Pred(p) if p.per_thread() => {
+                // Once per thread, then looked up; site thread indexes were validated by the
+                // decoder.
+                let of_thread: Vec<Tri> = threads
+                    .iter()
+                    .map(|t| self.thread_pred(p, t).expect("a per-thread predicate"))
+                    .collect();
+                out.extend(sites.iter().map(|s| of_thread[s.thread as usize]));
+            }
+            // The two site predicates that matter most, as plain loops.
+            Expr::Pred(Pred::Int(f, op, v)) => {
+                let b = |x: bool| if x { Tri::Yes } else { Tri::No };
+                out.extend(sites.iter().map(|s| {
+                    let t = &threads[s.thread as usize];
+                    b(op.test(int_field(*f, s, t), *v as i128))
+                }));
+            }
+            Expr::Pred(Pred::Option { pairs, negate }) => {
+                let b = |x: bool| if x { Tri::Yes } else { Tri::No };
+                out.extend(sites.iter().map(|s| {
+                    b(pairs.iter().any(|&(l, o)| l == s.level && o == s.optname) != *negate)
+                }));
+            }
+            Expr::Pred(p) => {
+                out.extend(sites.iter().map(|s| {
+                    let t = &threads[s.thread as usize];
+                    self.pred(p, s, t, None)
+                }));
+            }
+            Expr::Not(e) => {
+                self.eval_sites(e, sites, threads, out);
+                out.iter_mut().for_each(|v| *v = v.not());
+            }
+            Expr::And(v) | Expr::Or(v) => {
+                let and = matches!(e, Expr::And(_));
+                let Some((first, rest)) = v.split_first() else {
+                    out.resize(sites.len(), if and { Tri::Yes } else { Tri::No });
+                    return;
+                };
+                self.eval_sites(first, sites, threads, out);
+                let mut part = Vec::new();
+                for e in rest {
+                    self.eval_sites(e, sites, threads, &mut part);
+                    if and {
+                        out.iter_mut()
+                            .zip(&part)
+                            .for_each(|(a, &b)| *a = (*a).min(b));
+                    } else {
+                        out.iter_mut()
+                            .zip(&part)
+                            .for_each(|(a, &b)| *a = (*a).max(b));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A predicate's answer from the thread alone; `None` when it needs more.
+    fn thread_pred(&self, p: &Pred, t: &ThreadEntry) -> Option<Tri> {
+        let b = |x: bool| if x { Tri::Yes } else { Tri::No };
+        Some(match p {
+            Pred::Int(f, op, v) => b(op.test(thread_int_field(*f, t)?, *v as i128)),
+            Pred::Comm { glob, negate } => {
+                let end = t.comm.iter().position(|&c| c == 0).unwrap_or(t.comm.len());
+                b(glob.matches(&t.comm[..end]) != *negate)
+            }
+            Pred::CgroupPath { glob, negate } => {
+                let path = self.cgroup_of.get(&t.tgid).map_or("", String::as_str);
+                b(glob.matches(path.as_bytes()) != *negate)
+            }
+            Pred::Option { .. } | Pred::Duration(..) | Pred::Time(..) => return None,
+        })
     }
 
     /// Whether the event (time `ts`, `duration`) passes, given its site's verdict.
@@ -404,11 +500,7 @@ impl FileFilter<'_> {
         match e {
             Expr::True => Tri::Yes,
             Expr::Pred(p) => self.pred(p, s, t, ev),
-            Expr::Not(e) => match self.eval(e, s, t, ev) {
-                Tri::Yes => Tri::No,
-                Tri::No => Tri::Yes,
-                Tri::Maybe => Tri::Maybe,
-            },
+            Expr::Not(e) => self.eval(e, s, t, ev).not(),
             Expr::And(v) => {
                 let mut r = Tri::Yes;
                 for e in v {
@@ -438,16 +530,11 @@ impl FileFilter<'_> {
         let b = |x: bool| if x { Tri::Yes } else { Tri::No };
         match p {
             Pred::Int(f, op, v) => b(op.test(int_field(*f, s, t), *v as i128)),
-            Pred::Comm { glob, negate } => {
-                let end = t.comm.iter().position(|&c| c == 0).unwrap_or(t.comm.len());
-                b(glob.matches(&t.comm[..end]) != *negate)
+            Pred::Comm { .. } | Pred::CgroupPath { .. } => {
+                self.thread_pred(p, t).expect("a per-thread predicate")
             }
             Pred::Option { pairs, negate } => {
                 b(pairs.iter().any(|&(l, o)| l == s.level && o == s.optname) != *negate)
-            }
-            Pred::CgroupPath { glob, negate } => {
-                let path = self.cgroup_of.get(&t.tgid).map_or("", String::as_str);
-                b(glob.matches(path.as_bytes()) != *negate)
             }
             Pred::Duration(op, v) => match ev {
                 Some((_, d)) => b(op.test(d, *v)),
@@ -463,15 +550,14 @@ impl FileFilter<'_> {
 
 /// The value of an integer field of a site, widened so every comparison is exact.
 pub fn int_field(f: IntField, s: &Site, t: &ThreadEntry) -> i128 {
-    match f {
-        IntField::Pid => t.tgid as i128,
-        IntField::Tid => t.tid as i128,
-        IntField::Ppid => t.ppid as i128,
-        IntField::Uid => t.uid as i128,
-        IntField::Gid => t.gid as i128,
-        IntField::Cgroup => t.cgroup_id as i128,
-        IntField::PidNs => t.pid_ns as i128,
-        IntField::MntNs => t.mnt_ns as i128,
+    thread_int_field(f, t)
+        .or_else(|| site_int_field(f, s))
+        .unwrap_or_default()
+}
+
+/// The value of an integer field that belongs to the site; `None` for a field of the thread.
+fn site_int_field(f: IntField, s: &Site) -> Option<i128> {
+    Some(match f {
         IntField::Cpu => s.cpu as i128,
         IntField::Fd => s.fd as i128,
         IntField::Level => s.level as i128,
@@ -488,5 +574,21 @@ pub fn int_field(f: IntField, s: &Site, t: &ThreadEntry) -> i128 {
         }
         IntField::ValueLen => s.value_len as i128,
         IntField::Flags => s.flags as i128,
-    }
+        _ => return None,
+    })
+}
+
+/// The value of an integer field that belongs to the thread; `None` for a field of the site.
+pub fn thread_int_field(f: IntField, t: &ThreadEntry) -> Option<i128> {
+    Some(match f {
+        IntField::Pid => t.tgid as i128,
+        IntField::Tid => t.tid as i128,
+        IntField::Ppid => t.ppid as i128,
+        IntField::Uid => t.uid as i128,
+        IntField::Gid => t.gid as i128,
+        IntField::Cgroup => t.cgroup_id as i128,
+        IntField::PidNs => t.pid_ns as i128,
+        IntField::MntNs => t.mnt_ns as i128,
+        _ => return None,
+    })
 }
