@@ -87,23 +87,26 @@ impl Front {
         }
         let dec = self.decoder.as_mut().expect("set above");
         dec.reinit().ok()?;
-        self.raw.clear();
         let frame = &self.body[BLOCK_HEADER_LEN..];
         let mut input = InBuffer::around(frame);
         // Decompress just as far as needed: first the two table lengths, then the columns.
+        // `raw[..filled]` is this block's; the buffer only grows, so it is zeroed once, not
+        // once per block.
+        let mut filled = 0;
         let mut need = 8;
         let mut stage = 0;
         loop {
-            while self.raw.len() < need {
-                let want = (need - self.raw.len()).max(64 << 10);
-                let start = self.raw.len();
-                self.raw
-                    .resize(start + want.min(raw_len.saturating_sub(start).max(1)), 0);
-                let mut out = OutBuffer::around(&mut self.raw[start..]);
+            while filled < need {
+                let want = (need - filled).max(64 << 10);
+                let end = filled + want.min(raw_len.saturating_sub(filled).max(1));
+                if self.raw.len() < end {
+                    self.raw.resize(end, 0);
+                }
+                let mut out = OutBuffer::around(&mut self.raw[filled..end]);
                 let before = input.pos();
                 dec.run(&mut input, &mut out).ok()?;
                 let wrote = out.pos();
-                self.raw.truncate(start + wrote);
+                filled += wrote;
                 if wrote == 0 && input.pos() == before {
                     return None; // the frame ended before the columns did
                 }

@@ -282,8 +282,6 @@ struct Scratch {
     verdicts: Vec<Tri>,
     site_slot: Vec<u32>,
     site_err: Vec<bool>,
-    /// Sites whose events can be selected (those not ruled out by their site alone).
-    wanted: Vec<bool>,
     key: Vec<KeyPart>,
 }
 
@@ -317,23 +315,14 @@ pub fn aggregate_file(
                         && b.ts_min >= ff.from
                         && b.ts_max < ff.to
                         && let Some(f) = &file
-                        && input.reader.has_summary(b)
+                        && matches!(input.reader.read_summary(b, &mut summary), Ok(true))
                         && front.read_tables(f, b).is_some()
+                        && summary.site_count() == front.sites.len()
                     {
-                        // Only the durations of sites the filter can select are decoded.
+                        input.reader.release(b);
                         map_sites(&mut agg, &mut sc, &front.sites, &front.threads, ff, q);
-                        sc.wanted.clear();
-                        sc.wanted
-                            .extend(sc.site_slot.iter().map(|&s| s != u32::MAX));
-                        if matches!(
-                            input.reader.read_summary_of(b, &mut summary, &sc.wanted),
-                            Ok(true)
-                        ) && summary.site_count() == front.sites.len()
-                        {
-                            input.reader.release(b);
-                            summary_block(&mut agg, &sc, &front, &summary, b, ff);
-                            continue;
-                        }
+                        summary_block(&mut agg, &sc, &front, &summary, b, ff);
+                        continue;
                     }
                     if let Some(f) = &file
                         && front.read(f, b).is_some()

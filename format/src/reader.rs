@@ -352,40 +352,12 @@ impl TraceReader {
     /// event count. The caller checks [`BlockSummary::site_count`] against the site table it
     /// uses; [`BlockSummary::check_against`] compares everything with the decoded block.
     pub fn read_summary(&self, block: &BlockInfo, out: &mut BlockSummary) -> Result<bool, Error> {
-        self.read_summary_inner(block, out, None)
-    }
-
-    /// Like [`read_summary`](Self::read_summary), but decodes the durations only of the sites
-    /// whose entry in `wanted` is true (indexes past its end count as false). The other sites
-    /// keep their event counts ([`BlockSummary::site_event_count`]) and get empty duration
-    /// runs; their bytes are checked for structure, not decoded. A question that will use a
-    /// few sites of each block (a filter) skips most of the decoding so.
-    pub fn read_summary_of(
-        &self,
-        block: &BlockInfo,
-        out: &mut BlockSummary,
-        wanted: &[bool],
-    ) -> Result<bool, Error> {
-        self.read_summary_inner(block, out, Some(wanted))
-    }
-
-    /// Whether `block` is followed by a summary section (its contents not checked).
-    pub fn has_summary(&self, block: &BlockInfo) -> bool {
-        matches!(summary::locate(self.bytes(), block), Ok(Some(_)))
-    }
-
-    fn read_summary_inner(
-        &self,
-        block: &BlockInfo,
-        out: &mut BlockSummary,
-        wanted: Option<&[bool]>,
-    ) -> Result<bool, Error> {
         let file = self.bytes();
         let Some((at, h)) = summary::locate(file, block)? else {
             return Ok(false);
         };
         let body = h.checked_body(file, at)?;
-        out.decode(body, at, block, wanted)?;
+        out.decode(body, at, block)?;
         Ok(true)
     }
 

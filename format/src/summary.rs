@@ -96,12 +96,8 @@ impl SummaryEncoder {
 #[derive(Default)]
 pub struct BlockSummary {
     /// Run boundaries: site `i`'s durations are `durations[starts[i]..starts[i + 1]]`.
-    /// A site skipped by [`TraceReader::read_summary_of`](crate::TraceReader::read_summary_of)
-    /// has an empty run here and its count in `counts`.
     starts: Vec<u32>,
-    counts: Vec<u32>,
     durations: Vec<u64>,
-    events: usize,
     raw: Vec<u8>,
     dctx: Option<zstd::bulk::Decompressor<'static>>,
     offset: u64,
@@ -130,13 +126,7 @@ impl BlockSummary {
     }
 
     pub fn event_count(&self) -> usize {
-        self.events
-    }
-
-    /// How many events the block has at site `site`, also for a site whose durations were
-    /// skipped. Panics if `site >= site_count()`.
-    pub fn site_event_count(&self, site: usize) -> usize {
-        self.counts[site] as usize
+        self.starts.last().map_or(0, |&end| end as usize)
     }
 
     /// File offset of the `BSUM` section.
@@ -144,34 +134,25 @@ impl BlockSummary {
         self.offset
     }
 
-    /// The durations (ns) of the events at site `site` of the block, in ascending order; empty
-    /// for a site that [`TraceReader::read_summary_of`](crate::TraceReader::read_summary_of)
-    /// was told to skip. Panics if `site >= site_count()`.
+    /// The durations (ns) of the events at site `site` of the block, in ascending order.
+    /// Panics if `site >= site_count()`.
     pub fn site_durations(&self, site: usize) -> &[u64] {
         &self.durations[self.starts[site] as usize..self.starts[site + 1] as usize]
     }
 
     /// Decodes a `BSUM` body found at `section_offset`, which must describe `block`. After an
     /// error the summary is empty.
-    /// Decodes the durations of the sites `wanted` says (all when `None`; a site past the end
-    /// of `wanted` is skipped). A skipped site's run is checked for its structure (its length,
-    /// and that its bytes are varints), not for its values.
     pub(crate) fn decode(
         &mut self,
         body: &[u8],
         section_offset: u64,
         block: &BlockInfo,
-        wanted: Option<&[bool]>,
     ) -> Result<(), Error> {
-        self.decode_inner(body, section_offset, block, wanted)
-            .inspect_err(|_| self.clear())
-    }
-
-    fn clear(&mut self) {
-        self.starts.clear();
-        self.counts.clear();
-        self.durations.clear();
-        self.events = 0;
+        self.decode_inner(body, section_offset, block)
+            .inspect_err(|_| {
+                self.starts.clear();
+                self.durations.clear();
+            })
     }
 
     fn decode_inner(
@@ -179,10 +160,9 @@ impl BlockSummary {
         body: &[u8],
         section_offset: u64,
         block: &BlockInfo,
-        wanted: Option<&[bool]>,
     ) -> Result<(), Error> {
         self.offset = section_offset;
-        self.clear();
+        self.starts.clear();
         let body_offset = section_offset + SECTION_HEADER_LEN as u64;
         if body.len() < SUMMARY_FIXED_LEN {
             return Err(Error::truncated(
@@ -258,35 +238,29 @@ impl BlockSummary {
             ));
         }
         self.starts.reserve(site_count + 1);
-        self.counts.reserve(site_count);
         self.starts.push(0);
         let raw = &self.raw[..];
         let mut at = 0usize;
-        // Filled in place: `filled` durations are written so far, `seen` events counted (n is
-        // the block's checked count).
-        self.durations.resize(n, 0);
+        // Filled in place: `filled` durations are written so far (n is the block's checked
+        // count). The buffer only grows, so it is zeroed once, not once per block; `starts`
+        // says what in it is this block's.
+        if self.durations.len() < n {
+            self.durations.resize(n, 0);
+        }
         let mut filled = 0usize;
-        let mut seen = 0usize;
         let bad = |at: usize, what: &str| {
             Error::malformed(
                 frame_offset,
                 format!("in the summary payload at {at}: {what}"),
             )
         };
-        for site in 0..site_count {
+        for _ in 0..site_count {
             let count = varint(raw, &mut at).ok_or_else(|| bad(at, "a run length"))?;
-            if count == 0 || count > (n - seen) as u64 {
+            if count == 0 || count > (n - filled) as u64 {
                 return Err(bad(
                     at,
-                    &format!("a run of 1 to {} events, found {count}", n - seen),
+                    &format!("a run of 1 to {} events, found {count}", n - filled),
                 ));
-            }
-            seen += count as usize;
-            self.counts.push(count as u32);
-            if !wanted.is_none_or(|w| w.get(site).copied().unwrap_or(false)) {
-                at = skip_varints(raw, at, count as usize).ok_or_else(|| bad(at, "a duration"))?;
-                self.starts.push(filled as u32);
-                continue;
             }
             let run = &mut self.durations[filled..filled + count as usize];
             let mut d = 0u64;
@@ -307,14 +281,12 @@ impl BlockSummary {
             filled += count as usize;
             self.starts.push(filled as u32);
         }
-        if seen != n {
+        if filled != n {
             return Err(bad(
                 at,
-                &format!("runs adding up to {n} events, found {seen}"),
+                &format!("runs adding up to {n} events, found {filled}"),
             ));
         }
-        self.durations.truncate(filled);
-        self.events = n;
         if at != raw.len() {
             return Err(bad(at, "the end of the payload"));
         }
@@ -349,40 +321,6 @@ impl BlockSummary {
         }
         Ok(())
     }
-}
-
-/// The position after `count` varints starting at `at`; `None` when the bytes end first or
-/// hold an invalid first byte.
-fn skip_varints(raw: &[u8], mut at: usize, mut count: usize) -> Option<usize> {
-    // Sorted durations differ by little: nearly every delta is one byte, so eight bytes are
-    // tested at once for a longer varint (a byte is at least 251 when its top bit is set and
-    // its low 7 bits plus 5 carry into bit 7).
-    while count > 0 {
-        if let Some(word) = raw.get(at..at.wrapping_add(8)) {
-            let x = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-            let long = (x & 0x7f7f_7f7f_7f7f_7f7f).wrapping_add(0x0505_0505_0505_0505)
-                & x
-                & 0x8080_8080_8080_8080;
-            let take = count.min(8);
-            let mask = if take == 8 {
-                u64::MAX
-            } else {
-                (1u64 << (8 * take)) - 1
-            };
-            let long = long & mask;
-            if long == 0 {
-                at += take;
-                count -= take;
-                continue;
-            }
-            let short = long.trailing_zeros() as usize / 8;
-            at += short;
-            count -= short;
-        }
-        varint(raw, &mut at)?;
-        count -= 1;
-    }
-    Some(at)
 }
 
 /// A standard-config varint at `*at`; `None` when the bytes end or the first byte is invalid.
@@ -423,77 +361,5 @@ pub(crate) fn locate(
         // No section, another kind, or a damaged header: in each case no summary to use; the
         // block itself is unaffected, and a scan or `verify` reports the damage.
         _ => Ok(None),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Encodes `values` as standard-config varints.
-    fn varints(values: &[u64]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for &v in values {
-            match v {
-                0..=250 => out.push(v as u8),
-                251..=0xffff => {
-                    out.push(251);
-                    out.extend((v as u16).to_le_bytes());
-                }
-                0x1_0000..=0xffff_ffff => {
-                    out.push(252);
-                    out.extend((v as u32).to_le_bytes());
-                }
-                _ => {
-                    out.push(253);
-                    out.extend(v.to_le_bytes());
-                }
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn skip_varints_lands_where_decoding_lands() {
-        let widths = [
-            0,
-            1,
-            250,
-            251,
-            65_535,
-            65_536,
-            u32::MAX as u64 + 1,
-            u64::MAX,
-        ];
-        // Every mix of widths in runs up to 20 long, at every start, with and without bytes
-        // after the run (the word-at-a-time path needs 8 bytes in the buffer).
-        for len in 0..20usize {
-            for &wide in &widths {
-                let values: Vec<u64> = (0..len)
-                    .map(|i| if i % 5 == 3 { wide } else { (i % 7) as u64 })
-                    .collect();
-                let bytes = varints(&values);
-                for tail in [0usize, 1, 9] {
-                    let mut raw = bytes.clone();
-                    raw.extend(std::iter::repeat_n(0u8, tail));
-                    let mut at = 0;
-                    for _ in 0..len {
-                        varint(&raw, &mut at).unwrap();
-                    }
-                    assert_eq!(
-                        skip_varints(&raw, 0, len),
-                        Some(at),
-                        "{values:?} tail {tail}"
-                    );
-                    // One varint more than the bytes hold.
-                    if tail == 0 {
-                        assert_eq!(skip_varints(&raw, 0, len + 1), None);
-                    }
-                }
-            }
-        }
-        // An invalid first byte (254, 255) is an error, as when decoding.
-        assert_eq!(skip_varints(&[1, 2, 254, 4, 5, 6, 7, 8, 9], 0, 4), None);
-        assert_eq!(skip_varints(&[255], 0, 1), None);
     }
 }

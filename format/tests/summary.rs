@@ -61,30 +61,6 @@ proptest! {
 }
 
 #[test]
-fn a_summary_read_for_some_sites_decodes_those_and_counts_the_rest() {
-    let events = common::synth_events(5000, 11);
-    let r = TraceReader::from_bytes(common::write_file(&events, 1000)).unwrap();
-    let (mut all, mut some) = (BlockSummary::new(), BlockSummary::new());
-    for b in r.blocks() {
-        r.read_summary(b, &mut all).unwrap();
-        // Every third site, and a mask shorter than the site table (the rest skipped).
-        let wanted: Vec<bool> = (0..all.site_count() - 1).map(|i| i % 3 == 0).collect();
-        assert!(r.read_summary_of(b, &mut some, &wanted).unwrap());
-        assert_eq!(some.site_count(), all.site_count());
-        assert_eq!(some.event_count(), all.event_count());
-        for i in 0..all.site_count() {
-            assert_eq!(some.site_event_count(i), all.site_durations(i).len());
-            let want: &[u64] = if wanted.get(i) == Some(&true) {
-                all.site_durations(i)
-            } else {
-                &[]
-            };
-            assert_eq!(some.site_durations(i), want, "block {} site {i}", b.offset);
-        }
-    }
-}
-
-#[test]
 fn durations_of_every_size_survive() {
     // Durations around each varint width boundary and the largest a u64 holds, at one site.
     let mut events = common::synth_events(12, 3);
