@@ -931,6 +931,25 @@ impl BlockHeader {
     }
 }
 
+/// Checks that `bytes` are one zstd frame and nothing after it (FORMAT.md 4 and 4.2): zstd
+/// itself would decompress a second frame, or skip a skippable one, after the first.
+pub(crate) fn exactly_one_frame(bytes: &[u8], frame_offset: u64) -> Result<(), Error> {
+    match zstd::zstd_safe::find_frame_compressed_size(bytes) {
+        Ok(n) if n == bytes.len() => Ok(()),
+        Ok(n) => Err(Error::malformed(
+            frame_offset,
+            format!(
+                "exactly one zstd frame, found one of {n} bytes followed by {} more",
+                bytes.len() - n
+            ),
+        )),
+        Err(code) => Err(Error::Decompress {
+            offset: frame_offset,
+            message: zstd::zstd_safe::get_error_name(code).to_string(),
+        }),
+    }
+}
+
 /// Decompresses one zstd frame that must produce exactly `raw_len` bytes into `out`.
 ///
 /// When `out` already has room (the steady state of a scan) this is one bulk call. Otherwise
@@ -945,6 +964,7 @@ fn decompress_into(
 ) -> Result<(), Error> {
     let raw_len = raw_len as usize;
     out.clear();
+    exactly_one_frame(frame, frame_offset)?;
     let dz = |e: std::io::Error| Error::Decompress {
         offset: frame_offset,
         message: e.to_string(),

@@ -221,6 +221,7 @@ impl BlockSummary {
         }
         let dctx = self.dctx.as_mut().expect("set above");
         self.raw.clear();
+        crate::block::exactly_one_frame(&body[SUMMARY_FIXED_LEN..], frame_offset)?;
         // raw_len is bounded by the event count above (at most 18 MiB), so reserving it is safe.
         self.raw.reserve(raw_len);
         dctx.decompress_to_buffer(&body[SUMMARY_FIXED_LEN..], &mut self.raw)

@@ -232,6 +232,60 @@ fn a_file_cut_inside_a_summary_keeps_every_block_and_has_no_summary_for_the_last
 }
 
 #[test]
+fn a_second_frame_after_a_block_or_a_summary_is_an_error() {
+    // FORMAT.md: a block body and a summary body each end with exactly one zstd frame; zstd
+    // alone would decompress a second (empty) frame or skip a skippable one.
+    let events = common::synth_events(300, 9);
+    let bytes = common::write_file(&events, 100);
+    let r = TraceReader::from_bytes(bytes.clone()).unwrap();
+    let last = r.blocks()[2];
+    let (sum_at, sum_len) = summary_at(&bytes, last.offset);
+    let empty_frame = zstd::encode_all(&[][..], 1).unwrap();
+    let skippable = [0x50, 0x2a, 0x4d, 0x18, 2, 0, 0, 0, 0xab, 0xcd];
+    let mut s = BlockSummary::new();
+    let mut d = DecodedBlock::new();
+    for extra in [&empty_frame[..], &skippable[..]] {
+        // The file cut after the last summary (a crash): it is found by a scan, so sections
+        // may grow. First the summary gets the extra bytes, then the block.
+        let mut f = bytes[..sum_at + 16 + sum_len].to_vec();
+        f.extend_from_slice(extra);
+        let grown = sum_len + extra.len();
+        f[sum_at + 4..sum_at + 8].copy_from_slice(&(grown as u32).to_le_bytes());
+        reseal(&mut f, sum_at, grown);
+        let r = TraceReader::from_bytes(f).unwrap();
+        let e = r.read_summary(&r.blocks()[2], &mut s).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "at offset {}: expected exactly one zstd frame, found one of {} bytes followed by {} more",
+                sum_at + 16 + 20,
+                sum_len - 20,
+                extra.len()
+            )
+        );
+
+        let o = last.offset as usize;
+        let block_len = sum_at - o - 16;
+        let mut f = bytes[..sum_at].to_vec();
+        f.extend_from_slice(extra);
+        let grown = block_len + extra.len();
+        f[o + 4..o + 8].copy_from_slice(&(grown as u32).to_le_bytes());
+        reseal(&mut f, o, grown);
+        let r = TraceReader::from_bytes(f).unwrap();
+        let e = r.decode_block(&r.blocks()[2], &mut d).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "at offset {}: expected exactly one zstd frame, found one of {} bytes followed by {} more",
+                o + 16 + 24,
+                block_len - 24,
+                extra.len()
+            )
+        );
+    }
+}
+
+#[test]
 fn check_against_catches_a_summary_of_other_durations() {
     // Two files of the same sites whose durations differ in one event: a summary read from
     // one does not pass as the other's.
