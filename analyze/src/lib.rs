@@ -9,7 +9,6 @@
 //! * [`cmd`]: one module per subcommand.
 
 pub mod cmd;
-pub mod columns;
 pub mod decode;
 #[cfg(feature = "export")]
 pub mod export;

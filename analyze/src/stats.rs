@@ -15,9 +15,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use format::{BlockInfo, BlockSummary, DecodedBlock, Site, ThreadEntry};
+use format::{BlockFront, BlockInfo, BlockSummary, FrontParts, Site, ThreadEntry};
 
-use crate::columns::Front;
 use crate::filter::{FileFilter, IntField, Tri, int_field};
 use crate::input::{Input, report_block};
 
@@ -278,7 +277,6 @@ impl Agg {
 /// Per-worker scratch reused across blocks.
 #[derive(Default)]
 struct Scratch {
-    decoded: DecodedBlock,
     verdicts: Vec<Tri>,
     site_slot: Vec<u32>,
     site_err: Vec<bool>,
@@ -293,11 +291,9 @@ pub fn aggregate_file(
     q: &Query<'_>,
     workers: usize,
 ) -> Agg {
-    // Only the front columns are needed; read through `format` whatever cannot be read so.
-    // A question about sites and durations alone is answered from each block's site table
-    // and summary (FORMAT.md 4.2) where the block has one and lies wholly inside the time
-    // range; the time column is needed for anything else.
-    let file = std::fs::File::open(&input.path).ok();
+    // Only the front of each block is needed (its tables, times, durations and sites). A
+    // question about sites and durations alone is answered from each block's tables and
+    // summary (FORMAT.md 4.2) where the block has one and lies wholly inside the time range.
     let by_summary = q.interval.is_none() && !ff.filter.expr.uses_time();
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::new());
@@ -306,35 +302,31 @@ pub fn aggregate_file(
             s.spawn(|| {
                 let mut agg = Agg::default();
                 let mut sc = Scratch::default();
-                let mut front = Front::default();
+                let mut front = BlockFront::new();
                 let mut summary = BlockSummary::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(b) = blocks.get(i) else { break };
+                    let reader = &input.reader;
+                    // A damaged summary is not believed: the block's columns answer instead.
                     if by_summary
                         && b.ts_min >= ff.from
                         && b.ts_max < ff.to
-                        && let Some(f) = &file
-                        && matches!(input.reader.read_summary(b, &mut summary), Ok(true))
-                        && front.read_tables(f, b).is_some()
-                        && summary.site_count() == front.sites.len()
+                        && matches!(reader.read_summary(b, &mut summary), Ok(true))
+                        && reader
+                            .read_block_front(b, &mut front, FrontParts::Tables)
+                            .is_ok()
+                        && summary.site_count() == front.sites().len()
                     {
-                        input.reader.release(b);
-                        map_sites(&mut agg, &mut sc, &front.sites, &front.threads, ff, q);
+                        reader.release(b);
+                        map_sites(&mut agg, &mut sc, front.sites(), front.threads(), ff, q);
                         summary_block(&mut agg, &sc, &front, &summary, b, ff);
                         continue;
                     }
-                    if let Some(f) = &file
-                        && front.read(f, b).is_some()
-                    {
-                        front_block(&mut agg, &mut sc, &front, b, ff, q);
-                        continue;
-                    }
-                    match input.reader.decode_block(b, &mut sc.decoded) {
-                        Ok(()) => {
-                            input.reader.release(b);
-                            block(&mut agg, &mut sc, b, ff, q);
-                        }
+                    let read = reader.read_block_front(b, &mut front, FrontParts::TablesAndTimes);
+                    reader.release(b);
+                    match read {
+                        Ok(()) => front_block(&mut agg, &mut sc, &front, b, ff, q),
                         Err(e) => report_block(&input.path, b, &e),
                     }
                 }
@@ -379,12 +371,12 @@ fn map_sites(
 fn front_block(
     agg: &mut Agg,
     sc: &mut Scratch,
-    fr: &Front,
+    fr: &BlockFront,
     b: &BlockInfo,
     ff: &FileFilter<'_>,
     q: &Query<'_>,
 ) {
-    map_sites(agg, sc, &fr.sites, &fr.threads, ff, q);
+    map_sites(agg, sc, fr.sites(), fr.threads(), ff, q);
     let whole_block = b.ts_min >= ff.from && b.ts_max < ff.to;
     let need_ts = !whole_block || q.interval.is_some() || sc.verdicts.contains(&Tri::Maybe);
     let mut ts_iter = fr.timestamps();
@@ -402,8 +394,8 @@ fn front_block(
         }
         let v = sc.verdicts[si];
         if v == Tri::Maybe || !whole_block {
-            let s = &fr.sites[si];
-            if !ff.event_passes(v, s, &fr.threads[s.thread as usize], ts, dur) {
+            let s = &fr.sites()[si];
+            if !ff.event_passes(v, s, &fr.threads()[s.thread as usize], ts, dur) {
                 continue;
             }
         }
@@ -411,12 +403,11 @@ fn front_block(
     }
 }
 
-/// One block answered from its site table and summary: each site's durations, sorted.
 /// Adds the events of a block from its summary; `map_sites` has run on the block's tables.
 fn summary_block(
     agg: &mut Agg,
     sc: &Scratch,
-    fr: &Front,
+    fr: &BlockFront,
     summary: &BlockSummary,
     b: &BlockInfo,
     ff: &FileFilter<'_>,
@@ -428,7 +419,7 @@ fn summary_block(
             g.hist.add_n(run[0], run.len() as u64);
         }
     };
-    for (si, s) in fr.sites.iter().enumerate() {
+    for (si, s) in fr.sites().iter().enumerate() {
         let slot = sc.site_slot[si];
         if slot == u32::MAX {
             continue;
@@ -443,7 +434,7 @@ fn summary_block(
         // the block lies inside the time range, so its first timestamp stands in). The answer
         // can change only at the expression's duration breaks, and the durations are sorted:
         // one evaluation per stretch between breaks decides the whole stretch.
-        let t = &fr.threads[s.thread as usize];
+        let t = &fr.threads()[s.thread as usize];
         let mut start = 0;
         let mut stretch_min = 0;
         for next in ff.duration_breaks().iter().map(Some).chain([None]) {
@@ -491,30 +482,6 @@ fn add_event(
         x.errors += err as u64;
         x.max = x.max.max(dur);
     }
-}
-
-/// The hot loop: one block decoded by `format`.
-fn block(agg: &mut Agg, sc: &mut Scratch, b: &BlockInfo, ff: &FileFilter<'_>, q: &Query<'_>) {
-    let d = std::mem::take(&mut sc.decoded);
-    map_sites(agg, sc, d.sites(), d.threads(), ff, q);
-    let (sites, threads) = (d.sites(), d.threads());
-    let whole_block = b.ts_min >= ff.from && b.ts_max < ff.to;
-    for (si, e) in d.site_indexes().zip(d.events()) {
-        let si = si as usize;
-        let slot = sc.site_slot[si];
-        if slot == u32::MAX {
-            continue;
-        }
-        let v = sc.verdicts[si];
-        if v == Tri::Maybe || !whole_block {
-            let s = &sites[si];
-            if !ff.event_passes(v, s, &threads[s.thread as usize], e.ts_ns, e.duration_ns) {
-                continue;
-            }
-        }
-        add_event(agg, sc, slot, si, e.ts_ns, e.duration_ns, ff, q);
-    }
-    sc.decoded = d;
 }
 
 #[cfg(test)]

@@ -675,12 +675,7 @@ impl DecodedBlock {
         // The payload is compressed, so a problem in it is located by the file offset of its
         // frame and the position within the decompressed payload.
         let raw = &self.raw;
-        let err = |at: usize, what: String| {
-            Error::malformed(
-                frame_offset,
-                format!("{what} at byte {at} of the block payload decompressed from here"),
-            )
-        };
+        let err = |at: usize, what: String| payload_error(frame_offset, at, what);
         let mut pos = 0usize;
         // A table or column: its u64 length, checked against what is left, then its bytes.
         let mut seq =
@@ -712,30 +707,14 @@ impl DecodedBlock {
         let (values_start, values_len) = seq("value bytes", 1, None)?;
         // Anything after the values belongs to a later minor version: skipped.
 
-        self.threads.clear();
-        self.threads.extend(
-            raw[threads_at..][..n_threads * THREAD_ENTRY_LEN]
-                .as_chunks::<THREAD_ENTRY_LEN>()
-                .0
-                .iter()
-                .map(ThreadEntry::decode),
-        );
-        self.sites.clear();
-        for (i, b) in raw[sites_at..][..n_sites * SITE_ENTRY_LEN]
-            .as_chunks::<SITE_ENTRY_LEN>()
-            .0
-            .iter()
-            .enumerate()
-        {
-            let site = Site::decode(b);
-            if site.thread as usize >= n_threads {
-                return Err(err(
-                    sites_at + i * SITE_ENTRY_LEN,
-                    format!("a thread index below {n_threads}, found {}", site.thread),
-                ));
-            }
-            self.sites.push(site);
-        }
+        decode_tables(
+            raw,
+            (threads_at, n_threads),
+            (sites_at, n_sites),
+            &mut self.threads,
+            &mut self.sites,
+            frame_offset,
+        )?;
         let site_col = raw[col_start[2]..][..n * 4].as_chunks::<4>().0;
         let mut value_total = 0usize;
         for (i, b) in site_col.iter().enumerate() {
@@ -929,6 +908,54 @@ impl BlockHeader {
         }
         Ok(h)
     }
+}
+
+/// A problem in a block's payload: the payload is compressed, so it is located by the file
+/// offset of its frame and the position within the decompressed payload.
+pub(crate) fn payload_error(frame_offset: u64, at: usize, what: String) -> Error {
+    Error::malformed(
+        frame_offset,
+        format!("{what} at byte {at} of the block payload decompressed from here"),
+    )
+}
+
+/// Decodes a block's thread table (`count` entries at byte `at` of `raw`) and site table, and
+/// checks every site's thread index.
+pub(crate) fn decode_tables(
+    raw: &[u8],
+    (threads_at, n_threads): (usize, usize),
+    (sites_at, n_sites): (usize, usize),
+    threads: &mut Vec<ThreadEntry>,
+    sites: &mut Vec<Site>,
+    frame_offset: u64,
+) -> Result<(), Error> {
+    threads.clear();
+    threads.extend(
+        raw[threads_at..][..n_threads * THREAD_ENTRY_LEN]
+            .as_chunks::<THREAD_ENTRY_LEN>()
+            .0
+            .iter()
+            .map(ThreadEntry::decode),
+    );
+    sites.clear();
+    for (i, b) in raw[sites_at..][..n_sites * SITE_ENTRY_LEN]
+        .as_chunks::<SITE_ENTRY_LEN>()
+        .0
+        .iter()
+        .enumerate()
+    {
+        let site = Site::decode(b);
+        if site.thread as usize >= n_threads {
+            sites.clear();
+            return Err(payload_error(
+                frame_offset,
+                sites_at + i * SITE_ENTRY_LEN,
+                format!("a thread index below {n_threads}, found {}", site.thread),
+            ));
+        }
+        sites.push(site);
+    }
+    Ok(())
 }
 
 /// Checks that `bytes` are one zstd frame and nothing after it (FORMAT.md 4 and 4.2): zstd

@@ -17,6 +17,8 @@ mod error;
 #[cfg(feature = "std")]
 mod event;
 #[cfg(feature = "std")]
+mod front;
+#[cfg(feature = "std")]
 mod meta;
 #[cfg(feature = "std")]
 mod reader;
@@ -36,6 +38,7 @@ pub use {
     block::{BlockEvents, DecodedBlock, Site, ThreadEntry},
     error::Error,
     event::{Event, OwnedEvent, comm_to_str},
+    front::{BlockFront, FrontParts},
     meta::{CaptureHeader, LossRecord, ProcessInfo},
     reader::{BlockInfo, Recovery, TraceReader},
     summary::BlockSummary,

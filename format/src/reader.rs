@@ -7,6 +7,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::block::{BlockHeader, DecodedBlock};
+use crate::front::{BlockFront, FrontParts};
 use crate::meta::{self, CaptureHeader, LossRecord, ProcessInfo};
 use crate::section::{self, PREAMBLE_LEN, SECTION_HEADER_LEN, SectionHeader, TRAILER_LEN, Tag};
 use crate::summary::{self, BlockSummary};
@@ -312,6 +313,25 @@ impl TraceReader {
 
     /// Checks, decompresses and validates one block into `out`.
     pub fn decode_block(&self, block: &BlockInfo, out: &mut DecodedBlock) -> Result<(), Error> {
+        let (body, body_at) = self.block_body(block)?;
+        out.decode(body, block.offset, body_at)
+    }
+
+    /// Checks one block and decompresses and validates only its front (FORMAT.md 4.1): the
+    /// thread and site tables, and with [`FrontParts::TablesAndTimes`] the time, duration and
+    /// site columns. Most of a block's payload (pointers and values) is not decompressed.
+    pub fn read_block_front(
+        &self,
+        block: &BlockInfo,
+        out: &mut BlockFront,
+        parts: FrontParts,
+    ) -> Result<(), Error> {
+        let (body, body_at) = self.block_body(block)?;
+        out.decode(body, body_at, parts)
+    }
+
+    /// The checked body of a block section and its file offset.
+    fn block_body(&self, block: &BlockInfo) -> Result<(&[u8], u64), Error> {
         let file = self.bytes();
         let h = SectionHeader::decode_at(file, block.offset)?;
         if h.tag != Tag::BLOCK {
@@ -332,7 +352,7 @@ impl TraceReader {
                 ),
             ));
         }
-        out.decode(body, block.offset, body_at)
+        Ok((body, body_at))
     }
 
     /// Checks and decompresses one block without decoding its events: afterwards
