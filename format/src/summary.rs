@@ -245,8 +245,9 @@ impl BlockSummary {
         // Filled in place: `filled` durations are written so far (n is the block's checked
         // count). The buffer only grows, so it is zeroed once, not once per block; `starts`
         // says what in it is this block's.
-        if self.durations.len() < n {
-            self.durations.resize(n, 0);
+        // It has 8 slots of room past the last event, for the word-wide writes below.
+        if self.durations.len() < n + 8 {
+            self.durations.resize(n + 8, 0);
         }
         let mut filled = 0usize;
         let bad = |at: usize, what: &str| {
@@ -263,10 +264,42 @@ impl BlockSummary {
                     &format!("a run of 1 to {} events, found {count}", n - filled),
                 ));
             }
-            let run = &mut self.durations[filled..filled + count as usize];
-            let mut d = 0u64;
-            for slot in run {
-                // Sorted durations differ by little: nearly every delta is one byte.
+            let end = filled + count as usize;
+            // The first delta is the duration itself, often a longer varint; sorted durations
+            // differ by little, so nearly every later delta is one byte.
+            let mut d = varint(raw, &mut at).ok_or_else(|| bad(at, "a duration"))?;
+            self.durations[filled] = d;
+            let mut i = filled + 1;
+            while i < end {
+                // Up to 8 one-byte deltas at once when the next 8 bytes start no longer varint
+                // (a first byte of 251 or more: top bit set, and the low 7 bits plus 5 carry
+                // into bit 7). All 8 running sums are written: slots past the run are written
+                // again by the next run, or are the room past the last event.
+                if let Some(word) = raw.get(at..at + 8)
+                    && d <= u64::MAX - 8 * 255
+                {
+                    let x = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+                    let take = (end - i).min(8);
+                    let mask = if take == 8 {
+                        u64::MAX
+                    } else {
+                        (1u64 << (8 * take)) - 1
+                    };
+                    let long = (x & 0x7f7f_7f7f_7f7f_7f7f).wrapping_add(0x0505_0505_0505_0505)
+                        & x
+                        & 0x8080_8080_8080_8080;
+                    if long & mask == 0 {
+                        let mut sum = d;
+                        for (k, slot) in self.durations[i..i + 8].iter_mut().enumerate() {
+                            sum += (x >> (8 * k)) & 0xff;
+                            *slot = sum;
+                        }
+                        d = self.durations[i + take - 1];
+                        i += take;
+                        at += take;
+                        continue;
+                    }
+                }
                 let delta = match raw.get(at) {
                     Some(&b) if b < 251 => {
                         at += 1;
@@ -277,9 +310,10 @@ impl BlockSummary {
                 d = d
                     .checked_add(delta)
                     .ok_or_else(|| bad(at, "durations that fit in 64 bits"))?;
-                *slot = d;
+                self.durations[i] = d;
+                i += 1;
             }
-            filled += count as usize;
+            filled = end;
             self.starts.push(filled as u32);
         }
         if filled != n {
@@ -325,7 +359,7 @@ impl BlockSummary {
 }
 
 /// A standard-config varint at `*at`; `None` when the bytes end or the first byte is invalid.
-#[inline]
+#[inline(always)]
 fn varint(raw: &[u8], at: &mut usize) -> Option<u64> {
     let first = *raw.get(*at)?;
     let (v, len) = match first {
