@@ -72,7 +72,6 @@ pub struct TraceWriter<W: Write> {
     opts: WriterOptions,
     block: BlockEncoder,
     block_started: Option<Instant>,
-    payload: Vec<u8>,
     frame_buf: Vec<u8>,
     compressor: zstd::bulk::Compressor<'static>,
     summary_compressor: zstd::bulk::Compressor<'static>,
@@ -113,10 +112,9 @@ impl<W: Write> TraceWriter<W> {
         let mut w = TraceWriter {
             out,
             offset: 0,
+            block: BlockEncoder::new(opts.max_block_events),
             opts,
-            block: BlockEncoder::new(),
             block_started: None,
-            payload: Vec::new(),
             frame_buf: Vec::new(),
             compressor,
             summary_compressor,
@@ -247,12 +245,13 @@ impl<W: Write> TraceWriter<W> {
     }
 
     fn close_block(&mut self) -> Result<(), Error> {
-        self.block.encode_payload(&mut self.payload);
-        debug_assert!(self.payload.len() <= MAX_BLOCK_RAW as usize);
         let (ts_min, ts_max) = self.block.ts_range();
+        let event_count = self.block.len();
+        let payload = self.block.payload();
+        debug_assert!(payload.len() <= MAX_BLOCK_RAW as usize);
         let header = BlockHeader {
-            event_count: self.block.len(),
-            raw_len: self.payload.len() as u32,
+            event_count,
+            raw_len: payload.len() as u32,
             ts_min,
             ts_max,
         };
@@ -260,9 +259,9 @@ impl<W: Write> TraceWriter<W> {
         // the block header, without copying the two together.
         self.frame_buf.clear();
         self.frame_buf
-            .reserve(zstd::zstd_safe::compress_bound(self.payload.len()));
+            .reserve(zstd::zstd_safe::compress_bound(payload.len()));
         self.compressor
-            .compress_to_buffer(&self.payload, &mut self.frame_buf)?;
+            .compress_to_buffer(payload, &mut self.frame_buf)?;
         let frame = std::mem::take(&mut self.frame_buf);
         let at = self.put_section_parts(Tag::BLOCK, &[&header.encode(), &frame]);
         self.frame_buf = frame;
