@@ -1,7 +1,8 @@
 //! Size, write cost, scan speed and reader memory of the trace format, with the figures the
 //! issue sets as goals. Run: `cargo bench -p gsot-format --bench format` (add `-- --events N`).
-//! `-- --write-only [--reps N] [--workload loop|mixed]` measures only the write cost at the
-//! default zstd level, N times per workload (for before/after comparisons and profiling).
+//! `-- --write-only [--reps N] [--workload loop|mixed] [--level N] [--block-events N]` measures
+//! only the write cost (and size) at the default zstd level and block size or the ones given, N
+//! times per workload (for before/after comparisons and profiling).
 //!
 //! Timings are CPU time of this thread (write) or ratios taken in the same run (scan), because
 //! machines here are shared and noisy. It also encodes the same events as bincode *rows* (the
@@ -58,11 +59,18 @@ struct Figures {
 }
 
 /// Writes `events` to a file in memory: CPU ns per event, and the file.
-fn measure_write(events: &[OwnedEvent], zstd_level: i32, block_summaries: bool) -> (f64, Vec<u8>) {
+fn measure_write(
+    events: &[OwnedEvent],
+    zstd_level: i32,
+    block_summaries: bool,
+    block_events: Option<u32>,
+) -> (f64, Vec<u8>) {
+    let defaults = WriterOptions::default();
     let opts = WriterOptions {
         zstd_level,
         block_summaries,
-        ..WriterOptions::default()
+        max_block_events: block_events.unwrap_or(defaults.max_block_events),
+        ..defaults
     };
     // The output buffer is allocated up front: the cost of growing it is not the writer's.
     let mut writer =
@@ -77,7 +85,7 @@ fn measure_write(events: &[OwnedEvent], zstd_level: i32, block_summaries: bool) 
 }
 
 fn measure_format(events: &[OwnedEvent], zstd_level: i32, block_summaries: bool) -> Figures {
-    let (write_ns, file) = measure_write(events, zstd_level, block_summaries);
+    let (write_ns, file) = measure_write(events, zstd_level, block_summaries, None);
     let bytes_per_event = file.len() as f64 / events.len() as f64;
 
     let reader = TraceReader::from_bytes(file).unwrap();
@@ -251,8 +259,15 @@ fn scan_rss(path: &str) {
     println!("{} {} {}", reader.event_count(), before, max_rss_kib());
 }
 
-/// Only the write cost, at the default zstd level (or `--level N`), `reps` times per workload.
-fn write_only(events: u64, reps: usize, only: Option<&str>, level: Option<i32>) {
+/// Only the write cost and size, at the default zstd level and block size (or `--level N`,
+/// `--block-events N`), `reps` times per workload.
+fn write_only(
+    events: u64,
+    reps: usize,
+    only: Option<&str>,
+    level: Option<i32>,
+    block_events: Option<u32>,
+) {
     let level = level.unwrap_or(WriterOptions::default().zstd_level);
     for (name, workload) in [("loop", Workload::Loop), ("mixed", Workload::Mixed)] {
         if only.is_some_and(|w| w != name) {
@@ -261,14 +276,22 @@ fn write_only(events: u64, reps: usize, only: Option<&str>, level: Option<i32>) 
         let evs = generate(workload, events);
         // Alternating with and without block summaries, so noise hits both alike.
         let (mut with, mut without) = (Vec::new(), Vec::new());
+        let mut size = (0, 0);
         for _ in 0..reps {
-            with.push(format!("{:.1}", measure_write(&evs, level, true).0));
-            without.push(format!("{:.1}", measure_write(&evs, level, false).0));
+            let (ns, file) = measure_write(&evs, level, true, block_events);
+            with.push(format!("{ns:.1}"));
+            size.0 = file.len();
+            let (ns, file) = measure_write(&evs, level, false, block_events);
+            without.push(format!("{ns:.1}"));
+            size.1 = file.len();
         }
+        let per_event = |bytes: usize| bytes as f64 / evs.len() as f64;
         println!(
-            "write {name:<5} zstd {level}: {} ns/event CPU (without BSUM: {})",
+            "write {name:<5} zstd {level}: {} ns/event CPU, {:.2} B/event (without BSUM: {}, {:.2} B/event)",
             with.join(" "),
-            without.join(" ")
+            per_event(size.0),
+            without.join(" "),
+            per_event(size.1)
         );
     }
 }
@@ -297,7 +320,11 @@ fn main() {
             .iter()
             .position(|a| a == "--level")
             .map(|i| args[i + 1].parse().unwrap());
-        return write_only(events, reps, only.as_deref(), level);
+        let block_events = args
+            .iter()
+            .position(|a| a == "--block-events")
+            .map(|i| args[i + 1].parse().unwrap());
+        return write_only(events, reps, only.as_deref(), level, block_events);
     }
 
     println!(

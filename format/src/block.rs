@@ -60,14 +60,17 @@ impl ThreadEntry {
         }
     }
 
-    fn encode(&self, out: &mut Vec<u8>) {
-        for v in [self.tgid, self.tid, self.ppid, self.uid, self.gid] {
-            out.extend_from_slice(&v.to_le_bytes());
+    fn encode(&self, b: &mut [u8; THREAD_ENTRY_LEN]) {
+        for (i, v) in [self.tgid, self.tid, self.ppid, self.uid, self.gid]
+            .into_iter()
+            .enumerate()
+        {
+            b[4 * i..][..4].copy_from_slice(&v.to_le_bytes());
         }
-        out.extend_from_slice(&self.comm);
-        out.extend_from_slice(&self.cgroup_id.to_le_bytes());
-        out.extend_from_slice(&self.pid_ns.to_le_bytes());
-        out.extend_from_slice(&self.mnt_ns.to_le_bytes());
+        b[20..36].copy_from_slice(&self.comm);
+        b[36..44].copy_from_slice(&self.cgroup_id.to_le_bytes());
+        b[44..48].copy_from_slice(&self.pid_ns.to_le_bytes());
+        b[48..52].copy_from_slice(&self.mnt_ns.to_le_bytes());
     }
 
     fn decode(b: &[u8; THREAD_ENTRY_LEN]) -> ThreadEntry {
@@ -108,22 +111,22 @@ pub struct Site {
 }
 
 impl Site {
-    fn encode(&self, out: &mut Vec<u8>) {
-        for v in [self.thread, self.cpu] {
-            out.extend_from_slice(&v.to_le_bytes());
+    fn encode(&self, b: &mut [u8; SITE_ENTRY_LEN]) {
+        let fields = [
+            self.thread,
+            self.cpu,
+            self.fd as u32,
+            self.level as u32,
+            self.optname as u32,
+            self.optlen_in as u32,
+            self.optlen_out as u32,
+            self.ret as u32,
+        ];
+        for (i, v) in fields.into_iter().enumerate() {
+            b[4 * i..][..4].copy_from_slice(&v.to_le_bytes());
         }
-        for v in [
-            self.fd,
-            self.level,
-            self.optname,
-            self.optlen_in,
-            self.optlen_out,
-            self.ret,
-        ] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out.extend_from_slice(&self.flags.to_le_bytes());
-        out.extend_from_slice(&self.value_len.to_le_bytes());
+        b[32..34].copy_from_slice(&self.flags.to_le_bytes());
+        b[34..36].copy_from_slice(&self.value_len.to_le_bytes());
     }
 
     fn decode(b: &[u8; SITE_ENTRY_LEN]) -> Site {
@@ -344,7 +347,25 @@ struct PendingSite {
     optlen_ptr: u64,
 }
 
+/// The per-event columns in payload order: width of one element.
+const COLUMNS: [usize; 5] = [8, 8, 4, 8, 8];
+const TS: usize = 0;
+const DURATION: usize = 1;
+const SITE: usize = 2;
+const OPTVAL: usize = 3;
+const OPTLEN: usize = 4;
+/// Events a block's buffer has room for at first; it doubles up to the block's limit.
+const FIRST_CAPACITY: usize = 4096;
+
 /// Accumulates events into the tables and columns of one block.
+///
+/// The payload is built in place in one buffer, so that closing a block hands zstd the
+/// columns where they were written instead of a copy: the buffer holds room for the tables
+/// (`gap` bytes: the tables are written at its end when the block closes), then each column
+/// with its length and room for `capacity` events, then the values' length and the values.
+/// A block that closes with `capacity` events is contiguous as it is; one closed earlier (by
+/// age, size or a flush) has its columns moved down first. The buffer and its layout are kept
+/// from block to block, grown when the tables or the events outgrow them.
 pub(crate) struct BlockEncoder {
     threads: Table<ThreadEntry, ()>,
     /// Each site with the last (optval, optlen) pointers of its events: pointer deltas are
@@ -359,12 +380,20 @@ pub(crate) struct BlockEncoder {
     /// Where in `pending` the oldest waiting site is, and how many wait.
     pending_head: usize,
     pending_len: usize,
-    ts_delta: Vec<u8>,
-    duration: Vec<u8>,
-    site: Vec<u8>,
-    optval_delta: Vec<u8>,
-    optlen_delta: Vec<u8>,
-    values: Vec<u8>,
+    /// Events whose site lookup is done: the site and pointer columns hold this many.
+    resolved: usize,
+    buf: Vec<u8>,
+    /// Bytes before the first column's length, for the tables.
+    gap: usize,
+    /// Events the columns have room for, at most `max_events`.
+    capacity: usize,
+    max_events: usize,
+    /// Where each column's elements start in `buf`, and the values.
+    cols: [usize; 5],
+    values_at: usize,
+    /// `payload` packed the columns of a block closed early; `push` (after a failed close)
+    /// or `clear` puts them back.
+    packed: bool,
     len: u32,
     ts_min: u64,
     ts_max: u64,
@@ -372,25 +401,30 @@ pub(crate) struct BlockEncoder {
 }
 
 impl BlockEncoder {
-    pub fn new() -> BlockEncoder {
-        BlockEncoder {
+    /// An encoder for blocks of at most `max_events` events.
+    pub fn new(max_events: u32) -> BlockEncoder {
+        let mut b = BlockEncoder {
             threads: Table::new(),
             sites: Table::new(),
             last_thread: None,
             pending: [PendingSite::default(); PIPELINE],
             pending_head: 0,
             pending_len: 0,
-            ts_delta: Vec::new(),
-            duration: Vec::new(),
-            site: Vec::new(),
-            optval_delta: Vec::new(),
-            optlen_delta: Vec::new(),
-            values: Vec::new(),
+            resolved: 0,
+            buf: Vec::new(),
+            gap: 0,
+            capacity: 0,
+            max_events: max_events as usize,
+            cols: [0; 5],
+            values_at: 0,
+            packed: false,
             len: 0,
             ts_min: u64::MAX,
             ts_max: 0,
             prev_ts: 0,
-        }
+        };
+        b.relayout(0, FIRST_CAPACITY.min(b.max_events));
+        b
     }
 
     pub fn len(&self) -> u32 {
@@ -401,11 +435,20 @@ impl BlockEncoder {
         (self.ts_min, self.ts_max)
     }
 
+    fn column(&self, c: usize) -> &[u8] {
+        let n = if c == TS || c == DURATION {
+            self.len as usize
+        } else {
+            self.resolved
+        };
+        &self.buf[self.cols[c]..][..n * COLUMNS[c]]
+    }
+
     /// The site and duration columns: one little-endian `u32` site index and one `u64` per
     /// event (every pending site lookup is resolved first).
     pub fn site_and_duration_columns(&mut self) -> (&[u8], &[u8]) {
         self.resolve_all();
-        (&self.site, &self.duration)
+        (self.column(SITE), self.column(DURATION))
     }
 
     /// Sites in the block's table (every pending site lookup is resolved first).
@@ -414,14 +457,74 @@ impl BlockEncoder {
         self.sites.len()
     }
 
+    fn tables_len(&self) -> usize {
+        16 + self.threads.len() * THREAD_ENTRY_LEN + self.sites.len() * SITE_ENTRY_LEN
+    }
+
+    fn values_len(&self) -> usize {
+        self.buf.len() - self.values_at
+    }
+
     /// Payload bytes the block would take if closed now.
     pub fn raw_len(&mut self) -> usize {
         self.resolve_all();
-        8 * 8
-            + self.threads.len() * THREAD_ENTRY_LEN
-            + self.sites.len() * SITE_ENTRY_LEN
-            + self.len as usize * COLUMN_BYTES_PER_EVENT
-            + self.values.len()
+        self.tables_len() + 6 * 8 + self.len as usize * COLUMN_BYTES_PER_EVENT + self.values_len()
+    }
+
+    /// Where the columns and the values start in a buffer with `gap` bytes for the tables and
+    /// room for `capacity` events.
+    fn layout(gap: usize, capacity: usize) -> ([usize; 5], usize) {
+        let mut cols = [0; 5];
+        let mut at = gap + 8;
+        for (c, width) in COLUMNS.iter().enumerate() {
+            cols[c] = at;
+            at += width * capacity + 8;
+        }
+        (cols, at)
+    }
+
+    /// Moves the columns and values to a new buffer with `gap` bytes for the tables and room
+    /// for `capacity` events.
+    #[cold]
+    fn relayout(&mut self, gap: usize, capacity: usize) {
+        let (cols, values_at) = Self::layout(gap, capacity);
+        let mut buf = Vec::with_capacity(values_at + self.values_len());
+        buf.resize(values_at, 0);
+        for (c, &at) in cols.iter().enumerate() {
+            let col = self.column(c);
+            buf[at..][..col.len()].copy_from_slice(col);
+        }
+        buf.extend_from_slice(&self.buf[self.values_at..]);
+        self.buf = buf;
+        self.gap = gap;
+        self.capacity = capacity;
+        self.cols = cols;
+        self.values_at = values_at;
+    }
+
+    /// Moves packed columns and values back to where `push` writes them.
+    #[cold]
+    fn unpack(&mut self) {
+        let (cols, values_at) = Self::layout(self.gap, self.capacity);
+        let values_len = self.values_len();
+        self.buf.resize(values_at + values_len, 0);
+        // Everything moves up: the last first, so nothing is overwritten before it moves.
+        self.buf
+            .copy_within(self.values_at..self.values_at + values_len, values_at);
+        for c in (0..5).rev() {
+            let len = self.column(c).len();
+            self.buf
+                .copy_within(self.cols[c]..self.cols[c] + len, cols[c]);
+        }
+        self.cols = cols;
+        self.values_at = values_at;
+        self.packed = false;
+    }
+
+    #[inline]
+    fn put<const N: usize>(&mut self, c: usize, i: usize, bytes: [u8; N]) {
+        debug_assert_eq!(N, COLUMNS[c]);
+        self.buf[self.cols[c] + i * N..][..N].copy_from_slice(&bytes);
     }
 
     pub fn push(&mut self, e: &Event<'_>) -> Result<(), Error> {
@@ -431,6 +534,17 @@ impl BlockEncoder {
                 e.value.len()
             ))
         })?;
+        if self.packed {
+            self.unpack();
+        }
+        let i = self.len as usize;
+        if i == self.capacity {
+            // The caller closes blocks at `max_events`; before that, room doubles.
+            self.relayout(
+                self.gap,
+                (2 * self.capacity).min(self.max_events).max(i + 1),
+            );
+        }
         let te = ThreadEntry::of(e);
         let thread = match self.last_thread {
             Some((t, id)) if t == te => id,
@@ -469,11 +583,9 @@ impl BlockEncoder {
             self.pending[(self.pending_head + self.pending_len) % PIPELINE] = next;
             self.pending_len += 1;
         }
-        self.ts_delta
-            .extend_from_slice(&e.ts_ns.wrapping_sub(self.prev_ts).to_le_bytes());
-        self.duration
-            .extend_from_slice(&e.duration_ns.to_le_bytes());
-        self.values.extend_from_slice(e.value);
+        self.put(TS, i, e.ts_ns.wrapping_sub(self.prev_ts).to_le_bytes());
+        self.put(DURATION, i, e.duration_ns.to_le_bytes());
+        self.buf.extend_from_slice(e.value);
 
         self.prev_ts = e.ts_ns;
         self.ts_min = self.ts_min.min(e.ts_ns);
@@ -482,18 +594,20 @@ impl BlockEncoder {
         Ok(())
     }
 
-    /// Looks up a pending site and appends its event's site index and pointer deltas.
+    /// Looks up a pending site and writes its event's site index and pointer deltas.
     #[inline]
     fn resolve(&mut self, p: PendingSite) {
         // A new site's pointers start at 0, so its first event stores them whole.
         let (site, (prev_optval, prev_optlen)) =
             self.sites.find_or_insert_hashed(p.site, p.hash, (0, 0));
-        self.optval_delta
-            .extend_from_slice(&p.optval_ptr.wrapping_sub(*prev_optval).to_le_bytes());
-        self.optlen_delta
-            .extend_from_slice(&p.optlen_ptr.wrapping_sub(*prev_optlen).to_le_bytes());
+        let optval = p.optval_ptr.wrapping_sub(*prev_optval);
+        let optlen = p.optlen_ptr.wrapping_sub(*prev_optlen);
         (*prev_optval, *prev_optlen) = (p.optval_ptr, p.optlen_ptr);
-        self.site.extend_from_slice(&site.to_le_bytes());
+        let i = self.resolved;
+        self.put(SITE, i, site.to_le_bytes());
+        self.put(OPTVAL, i, optval.to_le_bytes());
+        self.put(OPTLEN, i, optlen.to_le_bytes());
+        self.resolved += 1;
     }
 
     /// Looks up every pending site, so the tables and columns hold all events pushed.
@@ -506,31 +620,55 @@ impl BlockEncoder {
         }
     }
 
-    /// Writes the payload (the bytes that get compressed) into `out`.
-    pub fn encode_payload(&mut self, out: &mut Vec<u8>) {
+    /// Lays out the payload (the bytes that get compressed) in place and returns it. Events
+    /// pushed afterwards (if the block could not be written) join the same block.
+    pub fn payload(&mut self) -> &[u8] {
         self.resolve_all();
-        out.clear();
-        out.reserve(self.raw_len());
-        out.extend_from_slice(&(self.threads.len() as u64).to_le_bytes());
-        for t in self.threads.keys() {
-            t.encode(out);
+        let n = self.len as usize;
+        let tables_len = self.tables_len();
+        if tables_len > self.gap {
+            // A quarter more than this block needs, so that the next one likely fits.
+            self.relayout(tables_len + tables_len / 4, self.capacity);
         }
-        out.extend_from_slice(&(self.sites.len() as u64).to_le_bytes());
-        for s in self.sites.keys() {
-            s.encode(out);
+        // The tables go at the end of the gap, right before the first column's length.
+        let start = self.gap - tables_len;
+        let (threads_len, rest) = self.buf[start..self.gap].split_at_mut(8);
+        threads_len.copy_from_slice(&(self.threads.len() as u64).to_le_bytes());
+        let (threads, rest) = rest.split_at_mut(self.threads.len() * THREAD_ENTRY_LEN);
+        for (b, t) in threads
+            .as_chunks_mut()
+            .0
+            .iter_mut()
+            .zip(self.threads.keys())
+        {
+            t.encode(b);
         }
-        for col in [
-            &self.ts_delta,
-            &self.duration,
-            &self.site,
-            &self.optval_delta,
-            &self.optlen_delta,
-        ] {
-            out.extend_from_slice(&(self.len as u64).to_le_bytes());
-            out.extend_from_slice(col);
+        let (sites_len, sites) = rest.split_at_mut(8);
+        sites_len.copy_from_slice(&(self.sites.len() as u64).to_le_bytes());
+        for (b, s) in sites.as_chunks_mut().0.iter_mut().zip(self.sites.keys()) {
+            s.encode(b);
         }
-        out.extend_from_slice(&(self.values.len() as u64).to_le_bytes());
-        out.extend_from_slice(&self.values);
+        if n < self.capacity {
+            // Closed early: the columns move down to follow each other.
+            let mut at = self.gap + 8;
+            for (col, width) in self.cols.iter_mut().zip(COLUMNS) {
+                let len = n * width;
+                self.buf.copy_within(*col..*col + len, at);
+                *col = at;
+                at += len + 8;
+            }
+            let values_len = self.values_len();
+            self.buf.copy_within(self.values_at.., at);
+            self.buf.truncate(at + values_len);
+            self.values_at = at;
+            self.packed = true;
+        }
+        for col in self.cols {
+            self.buf[col - 8..col].copy_from_slice(&(n as u64).to_le_bytes());
+        }
+        let values_len = self.values_len() as u64;
+        self.buf[self.values_at - 8..self.values_at].copy_from_slice(&values_len.to_le_bytes());
+        &self.buf[start..]
     }
 
     pub fn clear(&mut self) {
@@ -538,17 +676,12 @@ impl BlockEncoder {
         self.sites.clear();
         self.last_thread = None;
         self.pending_len = 0;
-        for c in [
-            &mut self.ts_delta,
-            &mut self.duration,
-            &mut self.site,
-            &mut self.optval_delta,
-            &mut self.optlen_delta,
-            &mut self.values,
-        ] {
-            c.clear();
-        }
+        self.resolved = 0;
         self.len = 0;
+        // After payload() packed an early-closed block, this restores the full layout.
+        (self.cols, self.values_at) = Self::layout(self.gap, self.capacity);
+        self.buf.resize(self.values_at, 0);
+        self.packed = false;
         self.ts_min = u64::MAX;
         self.ts_max = 0;
         self.prev_ts = 0;
@@ -1030,6 +1163,42 @@ mod tests {
             value_len: (i % 3) as u16,
             ..Site::default()
         }
+    }
+
+    /// A payload laid out early (a block closed before it was full) and then pushed to, as after
+    /// a failed close, is the payload of all the events; after a clear, the next block's too.
+    #[test]
+    fn payload_is_the_same_however_often_it_was_laid_out() {
+        let mut synth = crate::synth::Synth::new(crate::synth::SynthConfig {
+            events: 30_000,
+            ..Default::default()
+        });
+        let mut events = Vec::new();
+        let mut e = crate::OwnedEvent::default();
+        while synth.next_event(&mut e) {
+            events.push(e.clone());
+        }
+        let (first, second) = events.split_at(12_000);
+        let payload_of = |events: &[crate::OwnedEvent]| {
+            let mut b = BlockEncoder::new(65536);
+            for e in events {
+                b.push(&e.as_event()).unwrap();
+            }
+            b.payload().to_vec()
+        };
+        let mut b = BlockEncoder::new(65536);
+        for (i, e) in first.iter().enumerate() {
+            b.push(&e.as_event()).unwrap();
+            if i % 5000 == 17 {
+                b.payload();
+            }
+        }
+        assert_eq!(b.payload(), payload_of(first));
+        b.clear();
+        for e in second {
+            b.push(&e.as_event()).unwrap();
+        }
+        assert_eq!(b.payload(), payload_of(second));
     }
 
     /// Indexes are insertion order, values stick to their entry through growth, and a cleared

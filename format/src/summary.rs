@@ -21,8 +21,49 @@ pub(crate) const SUMMARY_FIXED_LEN: usize = 20;
 pub(crate) struct SummaryEncoder {
     starts: Vec<u32>,
     sorted: Vec<u64>,
+    narrow: Vec<u32>,
     raw: Vec<u8>,
     pub frame: Vec<u8>,
+}
+
+/// Scatters the durations into one run per site (`starts` holds the runs' starts, then their
+/// ends), sorts each run and appends the site's count and sorted deltas to `raw` as varints.
+fn put_runs<T: Copy + Default + Ord + Into<u64>>(
+    starts: &mut [u32],
+    sites: &[[u8; 4]],
+    durations: &[[u8; 8]],
+    duration: impl Fn(&[u8; 8]) -> T,
+    sorted: &mut Vec<T>,
+    raw: &mut Vec<u8>,
+) {
+    let site_count = starts.len() - 1;
+    // Only grown, never cleared: every element is written before it is read.
+    if sorted.len() < sites.len() {
+        sorted.resize(sites.len(), T::default());
+    }
+    {
+        // `starts[i]` walks forward as site i's durations are placed, ending at `starts[i+1]`.
+        let next = &mut starts[..site_count];
+        for (s, d) in sites.iter().zip(durations) {
+            let at = &mut next[u32::from_le_bytes(*s) as usize];
+            sorted[*at as usize] = duration(d);
+            *at += 1;
+        }
+    }
+    // After the scatter, starts[i] holds the end of run i; the runs are laid out in order.
+    let mut begin = 0usize;
+    for &end in &starts[..site_count] {
+        let run = &mut sorted[begin..end as usize];
+        run.sort_unstable();
+        put_varint(raw, run.len() as u64);
+        let mut prev = 0u64;
+        for &d in run.iter() {
+            let d: u64 = d.into();
+            put_varint(raw, d - prev);
+            prev = d;
+        }
+        begin = end as usize;
+    }
 }
 
 impl SummaryEncoder {
@@ -44,38 +85,38 @@ impl SummaryEncoder {
         // Counting sort by site: each site's durations become one contiguous run.
         self.starts.clear();
         self.starts.resize(site_count + 1, 0);
-        for s in sites {
+        let mut high = 0u64;
+        for (s, d) in sites.iter().zip(durations) {
             self.starts[u32::from_le_bytes(*s) as usize + 1] += 1;
+            high |= u64::from_le_bytes(*d);
         }
         for i in 0..site_count {
             self.starts[i + 1] += self.starts[i];
         }
-        self.sorted.clear();
-        self.sorted.resize(n, 0);
-        {
-            // `starts[i]` walks forward as site i's durations are placed, ending at `starts[i+1]`.
-            let next = &mut self.starts[..site_count];
-            for (s, d) in sites.iter().zip(durations) {
-                let at = &mut next[u32::from_le_bytes(*s) as usize];
-                self.sorted[*at as usize] = u64::from_le_bytes(*d);
-                *at += 1;
-            }
-        }
-        // After the scatter, starts[i] holds the end of run i; the runs are laid out in order.
         self.raw.clear();
         self.raw.reserve(n + site_count + 16);
-        let mut begin = 0usize;
-        for i in 0..site_count {
-            let end = self.starts[i] as usize;
-            let run = &mut self.sorted[begin..end];
-            run.sort_unstable();
-            put_varint(&mut self.raw, run.len() as u64);
-            let mut prev = 0u64;
-            for &d in run.iter() {
-                put_varint(&mut self.raw, d - prev);
-                prev = d;
-            }
-            begin = end;
+        // Durations nearly always fit in 32 bits (4.3 s): then half the bytes are moved and
+        // sorted.
+        if high <= u32::MAX as u64 {
+            let d32 = |d: &[u8; 8]| u64::from_le_bytes(*d) as u32;
+            put_runs(
+                &mut self.starts,
+                sites,
+                durations,
+                d32,
+                &mut self.narrow,
+                &mut self.raw,
+            );
+        } else {
+            let d64 = |d: &[u8; 8]| u64::from_le_bytes(*d);
+            put_runs(
+                &mut self.starts,
+                sites,
+                durations,
+                d64,
+                &mut self.sorted,
+                &mut self.raw,
+            );
         }
         self.frame.clear();
         self.frame

@@ -207,3 +207,31 @@ fn a_value_longer_than_the_format_allows_is_refused() {
         "an option value of 70000 bytes is longer than the format's 65535"
     );
 }
+
+/// Blocks closed early by flushes between full ones, while the writer's buffers grow (more
+/// events and more sites per block): every event and every block summary reads back.
+#[test]
+fn blocks_closed_early_and_full_alike_read_back() {
+    let events = common::synth_events(60_000, 5);
+    let opts = WriterOptions {
+        max_block_events: 20_000,
+        ..WriterOptions::default()
+    };
+    let mut w = TraceWriter::try_new(Vec::new(), &common::header(), opts).unwrap();
+    for (i, e) in events.iter().enumerate() {
+        w.write(&e.as_event()).unwrap();
+        if [0, 1, 3_000, 9_001, 9_002, 35_000, 52_000].contains(&i) {
+            w.flush().unwrap();
+        }
+    }
+    let r = TraceReader::from_bytes(w.finish().unwrap()).unwrap();
+    assert_eq!(r.blocks().len(), 9);
+    assert_eq!(r.read_all_events().unwrap(), events);
+    let mut summary = format::BlockSummary::new();
+    let mut block = format::DecodedBlock::new();
+    for b in r.blocks() {
+        assert!(r.read_summary(b, &mut summary).unwrap());
+        r.decode_block(b, &mut block).unwrap();
+        summary.check_against(&block).unwrap();
+    }
+}
