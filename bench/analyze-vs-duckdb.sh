@@ -30,8 +30,9 @@ A="$CARGO_TARGET_DIR/release/analyze"
 GEN="$CARGO_TARGET_DIR/release/gen-trace"
 python3 -c 'import duckdb' 2>/dev/null || pip install -q duckdb
 
-# Format 1.1 (with block summaries); the name says so, so a cached 1.0 file is not reused.
-TRACE="$DIR/big-$N-f1.1.gsot"
+# Keyed by what changes the bytes: format 1.1 (block summaries) and the writer's default zstd
+# parameters (fast_compression), so a cached file of older defaults is not reused.
+TRACE="$DIR/big-$N-f1.1-fastz.gsot"
 PARQUET="$DIR/big-$N.parquet"
 if [ ! -f "$TRACE" ]; then
     echo "generating $TRACE ..."
