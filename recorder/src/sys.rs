@@ -19,6 +19,11 @@ pub fn boot_ns() -> u64 {
     clock_ns(libc::CLOCK_BOOTTIME) as u64
 }
 
+/// CPU time the calling thread has used (user and system), in ns.
+pub fn thread_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID) as u64
+}
+
 /// Unix time minus boot time, in ns: add it to an event's timestamp for wall-clock time.
 /// Read as realtime-boottime-realtime and averaged, so a preemption between reads shows as
 /// at most half its length.
