@@ -386,7 +386,9 @@ fn on_exit(ret: i64) {
     h.pid_ns = state.pid_ns;
     h.mnt_ns = state.mnt_ns;
 
-    let size = RAW_HEADER_SIZE + (value_len as usize & (MAX_SNAPLEN - 1));
+    // The mask, after black_box so LLVM cannot drop it, gives older verifiers (6.1) a bound
+    // they cannot derive from `n <= covered` (a comparison of two registers).
+    let size = RAW_HEADER_SIZE + (core::hint::black_box(value_len as usize) & (MAX_SNAPLEN - 1));
     // SAFETY: `size` <= RAW_HEADER_SIZE + MAX_SNAPLEN - 1 < size_of::<RawEvent>(), so the slice
     // stays inside the scratch slot.
     let bytes = unsafe { core::slice::from_raw_parts((ev as *const RawEvent).cast::<u8>(), size) };
@@ -452,7 +454,9 @@ fn read_optlen_and_value(
             // and its WINDOW bytes end inside `ev.value`.
             let dst = unsafe { (&raw mut *ev).cast::<u8>().add(start) };
             if read_user(dst, WINDOW, lo) {
-                let at = optlen_at as usize & (WINDOW as usize - 1);
+                // The mask, after black_box so LLVM cannot drop it, is for older verifiers
+                // (6.1), which lose the bound checked above once the value is spilled.
+                let at = core::hint::black_box(optlen_at as usize) & (WINDOW as usize - 1);
                 // SAFETY: `at` + 4 <= WINDOW, inside what was just read.
                 optlen_out = unsafe { dst.add(at).cast::<i32>().read_unaligned() };
                 have_optlen = true;
