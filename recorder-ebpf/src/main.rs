@@ -294,6 +294,15 @@ fn on_enter(fd: i32, level: i32, optname: i32, optval: u64, optlen: u64) {
     *slot = pending;
 }
 
+/// `bpf_probe_read_user` of `len` bytes at user address `src` into `dst`; true if it worked
+/// (on failure the helper zeroes `dst`).
+#[inline(always)]
+fn read_user<T>(dst: *mut T, len: u32, src: u64) -> bool {
+    // SAFETY: the helper writes at most `len` bytes at `dst` (every caller passes a `dst` with
+    // room for them) and fails cleanly on a bad user pointer.
+    unsafe { bpf_probe_read_user(dst.cast::<c_void>(), len, src as *const c_void) == 0 }
+}
+
 #[inline(always)]
 fn on_exit(ret: i64) {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -348,6 +357,9 @@ fn on_exit(ret: i64) {
         state.mnt_ns = ids.mnt_ns;
     }
 
+    let (optlen_out, value_len) = read_optlen_and_value(ev, &pending, ret, cfg.snaplen, &mut flags);
+
+    // After the reads: a window read may have landed partly on the header.
     let h = &mut ev.header;
     h.ts_enter_ns = pending.ts_enter_ns;
     h.duration_ns = now.wrapping_sub(pending.ts_enter_ns);
@@ -364,59 +376,19 @@ fn on_exit(ret: i64) {
     h.level = pending.level;
     h.optname = pending.optname;
     h.optlen_in = pending.optlen_in;
+    h.optlen_out = optlen_out;
     h.ret = ret;
+    h.value_len = value_len as u16;
+    h.flags = flags;
     h._pad0 = 0;
     copy_comm(&mut h.comm, &state.comm);
     h.ppid = state.ppid;
     h.pid_ns = state.pid_ns;
     h.mnt_ns = state.mnt_ns;
 
-    // SAFETY: bpf_probe_read_user fails cleanly on a bad user pointer.
-    let optlen_out =
-        match unsafe { aya_ebpf::helpers::bpf_probe_read_user(pending.optlen_ptr as *const i32) } {
-            Ok(v) => v,
-            Err(_) => {
-                flags |= FLAG_OPTLEN_OUT_UNREADABLE;
-                0
-            }
-        };
-    h.optlen_out = optlen_out;
-
-    let mut value_len: u32 = 0;
-    if ret == 0 && optlen_out > 0 && pending.optval_ptr != 0 {
-        let available = optlen_out as u32;
-        let mut n = if available < cfg.snaplen {
-            available
-        } else {
-            cfg.snaplen
-        };
-        if available > n {
-            flags |= FLAG_VALUE_TRUNCATED;
-        }
-        // The verifier needs a provable bound on the copy length: the scratch value is
-        // MAX_SNAPLEN bytes, and MAX_SNAPLEN - 1 is an all-ones mask (the loader caps the
-        // snaplen there too, so the mask never cuts a value short).
-        n &= MAX_SNAPLEN as u32 - 1;
-        // SAFETY: `n` < MAX_SNAPLEN = the size of `ev.value`; the helper fails cleanly on a
-        // bad user pointer.
-        let r = unsafe {
-            bpf_probe_read_user(
-                ev.value.as_mut_ptr().cast::<c_void>(),
-                n,
-                pending.optval_ptr as *const c_void,
-            )
-        };
-        if r == 0 {
-            value_len = n;
-        } else {
-            flags |= FLAG_VALUE_UNREADABLE;
-        }
-    }
-    let h = &mut ev.header;
-    h.value_len = value_len as u16;
-    h.flags = flags;
-
-    let size = RAW_HEADER_SIZE + (value_len as usize & (MAX_SNAPLEN - 1));
+    // The mask, after black_box so LLVM cannot drop it, gives older verifiers (6.1) a bound
+    // they cannot derive from `n <= covered` (a comparison of two registers).
+    let size = RAW_HEADER_SIZE + (core::hint::black_box(value_len as usize) & (MAX_SNAPLEN - 1));
     // SAFETY: `size` <= RAW_HEADER_SIZE + MAX_SNAPLEN - 1 < size_of::<RawEvent>(), so the slice
     // stays inside the scratch slot.
     let bytes = unsafe { core::slice::from_raw_parts((ev as *const RawEvent).cast::<u8>(), size) };
@@ -433,6 +405,99 @@ fn on_exit(ret: i64) {
     };
     if EVENTS.output::<[u8]>(bytes, u64::from(wake)).is_err() {
         count_loss(cfg, now);
+    }
+}
+
+/// Bytes of user memory read at once at exit when `*optlen` and the value's start lie within
+/// them: one `bpf_probe_read_user` (about 100 ns here, whatever the size up to this) instead of
+/// two. A power of two, for the verifier's bounds.
+const WINDOW: u32 = 64;
+const _: () = assert!(WINDOW.is_power_of_two() && (WINDOW as usize) < RAW_HEADER_SIZE);
+
+/// Reads `*optlen` and, for a call that succeeded with a value, up to `snaplen` value bytes into
+/// `ev.value`. Returns `*optlen` (0 if unreadable) and the number of value bytes; sets `flags`.
+///
+/// When the value's start and `*optlen` are close (the usual `int v; socklen_t len;` on one
+/// stack), one read of [`WINDOW`] bytes from the lower of the two addresses fetches both, into
+/// the scratch record so that the value lands at `ev.value[0]` (a lower `optlen` lands in the
+/// header, which is written afterwards). It reads the same bytes two reads would; if it fails
+/// (it spans more memory than either), the two reads are made as before.
+#[inline(always)]
+fn read_optlen_and_value(
+    ev: &mut RawEvent,
+    pending: &Pending,
+    ret: i32,
+    snaplen: u32,
+    flags: &mut u16,
+) -> (i32, u32) {
+    let (optval, optlen_ptr) = (pending.optval_ptr, pending.optlen_ptr);
+    let value = ev.value.as_mut_ptr();
+    let mut optlen_out: i32 = 0;
+    let mut have_optlen = false;
+    // Value bytes the window holds, from `ev.value[0]`.
+    let mut covered: u32 = 0;
+    if optval != 0 {
+        let lo = if optlen_ptr < optval {
+            optlen_ptr
+        } else {
+            optval
+        };
+        let back = optval - lo; // window bytes before the value: they land in the header
+        let optlen_at = optlen_ptr - lo; // where *optlen is in the window
+        // One of `back` and `optlen_at` is 0. A window from an `optlen` WINDOW or more below
+        // the value would miss the value entirely: no gain then.
+        if back < u64::from(WINDOW) && optlen_at <= u64::from(WINDOW) - 4 {
+            // Offset from the record's start, not back from the value: the verifier refuses
+            // a variable offset below a map value pointer.
+            let start = core::hint::black_box(RAW_HEADER_SIZE - back as usize);
+            // SAFETY: `back` < WINDOW < RAW_HEADER_SIZE, so the window starts inside `ev`,
+            // and its WINDOW bytes end inside `ev.value`.
+            let dst = unsafe { (&raw mut *ev).cast::<u8>().add(start) };
+            if read_user(dst, WINDOW, lo) {
+                // The mask, after black_box so LLVM cannot drop it, is for older verifiers
+                // (6.1), which lose the bound checked above once the value is spilled.
+                let at = core::hint::black_box(optlen_at as usize) & (WINDOW as usize - 1);
+                // SAFETY: `at` + 4 <= WINDOW, inside what was just read.
+                optlen_out = unsafe { dst.add(at).cast::<i32>().read_unaligned() };
+                have_optlen = true;
+                covered = WINDOW - back as u32;
+            }
+        }
+    }
+    if !have_optlen {
+        let mut v: i32 = 0;
+        if read_user(&raw mut ev.header.optlen_out, 4, optlen_ptr) {
+            v = ev.header.optlen_out;
+        } else {
+            *flags |= FLAG_OPTLEN_OUT_UNREADABLE;
+        }
+        optlen_out = v;
+    }
+
+    if ret != 0 || optlen_out <= 0 || optval == 0 {
+        return (optlen_out, 0);
+    }
+    let available = optlen_out as u32;
+    let mut n = if available < snaplen {
+        available
+    } else {
+        snaplen
+    };
+    if available > n {
+        *flags |= FLAG_VALUE_TRUNCATED;
+    }
+    if n <= covered {
+        return (optlen_out, n);
+    }
+    // The verifier needs a provable bound on the copy length: the scratch value is
+    // MAX_SNAPLEN bytes, and MAX_SNAPLEN - 1 is an all-ones mask (the loader caps the
+    // snaplen there too, so the mask never cuts a value short).
+    n &= MAX_SNAPLEN as u32 - 1;
+    if read_user(value, n, optval) {
+        (optlen_out, n)
+    } else {
+        *flags |= FLAG_VALUE_UNREADABLE;
+        (optlen_out, 0)
     }
 }
 

@@ -329,15 +329,40 @@ fn cmd_workload(wait_stdin: bool) -> Result<()> {
     Ok(())
 }
 
-/// ns per getsockopt(SO_RCVBUF) over `calls` calls.
-fn time_loop(fd: i32, calls: u64) -> f64 {
-    let t = Instant::now();
+/// Cost of one getsockopt(SO_RCVBUF), averaged over a loop.
+#[derive(Clone, Copy)]
+struct LoopCost {
+    /// Elapsed ns per call.
+    wall: f64,
+    /// ns of the loop thread's own CPU time per call (user and kernel, the BPF programs
+    /// included): what the calls cost, without the time other tasks took the CPU. On a shared
+    /// machine, a recorder busy on the other CPU pushes other work onto the loop's CPU, which
+    /// shows in `wall` but not here.
+    cpu: f64,
+}
+
+impl LoopCost {
+    fn mean(a: LoopCost, b: LoopCost) -> LoopCost {
+        LoopCost {
+            wall: (a.wall + b.wall) / 2.0,
+            cpu: (a.cpu + b.cpu) / 2.0,
+        }
+    }
+}
+
+/// Times `calls` getsockopt(SO_RCVBUF) calls.
+fn time_loop(fd: i32, calls: u64) -> LoopCost {
+    let (t, cpu) = (Instant::now(), sys::thread_cpu_ns());
     let ok = workload::flood(fd, calls);
+    let cpu = sys::thread_cpu_ns() - cpu;
     assert_eq!(
         ok, calls,
         "getsockopt(SO_RCVBUF) failed in the benchmark loop"
     );
-    t.elapsed().as_nanos() as f64 / calls as f64
+    LoopCost {
+        wall: t.elapsed().as_nanos() as f64 / calls as f64,
+        cpu: cpu as f64 / calls as f64,
+    }
 }
 
 fn cmd_bench(calls: u64, attach: Attach, cpu: usize, extra: &[String]) -> Result<()> {
@@ -430,7 +455,7 @@ fn cmd_bench(calls: u64, attach: Attach, cpu: usize, extra: &[String]) -> Result
     // SAFETY: waiting for our own child, valid out pointers.
     unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
     let untraced_after = time_loop(fd, calls);
-    let untraced = (untraced_before + untraced_after) / 2.0;
+    let untraced = LoopCost::mean(untraced_before, untraced_after);
 
     let reader =
         format::TraceReader::open(&out).with_context(|| format!("reading {}", out.display()))?;
@@ -444,17 +469,28 @@ fn cmd_bench(calls: u64, attach: Attach, cpu: usize, extra: &[String]) -> Result
         "bench: {calls} getsockopt(SO_RCVBUF) calls per loop, pinned to CPU {cpu}, attach {mode}"
     );
     println!(
-        "bench: untraced {untraced:.0} ns/call (before {untraced_before:.0}, after {untraced_after:.0})"
+        "bench: untraced {:.0} ns/call (before {:.0}, after {:.0}); CPU time {:.0} ns/call",
+        untraced.wall, untraced_before.wall, untraced_after.wall, untraced.cpu
     );
-    if let Some((mode, ns)) = floor {
+    let ratios = |c: LoopCost| {
+        format!(
+            "ratio {:.2}x; CPU time {:.0} ns/call, ratio {:.2}x",
+            c.wall / untraced.wall,
+            c.cpu,
+            c.cpu / untraced.cpu
+        )
+    };
+    if let Some((mode, c)) = floor {
         println!(
-            "bench: floor    {ns:.0} ns/call  ratio {:.2}x (empty programs on the {mode} hooks: what the hook itself costs)",
-            ns / untraced
+            "bench: floor    {:.0} ns/call  {} (empty programs on the {mode} hooks: what the hook itself costs)",
+            c.wall,
+            ratios(c)
         );
     }
     println!(
-        "bench: traced   {traced:.0} ns/call  ratio {:.2}x",
-        traced / untraced
+        "bench: traced   {:.0} ns/call  {}",
+        traced.wall,
+        ratios(traced)
     );
     println!("bench: events in file {events}, lost {lost} (expected {traced_calls})");
     println!(

@@ -342,6 +342,8 @@ impl Session {
 
     fn run_loop(&mut self, stop: &AtomicBool, started: Instant) -> Result<()> {
         let timeout_ms = self.opts.drain_interval.as_millis().clamp(1, 1000) as i32;
+        let wakeups = sys::WakeupWait::new(self.probes.events_fd())
+            .context("waiting on the ring buffer (epoll)")?;
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
@@ -349,13 +351,7 @@ impl Session {
             if self.opts.duration.is_some_and(|d| started.elapsed() >= d) {
                 return Ok(());
             }
-            let mut pfd = libc::pollfd {
-                fd: self.probes.events_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd; EINTR (a signal) simply ends the wait early.
-            unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+            wakeups.wait(timeout_ms);
             self.drain()?;
             if self.reached_max_events() {
                 return Ok(());

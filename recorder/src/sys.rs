@@ -19,6 +19,11 @@ pub fn boot_ns() -> u64 {
     clock_ns(libc::CLOCK_BOOTTIME) as u64
 }
 
+/// CPU time the calling thread has used (user and system), in ns.
+pub fn thread_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID) as u64
+}
+
 /// Unix time minus boot time, in ns: add it to an event's timestamp for wall-clock time.
 /// Read as realtime-boottime-realtime and averaged, so a preemption between reads shows as
 /// at most half its length.
@@ -239,6 +244,47 @@ pub fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Waits for wakeups of a file descriptor, not for its readiness: an edge-triggered epoll.
+///
+/// A BPF ring buffer polls readable whenever it holds data, so a plain `poll` returns at once
+/// while events keep coming, and the reader spins draining a few records at a time (a poll,
+/// a drain and a loss-counter syscall per pass) right behind the writer. The programs submit
+/// without a wakeup unless the buffer is filling up; with this, the reader sleeps until such a
+/// forced wakeup or its timeout, as intended.
+pub struct WakeupWait {
+    epoll: std::os::fd::OwnedFd,
+}
+
+impl WakeupWait {
+    pub fn new(fd: std::os::fd::RawFd) -> std::io::Result<WakeupWait> {
+        use std::os::fd::FromRawFd as _;
+        // SAFETY: plain syscall; the descriptor is owned by the OwnedFd below.
+        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if epfd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor nobody else owns.
+        let epoll = unsafe { std::os::fd::OwnedFd::from_raw_fd(epfd) };
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+            u64: 0,
+        };
+        // SAFETY: valid descriptors and event.
+        if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(WakeupWait { epoll })
+    }
+
+    /// Returns after a wakeup, a signal or `timeout_ms`.
+    pub fn wait(&self, timeout_ms: i32) {
+        use std::os::fd::AsRawFd as _;
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: room for one event; EINTR simply ends the wait early.
+        unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut ev, 1, timeout_ms) };
+    }
 }
 
 /// User plus system CPU time of process `pid` so far, in ns (from `/proc/PID/stat`, so at the

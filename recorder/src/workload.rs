@@ -65,35 +65,21 @@ fn raw_getsockopt(
     optlen_in: i32,
     buf: Option<&[u8]>,
 ) -> Call {
-    let mut optlen: libc::socklen_t = optlen_in as libc::socklen_t;
+    let mut optlen: libc::socklen_t = 0;
     // SAFETY: optval is either a buffer of at least optlen_in bytes or a deliberately invalid
-    // pointer, which the kernel checks (EFAULT) rather than dereferences blindly.
-    let r = unsafe { libc::getsockopt(fd, level, optname, optval, &mut optlen) };
-    let ret = if r == 0 {
-        0
-    } else {
-        -io::Error::last_os_error().raw_os_error().unwrap_or(0)
-    };
-    let optlen_out = optlen as i32;
-    let value = match (ret, buf) {
-        // SAFETY: the kernel wrote optlen_out <= optlen_in bytes into buf, which is alive.
-        (0, Some(_)) if optlen_out > 0 => unsafe {
-            std::slice::from_raw_parts(optval as *const u8, optlen_out as usize).to_vec()
-        },
-        _ => Vec::new(),
-    };
-    Call {
-        label,
-        tid: gettid(),
-        fd,
-        level,
-        optname,
-        optval_ptr: optval as u64,
-        optlen_ptr: &raw const optlen as u64,
-        optlen_in,
-        optlen_out,
-        ret,
-        value,
+    // pointer, which the kernel checks (EFAULT) rather than dereferences blindly; its bytes
+    // are only read back when `buf` says it is one.
+    unsafe {
+        getsockopt_at(
+            label,
+            fd,
+            level,
+            optname,
+            optval.cast(),
+            (&raw mut optlen).cast(),
+            optlen_in,
+            buf.is_some(),
+        )
     }
 }
 
@@ -258,12 +244,180 @@ pub fn run() -> io::Result<Vec<Call>> {
         9999,
         INT,
     ));
+    placed_calls(c, &mut calls)?;
     // SAFETY: closing fds this function owns and no longer uses.
     unsafe {
         libc::close(pipe_r);
         libc::close(pipe_w);
     }
     Ok(calls)
+}
+
+/// Calls with `optval` and `optlen` placed in one buffer: the layouts where the exit program
+/// fetches `*optlen` and the value with a single read of the memory around both (optlen just
+/// after or before the value, or inside it), and the ones where it cannot (too far apart, a
+/// value larger than that read, the read running into an unmapped page).
+fn placed_calls(fd: RawFd, calls: &mut Vec<Call>) -> io::Result<()> {
+    // SAFETY: sysconf has no memory effects.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    // Two pages, the second made inaccessible: memory that ends where the first page does.
+    // SAFETY: a fresh anonymous mapping, unmapped below.
+    let mem = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            2 * page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if mem == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let mem = mem.cast::<u8>();
+    // SAFETY: the second page of the mapping made above.
+    if unsafe { libc::mprotect(mem.add(page).cast(), page, libc::PROT_NONE) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let (sol, tcp) = (libc::SOL_SOCKET, libc::IPPROTO_TCP);
+    let int = INT as i32;
+    for (label, level, optname, optval_at, optlen_at, optlen_in) in [
+        ("optlen right after value", sol, libc::SO_RCVBUF, 0, 4, int),
+        (
+            "optlen right before value",
+            sol,
+            libc::SO_RCVBUF,
+            68,
+            64,
+            int,
+        ),
+        (
+            "optlen 56 bytes before value",
+            sol,
+            libc::SO_SNDBUF,
+            184,
+            128,
+            int,
+        ),
+        (
+            "optlen 100 bytes before value",
+            sol,
+            libc::SO_SNDBUF,
+            300,
+            200,
+            int,
+        ),
+        (
+            "optlen 60 bytes after value",
+            sol,
+            libc::SO_TYPE,
+            400,
+            460,
+            int,
+        ),
+        (
+            "optlen on the value itself",
+            sol,
+            libc::SO_RCVBUF,
+            512,
+            512,
+            int,
+        ),
+        (
+            "TCP_INFO right after optlen",
+            tcp,
+            libc::TCP_INFO,
+            1028,
+            1024,
+            512,
+        ),
+        (
+            "ENOPROTOOPT, optlen after value",
+            sol,
+            9999,
+            1600,
+            1604,
+            int,
+        ),
+        // The memory around both runs into the inaccessible page; each alone is readable.
+        (
+            "optlen at end of readable memory",
+            sol,
+            libc::SO_RCVBUF,
+            page - 8,
+            page - 4,
+            int,
+        ),
+    ] {
+        // SAFETY: every offset leaves room for the value and optlen inside the first page.
+        calls.push(unsafe {
+            getsockopt_at(
+                label,
+                fd,
+                level,
+                optname,
+                mem.add(optval_at),
+                mem.add(optlen_at),
+                optlen_in,
+                true,
+            )
+        });
+    }
+    // SAFETY: the mapping made above, no longer used.
+    unsafe { libc::munmap(mem.cast(), 2 * page) };
+    Ok(())
+}
+
+/// getsockopt with `optval` and `optlen` where the caller put them; the value bytes are read
+/// back if `value_readable` and the call succeeded.
+///
+/// # Safety
+/// `optlen` must be valid for 4 bytes and, if `value_readable`, `optval` for `optlen_in` bytes
+/// (they may overlap).
+#[allow(clippy::too_many_arguments)]
+unsafe fn getsockopt_at(
+    label: &'static str,
+    fd: RawFd,
+    level: i32,
+    optname: i32,
+    optval: *mut u8,
+    optlen: *mut u8,
+    optlen_in: i32,
+    value_readable: bool,
+) -> Call {
+    let optlen = optlen.cast::<libc::socklen_t>();
+    // SAFETY: valid for 4 bytes (the caller's promise), maybe unaligned.
+    unsafe { optlen.write_unaligned(optlen_in as libc::socklen_t) };
+    // SAFETY: as promised by the caller.
+    let r = unsafe { libc::getsockopt(fd, level, optname, optval.cast(), optlen) };
+    let ret = if r == 0 {
+        0
+    } else {
+        -io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    };
+    // SAFETY: as above.
+    let optlen_out = unsafe { optlen.read_unaligned() } as i32;
+    let value = if value_readable && ret == 0 && optlen_out > 0 {
+        // SAFETY: the kernel wrote optlen_out <= optlen_in bytes at optval. Read after the
+        // call, as the recorder reads them: where optlen overlaps the value, its new bytes.
+        unsafe { std::slice::from_raw_parts(optval, optlen_out as usize).to_vec() }
+    } else {
+        Vec::new()
+    };
+    Call {
+        label,
+        tid: gettid(),
+        fd,
+        level,
+        optname,
+        optval_ptr: optval as u64,
+        optlen_ptr: optlen as u64,
+        optlen_in,
+        optlen_out,
+        ret,
+        value,
+    }
 }
 
 fn pipe() -> io::Result<(RawFd, RawFd)> {
