@@ -120,6 +120,20 @@ fn measure_write(
     (write_ns, file)
 }
 
+/// CPU ns per event of the harness alone: the write loop without a writer (each event read
+/// and made an `Event`, its first value byte touched). The write figures include this cost,
+/// which a recorder pays differently (reading its ring buffer).
+fn measure_read(events: &[OwnedEvent]) -> f64 {
+    let t0 = thread_cpu_ns();
+    let mut acc = 0u64;
+    for e in events {
+        let ev = black_box(e.as_event());
+        acc = acc.wrapping_add(ev.ts_ns ^ ev.value.first().copied().unwrap_or(0) as u64);
+    }
+    black_box(acc);
+    (thread_cpu_ns() - t0) as f64 / events.len() as f64
+}
+
 fn measure_format(events: &[OwnedEvent], zstd_level: i32, block_summaries: bool) -> Figures {
     let (write_ns, file) = measure_write(events, zstd_level, block_summaries, None, Output::Fresh);
     let bytes_per_event = file.len() as f64 / events.len() as f64;
@@ -312,7 +326,7 @@ fn write_only(
         }
         let evs = generate(workload, events);
         // Alternating with and without block summaries, so noise hits both alike.
-        let (mut with, mut without) = (Vec::new(), Vec::new());
+        let (mut with, mut without, mut read) = (Vec::new(), Vec::new(), Vec::new());
         let mut size = (0, 0);
         for _ in 0..reps {
             let (ns, file) = measure_write(&evs, level, true, block_events, output);
@@ -321,6 +335,7 @@ fn write_only(
             let (ns, file) = measure_write(&evs, level, false, block_events, output);
             without.push(format!("{ns:.1}"));
             size.1 = file.len();
+            read.push(format!("{:.1}", measure_read(&evs)));
         }
         let per_event = |bytes: usize| bytes as f64 / evs.len() as f64;
         println!(
@@ -329,6 +344,10 @@ fn write_only(
             per_event(size.0),
             without.join(" "),
             per_event(size.1)
+        );
+        println!(
+            "      {name:<5} the harness alone (reading the events, no writer): {} ns/event CPU",
+            read.join(" ")
         );
     }
 }
