@@ -1,8 +1,10 @@
 //! Size, write cost, scan speed and reader memory of the trace format, with the figures the
 //! issue sets as goals. Run: `cargo bench -p gsot-format --bench format` (add `-- --events N`).
-//! `-- --write-only [--reps N] [--workload loop|mixed] [--level N] [--block-events N]` measures
-//! only the write cost (and size) at the default zstd level and block size or the ones given, N
-//! times per workload (for before/after comparisons and profiling).
+//! `-- --write-only [--reps N] [--workload loop|mixed] [--level N] [--block-events N]
+//! [--output fresh|prefaulted|file]` measures only the write cost (and size) at the default zstd
+//! level and block size or the ones given, N times per workload (for before/after comparisons
+//! and profiling). The output is a fresh `Vec` by default (its page faults are charged to the
+//! writer), a pre-faulted one (the writer alone), or a file in the temporary directory.
 //!
 //! Timings are CPU time of this thread (write) or ratios taken in the same run (scan), because
 //! machines here are shared and noisy. It also encodes the same events as bincode *rows* (the
@@ -58,12 +60,27 @@ struct Figures {
     decode_ns: f64,
 }
 
-/// Writes `events` to a file in memory: CPU ns per event, and the file.
+/// Where `measure_write` writes the file.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Output {
+    /// A `Vec` allocated up front for each run: the writer's thread also takes the page faults
+    /// of the fresh memory (the default, as in earlier figures).
+    Fresh,
+    /// A `Vec` whose pages were touched before the run: the writer's own cost only.
+    Prefaulted,
+    /// A real file in the temporary directory, through a `BufWriter`: what a recorder pays
+    /// (the copy into the page cache included; the disk's own write-back is not this thread's).
+    File,
+}
+
+/// Writes `events` to a file (in memory, or on disk per `output`): CPU ns per event, and the
+/// file.
 fn measure_write(
     events: &[OwnedEvent],
     zstd_level: i32,
     block_summaries: bool,
     block_events: Option<u32>,
+    output: Output,
 ) -> (f64, Vec<u8>) {
     let defaults = WriterOptions::default();
     let opts = WriterOptions {
@@ -72,9 +89,28 @@ fn measure_write(
         max_block_events: block_events.unwrap_or(defaults.max_block_events),
         ..defaults
     };
+    if output == Output::File {
+        let path = std::env::temp_dir().join(format!("gsot-write-{}.gsot", std::process::id()));
+        let out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let mut writer = TraceWriter::try_new(out, &header(), opts).unwrap();
+        let t0 = thread_cpu_ns();
+        for e in events {
+            writer.write(&e.as_event()).unwrap();
+        }
+        let out = writer.finish().unwrap();
+        drop(out.into_inner().unwrap());
+        let write_ns = (thread_cpu_ns() - t0) as f64 / events.len() as f64;
+        let file = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        return (write_ns, file);
+    }
     // The output buffer is allocated up front: the cost of growing it is not the writer's.
-    let mut writer =
-        TraceWriter::try_new(Vec::with_capacity(events.len() * 40), &header(), opts).unwrap();
+    let mut buf = Vec::with_capacity(events.len() * 40);
+    if output == Output::Prefaulted {
+        buf.resize(buf.capacity(), 0u8);
+        buf.clear();
+    }
+    let mut writer = TraceWriter::try_new(buf, &header(), opts).unwrap();
     let t0 = thread_cpu_ns();
     for e in events {
         writer.write(&e.as_event()).unwrap();
@@ -84,8 +120,22 @@ fn measure_write(
     (write_ns, file)
 }
 
+/// CPU ns per event of the harness alone: the write loop without a writer (each event read
+/// and made an `Event`, its first value byte touched). The write figures include this cost,
+/// which a recorder pays differently (reading its ring buffer).
+fn measure_read(events: &[OwnedEvent]) -> f64 {
+    let t0 = thread_cpu_ns();
+    let mut acc = 0u64;
+    for e in events {
+        let ev = black_box(e.as_event());
+        acc = acc.wrapping_add(ev.ts_ns ^ ev.value.first().copied().unwrap_or(0) as u64);
+    }
+    black_box(acc);
+    (thread_cpu_ns() - t0) as f64 / events.len() as f64
+}
+
 fn measure_format(events: &[OwnedEvent], zstd_level: i32, block_summaries: bool) -> Figures {
-    let (write_ns, file) = measure_write(events, zstd_level, block_summaries, None);
+    let (write_ns, file) = measure_write(events, zstd_level, block_summaries, None, Output::Fresh);
     let bytes_per_event = file.len() as f64 / events.len() as f64;
 
     let reader = TraceReader::from_bytes(file).unwrap();
@@ -267,6 +317,7 @@ fn write_only(
     only: Option<&str>,
     level: Option<i32>,
     block_events: Option<u32>,
+    output: Output,
 ) {
     let level = level.unwrap_or(WriterOptions::default().zstd_level);
     for (name, workload) in [("loop", Workload::Loop), ("mixed", Workload::Mixed)] {
@@ -275,15 +326,16 @@ fn write_only(
         }
         let evs = generate(workload, events);
         // Alternating with and without block summaries, so noise hits both alike.
-        let (mut with, mut without) = (Vec::new(), Vec::new());
+        let (mut with, mut without, mut read) = (Vec::new(), Vec::new(), Vec::new());
         let mut size = (0, 0);
         for _ in 0..reps {
-            let (ns, file) = measure_write(&evs, level, true, block_events);
+            let (ns, file) = measure_write(&evs, level, true, block_events, output);
             with.push(format!("{ns:.1}"));
             size.0 = file.len();
-            let (ns, file) = measure_write(&evs, level, false, block_events);
+            let (ns, file) = measure_write(&evs, level, false, block_events, output);
             without.push(format!("{ns:.1}"));
             size.1 = file.len();
+            read.push(format!("{:.1}", measure_read(&evs)));
         }
         let per_event = |bytes: usize| bytes as f64 / evs.len() as f64;
         println!(
@@ -292,6 +344,10 @@ fn write_only(
             per_event(size.0),
             without.join(" "),
             per_event(size.1)
+        );
+        println!(
+            "      {name:<5} the harness alone (reading the events, no writer): {} ns/event CPU",
+            read.join(" ")
         );
     }
 }
@@ -324,7 +380,16 @@ fn main() {
             .iter()
             .position(|a| a == "--block-events")
             .map(|i| args[i + 1].parse().unwrap());
-        return write_only(events, reps, only.as_deref(), level, block_events);
+        let output = match args.iter().position(|a| a == "--output") {
+            None => Output::Fresh,
+            Some(i) => match args[i + 1].as_str() {
+                "fresh" => Output::Fresh,
+                "prefaulted" => Output::Prefaulted,
+                "file" => Output::File,
+                other => panic!("--output takes fresh, prefaulted or file, not {other}"),
+            },
+        };
+        return write_only(events, reps, only.as_deref(), level, block_events, output);
     }
 
     println!(

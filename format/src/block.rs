@@ -357,6 +357,16 @@ const OPTLEN: usize = 4;
 /// Events a block's buffer has room for at first; it doubles up to the block's limit.
 const FIRST_CAPACITY: usize = 4096;
 
+/// Empties `buf` and makes room for `room` bytes. When it must grow, the old buffer is
+/// dropped rather than reallocated: a reallocation would copy its whole capacity, stale bytes
+/// included, into fresh pages.
+pub(crate) fn clear_with_room(buf: &mut Vec<u8>, room: usize) {
+    buf.clear();
+    if buf.capacity() < room {
+        *buf = Vec::with_capacity(room);
+    }
+}
+
 /// Accumulates events into the tables and columns of one block.
 ///
 /// The payload is built in place in one buffer, so that closing a block hands zstd the

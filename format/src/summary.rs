@@ -93,8 +93,7 @@ impl SummaryEncoder {
         for i in 0..site_count {
             self.starts[i + 1] += self.starts[i];
         }
-        self.raw.clear();
-        self.raw.reserve(n + site_count + 16);
+        crate::block::clear_with_room(&mut self.raw, n + site_count + 16);
         // Durations nearly always fit in 32 bits (4.3 s): then half the bytes are moved and
         // sorted.
         if high <= u32::MAX as u64 {
@@ -118,9 +117,10 @@ impl SummaryEncoder {
                 &mut self.raw,
             );
         }
-        self.frame.clear();
-        self.frame
-            .reserve(zstd::zstd_safe::compress_bound(self.raw.len()));
+        crate::block::clear_with_room(
+            &mut self.frame,
+            zstd::zstd_safe::compress_bound(self.raw.len()),
+        );
         compressor.compress_to_buffer(&self.raw, &mut self.frame)?;
         let mut fixed = [0u8; SUMMARY_FIXED_LEN];
         fixed[0..8].copy_from_slice(&block_offset.to_le_bytes());

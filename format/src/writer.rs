@@ -257,9 +257,10 @@ impl<W: Write> TraceWriter<W> {
         };
         // The frame is compressed into a buffer kept between blocks and written right after
         // the block header, without copying the two together.
-        self.frame_buf.clear();
-        self.frame_buf
-            .reserve(zstd::zstd_safe::compress_bound(payload.len()));
+        crate::block::clear_with_room(
+            &mut self.frame_buf,
+            zstd::zstd_safe::compress_bound(payload.len()),
+        );
         self.compressor
             .compress_to_buffer(payload, &mut self.frame_buf)?;
         let frame = std::mem::take(&mut self.frame_buf);
