@@ -400,13 +400,14 @@ impl FileFilter<'_> {
         match e {
             Expr::True => out.resize(sites.len(), Tri::Yes),
             Expr::Pred(p) if p.per_event() => out.resize(sites.len(), Tri::Maybe),
-            Expr::Pred(p) if p.per_thread() => {
+            Expr::Pred(p)
+                if let Some(of_thread) = threads
+                    .iter()
+                    .map(|t| self.thread_pred(p, t))
+                    .collect::<Option<Vec<Tri>>>() =>
+            {
                 // Once per thread, then looked up; site thread indexes were validated by the
                 // decoder.
-                let of_thread: Vec<Tri> = threads
-                    .iter()
-                    .map(|t| self.thread_pred(p, t).expect("a per-thread predicate"))
-                    .collect();
                 out.extend(sites.iter().map(|s| of_thread[s.thread as usize]));
             }
             // The two site predicates that matter most, as plain loops.
@@ -459,19 +460,17 @@ impl FileFilter<'_> {
 
     /// A predicate's answer from the thread alone; `None` when it needs more.
     fn thread_pred(&self, p: &Pred, t: &ThreadEntry) -> Option<Tri> {
-        let b = |x: bool| if x { Tri::Yes } else { Tri::No };
         Some(match p {
-            Pred::Int(f, op, v) => b(op.test(thread_int_field(*f, t)?, *v as i128)),
-            Pred::Comm { glob, negate } => {
-                let end = t.comm.iter().position(|&c| c == 0).unwrap_or(t.comm.len());
-                b(glob.matches(&t.comm[..end]) != *negate)
-            }
-            Pred::CgroupPath { glob, negate } => {
-                let path = self.cgroup_of.get(&t.tgid).map_or("", String::as_str);
-                b(glob.matches(path.as_bytes()) != *negate)
-            }
+            Pred::Int(f, op, v) => tri(op.test(thread_int_field(*f, t)?, *v as i128)),
+            Pred::Comm { glob, negate } => comm_matches(glob, *negate, t),
+            Pred::CgroupPath { glob, negate } => self.cgroup_matches(glob, *negate, t),
             Pred::Option { .. } | Pred::Duration(..) | Pred::Time(..) => return None,
         })
+    }
+
+    fn cgroup_matches(&self, glob: &Glob, negate: bool, t: &ThreadEntry) -> Tri {
+        let path = self.cgroup_of.get(&t.tgid).map_or("", String::as_str);
+        tri(glob.matches(path.as_bytes()) != negate)
     }
 
     /// Whether the event (time `ts`, `duration`) passes, given its site's verdict.
@@ -530,9 +529,8 @@ impl FileFilter<'_> {
         let b = |x: bool| if x { Tri::Yes } else { Tri::No };
         match p {
             Pred::Int(f, op, v) => b(op.test(int_field(*f, s, t), *v as i128)),
-            Pred::Comm { .. } | Pred::CgroupPath { .. } => {
-                self.thread_pred(p, t).expect("a per-thread predicate")
-            }
+            Pred::Comm { glob, negate } => comm_matches(glob, *negate, t),
+            Pred::CgroupPath { glob, negate } => self.cgroup_matches(glob, *negate, t),
             Pred::Option { pairs, negate } => {
                 b(pairs.iter().any(|&(l, o)| l == s.level && o == s.optname) != *negate)
             }
@@ -546,6 +544,15 @@ impl FileFilter<'_> {
             },
         }
     }
+}
+
+fn tri(x: bool) -> Tri {
+    if x { Tri::Yes } else { Tri::No }
+}
+
+fn comm_matches(glob: &Glob, negate: bool, t: &ThreadEntry) -> Tri {
+    let end = t.comm.iter().position(|&c| c == 0).unwrap_or(t.comm.len());
+    tri(glob.matches(&t.comm[..end]) != negate)
 }
 
 /// The value of an integer field of a site, widened so every comparison is exact.
