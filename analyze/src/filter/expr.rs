@@ -94,17 +94,6 @@ impl Pred {
     pub fn per_event(&self) -> bool {
         matches!(self, Pred::Duration(..) | Pred::Time(..))
     }
-
-    /// Whether the predicate is answered by the thread (its process, task name, ids) alone.
-    pub fn per_thread(&self) -> bool {
-        match self {
-            Pred::Int(f, ..) => {
-                super::thread_int_field(*f, &format::ThreadEntry::default()).is_some()
-            }
-            Pred::Comm { .. } | Pred::CgroupPath { .. } => true,
-            Pred::Option { .. } | Pred::Duration(..) | Pred::Time(..) => false,
-        }
-    }
 }
 
 /// A boolean combination of predicates.

@@ -354,14 +354,15 @@ def decode_indx(body: bytes, body_offset: int) -> tuple[list[BlockRef], list[tup
 _ZSTD_FEED = 256
 
 
-def decompress_frame(frame: bytes, raw_len: int, frame_offset: int) -> bytes:
-    """Decompress exactly one zstd frame that must fill the rest of the body and decompress
-    to exactly raw_len bytes."""
+def _feed(frame: bytes, raw_len: int, frame_offset: int, need: int | None):
+    """Decompress a zstd frame piece by piece, never past raw_len bytes of output, until `need`
+    bytes are out (None: until the frame ends). Returns the output, the decompressor and how
+    many frame bytes were fed."""
     dobj = zstandard.ZstdDecompressor().decompressobj()
     out = bytearray()
     pos = 0
     try:
-        while pos < len(frame) and not dobj.eof:
+        while (need is None or len(out) < need) and pos < len(frame) and not dobj.eof:
             piece = frame[pos : pos + _ZSTD_FEED]
             pos += len(piece)
             out += dobj.decompress(piece)
@@ -369,6 +370,13 @@ def decompress_frame(frame: bytes, raw_len: int, frame_offset: int) -> bytes:
                 raise GsotError(frame_offset, f"zstd frame decompresses to more than raw_len={raw_len} bytes")
     except zstandard.ZstdError as err:
         raise GsotError(frame_offset, f"zstd frame is invalid: {err}") from None
+    return out, dobj, pos
+
+
+def decompress_frame(frame: bytes, raw_len: int, frame_offset: int) -> bytes:
+    """Decompress exactly one zstd frame that must fill the rest of the body and decompress
+    to exactly raw_len bytes."""
+    out, dobj, pos = _feed(frame, raw_len, frame_offset, None)
     if not dobj.eof:
         raise GsotError(frame_offset, "zstd frame is incomplete")
     trailing = len(dobj.unused_data) + (len(frame) - pos)
@@ -565,18 +573,7 @@ def block_site_count(body: bytes, body_offset: int) -> int:
 
 def decompress_prefix(frame: bytes, need: int, raw_len: int, frame_offset: int) -> bytes:
     """At least the first `need` bytes (need <= raw_len) of a zstd frame's output."""
-    dobj = zstandard.ZstdDecompressor().decompressobj()
-    out = bytearray()
-    pos = 0
-    try:
-        while len(out) < need and pos < len(frame) and not dobj.eof:
-            piece = frame[pos : pos + _ZSTD_FEED]
-            pos += len(piece)
-            out += dobj.decompress(piece)
-            if len(out) > raw_len:
-                raise GsotError(frame_offset, f"zstd frame decompresses to more than raw_len={raw_len} bytes")
-    except zstandard.ZstdError as err:
-        raise GsotError(frame_offset, f"zstd frame is invalid: {err}") from None
+    out, _, _ = _feed(frame, raw_len, frame_offset, need)
     if len(out) < need:
         raise GsotError(frame_offset, f"zstd frame ends after {len(out)} bytes, raw_len says {raw_len}")
     return bytes(out)
