@@ -10,7 +10,7 @@
 
 use crate::block::DecodedBlock;
 use crate::section::{SECTION_HEADER_LEN, SectionHeader, Tag};
-use crate::wire::put_varint;
+use crate::wire::put_varint_at;
 use crate::{BlockInfo, Error};
 
 /// Bytes before the zstd frame: block offset, event count, site count, raw length.
@@ -22,48 +22,139 @@ pub(crate) struct SummaryEncoder {
     starts: Vec<u32>,
     sorted: Vec<u64>,
     narrow: Vec<u32>,
+    /// (site << 32 | duration) pairs, two buffers for the radix passes.
+    pairs: [Vec<u64>; 2],
     raw: Vec<u8>,
     pub frame: Vec<u8>,
 }
 
 /// Scatters the durations into one run per site (`starts` holds the runs' starts, then their
-/// ends), sorts each run and appends the site's count and sorted deltas to `raw` as varints.
-fn put_runs<T: Copy + Default + Ord + Into<u64>>(
+/// ends), sorts each run and writes the site's count and sorted deltas to `raw` as varints.
+/// `raw` has room for 9 bytes per number; returns the bytes written. For blocks with a
+/// duration over 32 bits (4.3 s), which are rare.
+fn put_runs_wide(
     starts: &mut [u32],
     sites: &[[u8; 4]],
     durations: &[[u8; 8]],
-    duration: impl Fn(&[u8; 8]) -> T,
-    sorted: &mut Vec<T>,
-    raw: &mut Vec<u8>,
-) {
+    sorted: &mut Vec<u64>,
+    raw: &mut [u8],
+) -> usize {
     let site_count = starts.len() - 1;
     // Only grown, never cleared: every element is written before it is read.
     if sorted.len() < sites.len() {
-        sorted.resize(sites.len(), T::default());
+        sorted.resize(sites.len(), 0);
     }
-    {
-        // `starts[i]` walks forward as site i's durations are placed, ending at `starts[i+1]`.
-        let next = &mut starts[..site_count];
-        for (s, d) in sites.iter().zip(durations) {
-            let at = &mut next[u32::from_le_bytes(*s) as usize];
-            sorted[*at as usize] = duration(d);
-            *at += 1;
+    // `starts[i]` walks forward as site i's durations are placed, ending at `starts[i+1]`.
+    let next = &mut starts[..site_count];
+    for (s, d) in sites.iter().zip(durations) {
+        let at = &mut next[u32::from_le_bytes(*s) as usize];
+        sorted[*at as usize] = u64::from_le_bytes(*d);
+        *at += 1;
+    }
+    let mut begin = 0;
+    for &end in next.iter() {
+        sorted[begin..end as usize].sort_unstable();
+        begin = end as usize;
+    }
+    put_sorted_runs(next, sorted, raw)
+}
+
+/// Bits per radix digit: 2,048 counters per pass stay in the L1 cache.
+const RADIX_BITS: u32 = 11;
+/// Passes for 32-bit durations.
+const RADIX_PASSES: usize = 3;
+
+/// [`put_runs_wide`] for durations that fit in 32 bits, without sorting each run: the events are
+/// sorted by duration with a least-significant-digit radix sort (one pass per 11 bits the
+/// largest duration has), then scattered by site, which keeps that order within each site.
+fn put_runs_radix(
+    enc: &mut SummaryEncoder,
+    sites: &[[u8; 4]],
+    durations: &[[u8; 8]],
+    high: u32,
+    counts: &mut [[u32; 1 << RADIX_BITS]; RADIX_PASSES],
+) -> usize {
+    let SummaryEncoder {
+        starts,
+        narrow: sorted,
+        pairs,
+        raw,
+        ..
+    } = enc;
+    let n = sites.len();
+    let site_count = starts.len() - 1;
+    let passes = (32 - high.leading_zeros()).div_ceil(RADIX_BITS) as usize;
+    // Only grown, never cleared: every element is written before it is read.
+    for buf in pairs.iter_mut() {
+        if buf.len() < n {
+            buf.resize(n, 0);
         }
     }
-    // After the scatter, starts[i] holds the end of run i; the runs are laid out in order.
+    if sorted.len() < n {
+        sorted.resize(n, 0);
+    }
+    let mask = (1u64 << RADIX_BITS) - 1;
+    for count in counts.iter_mut().take(passes) {
+        let mut at = 0u32;
+        for c in count.iter_mut() {
+            (*c, at) = (at, at + *c);
+        }
+    }
+    let [a, b] = pairs;
+    let (mut src, mut dst) = (&mut a[..n], &mut b[..n]);
+    // The first pass reads the columns; the pairs it writes carry the site along.
+    let pair =
+        |s: &[u8; 4], d: &[u8; 8]| (u32::from_le_bytes(*s) as u64) << 32 | u64::from_le_bytes(*d);
+    if passes == 0 {
+        for (i, (s, d)) in sites.iter().zip(durations).enumerate() {
+            src[i] = pair(s, d);
+        }
+    } else {
+        let count = &mut counts[0];
+        for (s, d) in sites.iter().zip(durations) {
+            let pair = pair(s, d);
+            let slot = &mut count[(pair & mask) as usize];
+            src[*slot as usize] = pair;
+            *slot += 1;
+        }
+    }
+    for (p, count) in counts.iter_mut().enumerate().take(passes).skip(1) {
+        let shift = RADIX_BITS as usize * p;
+        for &pair in src.iter() {
+            // The duration's digit only: the site's bits start at 32, inside the third digit.
+            let slot = &mut count[((pair as u32 as u64 >> shift) & mask) as usize];
+            dst[*slot as usize] = pair;
+            *slot += 1;
+        }
+        std::mem::swap(&mut src, &mut dst);
+    }
+    // By site, keeping the duration order: `starts[i]` walks to the end of run i.
+    let next = &mut starts[..site_count];
+    for &pair in src.iter() {
+        let at = &mut next[(pair >> 32) as usize];
+        sorted[*at as usize] = pair as u32;
+        *at += 1;
+    }
+    put_sorted_runs(&starts[..site_count], sorted, raw)
+}
+
+/// Writes each site's count and sorted duration deltas (runs laid out in order, `ends[i]`
+/// the end of run i) as varints; returns the bytes written.
+fn put_sorted_runs<T: Copy + Into<u64>>(ends: &[u32], sorted: &[T], raw: &mut [u8]) -> usize {
     let mut begin = 0usize;
-    for &end in &starts[..site_count] {
-        let run = &mut sorted[begin..end as usize];
-        run.sort_unstable();
-        put_varint(raw, run.len() as u64);
+    let mut at = 0usize;
+    for &end in ends {
+        let run = &sorted[begin..end as usize];
+        put_varint_at(raw, &mut at, run.len() as u64);
         let mut prev = 0u64;
-        for &d in run.iter() {
+        for &d in run {
             let d: u64 = d.into();
-            put_varint(raw, d - prev);
+            put_varint_at(raw, &mut at, d - prev);
             prev = d;
         }
         begin = end as usize;
     }
+    at
 }
 
 impl SummaryEncoder {
@@ -86,47 +177,46 @@ impl SummaryEncoder {
         self.starts.clear();
         self.starts.resize(site_count + 1, 0);
         let mut high = 0u64;
+        // Also the digit counts of the radix sort below, in the same pass.
+        let mask = (1u64 << RADIX_BITS) - 1;
+        let mut counts = [[0u32; 1 << RADIX_BITS]; RADIX_PASSES];
         for (s, d) in sites.iter().zip(durations) {
             self.starts[u32::from_le_bytes(*s) as usize + 1] += 1;
-            high |= u64::from_le_bytes(*d);
+            let d = u64::from_le_bytes(*d);
+            high |= d;
+            for (p, count) in counts.iter_mut().enumerate() {
+                count[((d >> (RADIX_BITS as usize * p)) & mask) as usize] += 1;
+            }
         }
         for i in 0..site_count {
             self.starts[i + 1] += self.starts[i];
         }
-        crate::block::clear_with_room(&mut self.raw, n + site_count + 16);
+        // Only grown: every byte compressed below is written first.
+        let room = 9 * (n + site_count);
+        if self.raw.len() < room {
+            self.raw.resize(room, 0);
+        }
         // Durations nearly always fit in 32 bits (4.3 s): then half the bytes are moved and
         // sorted.
-        if high <= u32::MAX as u64 {
-            let d32 = |d: &[u8; 8]| u64::from_le_bytes(*d) as u32;
-            put_runs(
-                &mut self.starts,
-                sites,
-                durations,
-                d32,
-                &mut self.narrow,
-                &mut self.raw,
-            );
+        let raw_len = if high <= u32::MAX as u64 {
+            put_runs_radix(self, sites, durations, high as u32, &mut counts)
         } else {
-            let d64 = |d: &[u8; 8]| u64::from_le_bytes(*d);
-            put_runs(
+            put_runs_wide(
                 &mut self.starts,
                 sites,
                 durations,
-                d64,
                 &mut self.sorted,
                 &mut self.raw,
-            );
-        }
-        crate::block::clear_with_room(
-            &mut self.frame,
-            zstd::zstd_safe::compress_bound(self.raw.len()),
-        );
-        compressor.compress_to_buffer(&self.raw, &mut self.frame)?;
+            )
+        };
+        let raw = &self.raw[..raw_len];
+        crate::block::clear_with_room(&mut self.frame, zstd::zstd_safe::compress_bound(raw.len()));
+        compressor.compress_to_buffer(raw, &mut self.frame)?;
         let mut fixed = [0u8; SUMMARY_FIXED_LEN];
         fixed[0..8].copy_from_slice(&block_offset.to_le_bytes());
         fixed[8..12].copy_from_slice(&(n as u32).to_le_bytes());
         fixed[12..16].copy_from_slice(&(site_count as u32).to_le_bytes());
-        fixed[16..20].copy_from_slice(&(self.raw.len() as u32).to_le_bytes());
+        fixed[16..20].copy_from_slice(&(raw_len as u32).to_le_bytes());
         Ok(fixed)
     }
 }

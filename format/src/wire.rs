@@ -19,17 +19,32 @@ const VARINT_U64: u8 = 253;
 /// Appends `v` as a bincode standard-config varint.
 #[inline]
 pub fn put_varint(out: &mut Vec<u8>, v: u64) {
+    let mut bytes = [0u8; 9];
+    let mut len = 0;
+    put_varint_at(&mut bytes, &mut len, v);
+    out.extend_from_slice(&bytes[..len]);
+}
+
+/// Writes `v` as a bincode standard-config varint at `out[*at..]`, which must have room for
+/// it (at most 9 bytes), and advances `at`. For hot loops that size their buffer up front.
+#[inline(always)]
+pub fn put_varint_at(out: &mut [u8], at: &mut usize, v: u64) {
+    let i = *at;
     if v < VARINT_U16 as u64 {
-        out.push(v as u8);
+        out[i] = v as u8;
+        *at = i + 1;
     } else if v <= u16::MAX as u64 {
-        out.push(VARINT_U16);
-        out.extend_from_slice(&(v as u16).to_le_bytes());
+        out[i] = VARINT_U16;
+        out[i + 1..i + 3].copy_from_slice(&(v as u16).to_le_bytes());
+        *at = i + 3;
     } else if v <= u32::MAX as u64 {
-        out.push(VARINT_U32);
-        out.extend_from_slice(&(v as u32).to_le_bytes());
+        out[i] = VARINT_U32;
+        out[i + 1..i + 5].copy_from_slice(&(v as u32).to_le_bytes());
+        *at = i + 5;
     } else {
-        out.push(VARINT_U64);
-        out.extend_from_slice(&v.to_le_bytes());
+        out[i] = VARINT_U64;
+        out[i + 1..i + 9].copy_from_slice(&v.to_le_bytes());
+        *at = i + 9;
     }
 }
 
