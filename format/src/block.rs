@@ -354,8 +354,6 @@ const DURATION: usize = 1;
 const SITE: usize = 2;
 const OPTVAL: usize = 3;
 const OPTLEN: usize = 4;
-/// Events a block's buffer has room for at first; it doubles up to the block's limit.
-const FIRST_CAPACITY: usize = 4096;
 
 /// Empties `buf` and makes room for `room` bytes. When it must grow, the old buffer is
 /// dropped rather than reallocated: a reallocation would copy its whole capacity, stale bytes
@@ -433,7 +431,10 @@ impl BlockEncoder {
             ts_max: 0,
             prev_ts: 0,
         };
-        b.relayout(0, FIRST_CAPACITY.min(b.max_events));
+        // Room for a whole block from the start: the allocator hands out zeroed pages that
+        // cost nothing until the columns reach them, where growing by doubling would copy
+        // and touch every column again at each step.
+        b.relayout(0, b.max_events);
         b
     }
 
@@ -498,8 +499,9 @@ impl BlockEncoder {
     #[cold]
     fn relayout(&mut self, gap: usize, capacity: usize) {
         let (cols, values_at) = Self::layout(gap, capacity);
-        let mut buf = Vec::with_capacity(values_at + self.values_len());
-        buf.resize(values_at, 0);
+        // Zeroed by the allocator (calloc): untouched pages stay free.
+        let mut buf = vec![0u8; values_at];
+        buf.reserve(self.values_len());
         for (c, &at) in cols.iter().enumerate() {
             let col = self.column(c);
             buf[at..][..col.len()].copy_from_slice(col);
@@ -549,7 +551,8 @@ impl BlockEncoder {
         }
         let i = self.len as usize;
         if i == self.capacity {
-            // The caller closes blocks at `max_events`; before that, room doubles.
+            // The caller closes blocks at `max_events`, which the room made at the start
+            // holds; this is only for a caller that does not.
             self.relayout(
                 self.gap,
                 (2 * self.capacity).min(self.max_events).max(i + 1),
