@@ -75,13 +75,45 @@ enum Output {
 
 /// Writes `events` to a file (in memory, or on disk per `output`): CPU ns per event, and the
 /// file.
+/// Write figures of one run: CPU ns per event over the whole run, and over the events after
+/// the first two blocks (a writer's steady state: by then its buffers, tables and zstd
+/// context have been allocated and their pages faulted in, once per writer).
+struct WriteRun {
+    whole_ns: f64,
+    steady_ns: f64,
+    file: Vec<u8>,
+}
+
+/// Writes `events` and times the writer, `finish` included.
+fn run_writer<W: std::io::Write>(
+    out: W,
+    events: &[OwnedEvent],
+    opts: WriterOptions,
+) -> (f64, f64, W) {
+    let warm_up = (2 * opts.max_block_events as usize).min(events.len() / 2);
+    let mut writer = TraceWriter::try_new(out, &header(), opts).unwrap();
+    let t0 = thread_cpu_ns();
+    for e in &events[..warm_up] {
+        writer.write(&e.as_event()).unwrap();
+    }
+    let t1 = thread_cpu_ns();
+    for e in &events[warm_up..] {
+        writer.write(&e.as_event()).unwrap();
+    }
+    let out = writer.finish().unwrap();
+    let t2 = thread_cpu_ns();
+    let whole = (t2 - t0) as f64 / events.len() as f64;
+    let steady = (t2 - t1) as f64 / (events.len() - warm_up) as f64;
+    (whole, steady, out)
+}
+
 fn measure_write(
     events: &[OwnedEvent],
     zstd_level: i32,
     block_summaries: bool,
     block_events: Option<u32>,
     output: Output,
-) -> (f64, Vec<u8>) {
+) -> WriteRun {
     let defaults = WriterOptions::default();
     let opts = WriterOptions {
         zstd_level,
@@ -92,17 +124,15 @@ fn measure_write(
     if output == Output::File {
         let path = std::env::temp_dir().join(format!("gsot-write-{}.gsot", std::process::id()));
         let out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-        let mut writer = TraceWriter::try_new(out, &header(), opts).unwrap();
-        let t0 = thread_cpu_ns();
-        for e in events {
-            writer.write(&e.as_event()).unwrap();
-        }
-        let out = writer.finish().unwrap();
+        let (whole_ns, steady_ns, out) = run_writer(out, events, opts);
         drop(out.into_inner().unwrap());
-        let write_ns = (thread_cpu_ns() - t0) as f64 / events.len() as f64;
         let file = std::fs::read(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        return (write_ns, file);
+        return WriteRun {
+            whole_ns,
+            steady_ns,
+            file,
+        };
     }
     // The output buffer is allocated up front: the cost of growing it is not the writer's.
     let mut buf = Vec::with_capacity(events.len() * 40);
@@ -110,14 +140,12 @@ fn measure_write(
         buf.resize(buf.capacity(), 0u8);
         buf.clear();
     }
-    let mut writer = TraceWriter::try_new(buf, &header(), opts).unwrap();
-    let t0 = thread_cpu_ns();
-    for e in events {
-        writer.write(&e.as_event()).unwrap();
+    let (whole_ns, steady_ns, file) = run_writer(buf, events, opts);
+    WriteRun {
+        whole_ns,
+        steady_ns,
+        file,
     }
-    let file = writer.finish().unwrap();
-    let write_ns = (thread_cpu_ns() - t0) as f64 / events.len() as f64;
-    (write_ns, file)
 }
 
 /// CPU ns per event of the harness alone: the write loop without a writer (each event read
@@ -135,7 +163,11 @@ fn measure_read(events: &[OwnedEvent]) -> f64 {
 }
 
 fn measure_format(events: &[OwnedEvent], zstd_level: i32, block_summaries: bool) -> Figures {
-    let (write_ns, file) = measure_write(events, zstd_level, block_summaries, None, Output::Fresh);
+    let WriteRun {
+        whole_ns: write_ns,
+        file,
+        ..
+    } = measure_write(events, zstd_level, block_summaries, None, Output::Fresh);
     let bytes_per_event = file.len() as f64 / events.len() as f64;
 
     let reader = TraceReader::from_bytes(file).unwrap();
@@ -327,15 +359,21 @@ fn write_only(
         let evs = generate(workload, events);
         // Alternating with and without block summaries, so noise hits both alike.
         let (mut with, mut without, mut read) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut with_steady, mut without_steady, mut alone) = (Vec::new(), Vec::new(), Vec::new());
         let mut size = (0, 0);
         for _ in 0..reps {
-            let (ns, file) = measure_write(&evs, level, true, block_events, output);
-            with.push(format!("{ns:.1}"));
-            size.0 = file.len();
-            let (ns, file) = measure_write(&evs, level, false, block_events, output);
-            without.push(format!("{ns:.1}"));
-            size.1 = file.len();
-            read.push(format!("{:.1}", measure_read(&evs)));
+            let run = measure_write(&evs, level, true, block_events, output);
+            with.push(format!("{:.1}", run.whole_ns));
+            with_steady.push(format!("{:.1}", run.steady_ns));
+            size.0 = run.file.len();
+            let steady = run.steady_ns;
+            let run = measure_write(&evs, level, false, block_events, output);
+            without.push(format!("{:.1}", run.whole_ns));
+            without_steady.push(format!("{:.1}", run.steady_ns));
+            size.1 = run.file.len();
+            let harness = measure_read(&evs);
+            read.push(format!("{harness:.1}"));
+            alone.push(format!("{:.1}", steady - harness));
         }
         let per_event = |bytes: usize| bytes as f64 / evs.len() as f64;
         println!(
@@ -346,8 +384,17 @@ fn write_only(
             per_event(size.1)
         );
         println!(
+            "      {name:<5} after the first two blocks: {} ns/event CPU (without BSUM: {})",
+            with_steady.join(" "),
+            without_steady.join(" ")
+        );
+        println!(
             "      {name:<5} the harness alone (reading the events, no writer): {} ns/event CPU",
             read.join(" ")
+        );
+        println!(
+            "      {name:<5} the writer alone after the first two blocks (with BSUM, minus the harness): {} ns/event CPU",
+            alone.join(" ")
         );
     }
 }
