@@ -245,17 +245,20 @@ impl<K: Key + Default, V: Copy + Default> Table<K, V> {
         key.table_hash(&self.seed)
     }
 
-    /// Starts loading the slot where a lookup of a key with hash `h` begins, so that the
+    /// Starts loading the slot where a lookup of a key with hash `h` begins, and the one
+    /// after it, where a collision probes next (a slot is one cache line), so that the
     /// lookup, a few events later, need not wait for memory.
     #[inline]
     fn prefetch(&self, h: u64) {
         let slot = &self.slots[h as usize & (self.slots.len() - 1)];
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a prefetch is only a hint: it reads nothing the program sees and cannot
-        // fault; the address is that of a live slot anyway. SSE is part of x86_64.
+        // fault, even past the last slot. SSE is part of x86_64.
         unsafe {
             use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            _mm_prefetch::<_MM_HINT_T0>((slot as *const Slot<K, V>).cast());
+            let p = (slot as *const Slot<K, V>).cast::<i8>();
+            _mm_prefetch::<_MM_HINT_T0>(p);
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = slot;
