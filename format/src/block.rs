@@ -357,6 +357,8 @@ const DURATION: usize = 1;
 const SITE: usize = 2;
 const OPTVAL: usize = 3;
 const OPTLEN: usize = 4;
+/// Room for the tables a block encoder starts with, per event of its capacity.
+const TABLE_ROOM_PER_EVENT: usize = 8;
 
 /// Empties `buf` and makes room for `room` bytes. When it must grow, the old buffer is
 /// dropped rather than reallocated: a reallocation would copy its whole capacity, stale bytes
@@ -434,10 +436,12 @@ impl BlockEncoder {
             ts_max: 0,
             prev_ts: 0,
         };
-        // Room for a whole block from the start: the allocator hands out zeroed pages that
-        // cost nothing until the columns reach them, where growing by doubling would copy
-        // and touch every column again at each step.
-        b.relayout(0, b.max_events);
+        // Room for a whole block from the start, and for tables of 8 bytes per event (the
+        // generator's busy mix needs 7): the allocator hands out zeroed pages that cost
+        // nothing until written, where growing by doubling would copy and touch every column
+        // again at each step. The tables are written at the end of their gap, so a gap
+        // larger than they need stays untouched.
+        b.relayout(TABLE_ROOM_PER_EVENT * b.max_events, b.max_events);
         b
     }
 
