@@ -5,7 +5,8 @@
 #
 # Installs: the `duckdb` Python package from PyPI (pip install duckdb), if missing.
 # Generates, once, under .cache/bench-analyze/ (gitignored):
-#   big-N.gsot     gen-trace --seed 1 --events N (the format crate's deterministic generator)
+#   big-N-<writer defaults>.gsot  gen-trace --seed 1 --events N (the format crate's
+#                  deterministic generator)
 #   big-N.parquet  the same events, written by DuckDB (zstd) from `analyze events --format csv`.
 #                  `analyze export` (issue 5) does not exist yet; the columns are the scalar fields
 #                  the two questions need plus the usual ids (value bytes are left out: neither
@@ -30,9 +31,10 @@ A="$CARGO_TARGET_DIR/release/analyze"
 GEN="$CARGO_TARGET_DIR/release/gen-trace"
 python3 -c 'import duckdb' 2>/dev/null || pip install -q duckdb
 
-# Keyed by what changes the bytes: format 1.1 (block summaries) and the writer's default zstd
-# parameters (fast_compression), so a cached file of older defaults is not reused.
-TRACE="$DIR/big-$N-f1.1-fastz.gsot"
+# Keyed by what changes the bytes: format 1.1 (block summaries), the writer's default zstd
+# parameters (fast_compression) and block size, so a cached file of older defaults is not
+# reused.
+TRACE="$DIR/big-$N-f1.1-fastz-b128k.gsot"
 PARQUET="$DIR/big-$N.parquet"
 if [ ! -f "$TRACE" ]; then
     echo "generating $TRACE ..."

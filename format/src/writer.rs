@@ -13,7 +13,10 @@ use crate::{Error, Event};
 /// When blocks are closed and how hard they are compressed.
 #[derive(Clone, Debug)]
 pub struct WriterOptions {
-    /// Close a block when it holds this many events (at most 1,048,576).
+    /// Close a block when it holds this many events (at most 1,048,576). The default, 131,072,
+    /// measured cheaper to write and smaller than 65,536 on the generator's busy mix (a
+    /// site's first event in a block costs the most, and a bigger block has fewer of them per
+    /// event), for a reader's memory of about 28 MiB instead of 20.
     pub max_block_events: u32,
     /// Close a block when its first event is this old (checked by [`TraceWriter::poll_flush`]
     /// and every 1024 writes). This bounds what a crash can lose.
@@ -36,7 +39,7 @@ pub struct WriterOptions {
 impl Default for WriterOptions {
     fn default() -> WriterOptions {
         WriterOptions {
-            max_block_events: 65536,
+            max_block_events: 131072,
             max_block_age: Duration::from_secs(1),
             zstd_level: 1,
             fast_compression: true,

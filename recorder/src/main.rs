@@ -91,7 +91,7 @@ struct CommonArgs {
     #[arg(long, default_value = "8M", value_parser = parse_size)]
     ringbuf_size: u64,
     /// Events per compressed block.
-    #[arg(long, default_value_t = 65536)]
+    #[arg(long, default_value_t = 131072)]
     block_events: u32,
     /// Longest an event waits before its block is flushed to the file (bounds a crash's loss).
     #[arg(long, default_value_t = 1000)]
