@@ -32,9 +32,9 @@ GEN="$CARGO_TARGET_DIR/release/gen-trace"
 python3 -c 'import duckdb' 2>/dev/null || pip install -q duckdb
 
 # Keyed by what changes the bytes: format 1.1 (block summaries), the writer's default zstd
-# parameters (fast_compression) and block size, so a cached file of older defaults is not
-# reused.
-TRACE="$DIR/big-$N-f1.1-fastz-b128k.gsot"
+# parameters (fast_compression, for blocks and summaries) and block size, so a cached file
+# of older defaults is not reused.
+TRACE="$DIR/big-$N-f1.1-fastz-rawsum-b128k.gsot"
 PARQUET="$DIR/big-$N.parquet"
 if [ ! -f "$TRACE" ]; then
     echo "generating $TRACE ..."

@@ -28,7 +28,7 @@ python3 -c 'import duckdb' 2>/dev/null ||
     python3 -m pip install -q --root-user-action=ignore -r scripts/requirements-test.txt
 
 # Keyed by the writer's defaults that change the bytes (see analyze-vs-duckdb.sh).
-TRACE="$DIR/big-$N-f1.1-fastz-b128k.gsot"
+TRACE="$DIR/big-$N-f1.1-fastz-rawsum-b128k.gsot"
 if [ ! -f "$TRACE" ]; then
     echo "generating $TRACE ..."
     "$GEN" --seed 1 --events "$N" -o "$TRACE.tmp" && mv "$TRACE.tmp" "$TRACE"
