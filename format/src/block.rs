@@ -437,7 +437,7 @@ impl BlockEncoder {
             prev_ts: 0,
         };
         // Room for a whole block from the start, and for tables of 8 bytes per event (the
-        // generator's busy mix needs 7): the allocator hands out zeroed pages that cost
+        // generator's busy mix needs 5 to 7): the allocator hands out zeroed pages that cost
         // nothing until written, where growing by doubling would copy and touch every column
         // again at each step. The tables are written at the end of their gap, so a gap
         // larger than they need stays untouched.

@@ -64,8 +64,8 @@ const RADIX_BITS: u32 = 11;
 /// Passes for 32-bit durations.
 const RADIX_PASSES: usize = 3;
 
-/// [`put_runs_wide`] for durations that fit in 32 bits, without sorting each run: the events are
-/// sorted by duration with a least-significant-digit radix sort (one pass per 11 bits the
+/// [`put_runs_wide`] for durations that fit in 32 bits, without sorting each run: the events
+/// are sorted by duration with a least-significant-digit radix sort (one pass per 11 bits the
 /// largest duration has), then scattered by site, which keeps that order within each site.
 fn put_runs_radix(
     enc: &mut SummaryEncoder,
@@ -202,8 +202,8 @@ impl SummaryEncoder {
         if self.raw.len() < room {
             self.raw.resize(room, 0);
         }
-        // Durations nearly always fit in 32 bits (4.3 s): then half the bytes are moved and
-        // sorted.
+        // Durations nearly always fit in 32 bits (4.3 s): then they are radix-sorted, with no
+        // sort per site.
         let raw_len = if high <= u32::MAX as u64 {
             put_runs_radix(self, sites, durations, high as u32, &mut counts)
         } else {
