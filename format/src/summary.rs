@@ -189,7 +189,7 @@ impl SummaryEncoder {
             first[(d & mask) as usize] += 1;
             second[((d >> RADIX_BITS) & mask) as usize] += 1;
         }
-        if high >> (2 * RADIX_BITS) != 0 {
+        if high >> (2 * RADIX_BITS) != 0 && high <= u32::MAX as u64 {
             for d in durations {
                 third[((u64::from_le_bytes(*d) >> (2 * RADIX_BITS)) & mask) as usize] += 1;
             }
