@@ -157,6 +157,17 @@ fn reseal(bytes: &mut [u8], at: usize, body_len: usize) {
     bytes[at + 12..at + 16].copy_from_slice(&hcrc.to_le_bytes());
 }
 
+/// `file`, which ends with the section at `at` whose body is `body_len` bytes, with `extra`
+/// appended to that body and the section's length and CRCs made to match.
+fn grow_last_section(file: &[u8], at: usize, body_len: usize, extra: &[u8]) -> Vec<u8> {
+    let mut f = file.to_vec();
+    f.extend_from_slice(extra);
+    let grown = body_len + extra.len();
+    f[at + 4..at + 8].copy_from_slice(&(grown as u32).to_le_bytes());
+    reseal(&mut f, at, grown);
+    f
+}
+
 #[test]
 fn a_damaged_or_inconsistent_summary_is_an_error_and_its_block_still_reads() {
     let events = common::synth_events(300, 5);
@@ -267,11 +278,7 @@ fn a_second_frame_after_a_block_or_a_summary_is_an_error() {
     for extra in [&empty_frame[..], &skippable[..]] {
         // The file cut after the last summary (a crash): it is found by a scan, so sections
         // may grow. First the summary gets the extra bytes, then the block.
-        let mut f = bytes[..sum_at + 16 + sum_len].to_vec();
-        f.extend_from_slice(extra);
-        let grown = sum_len + extra.len();
-        f[sum_at + 4..sum_at + 8].copy_from_slice(&(grown as u32).to_le_bytes());
-        reseal(&mut f, sum_at, grown);
+        let f = grow_last_section(&bytes[..sum_at + 16 + sum_len], sum_at, sum_len, extra);
         let r = TraceReader::from_bytes(f).unwrap();
         let e = r.read_summary(&r.blocks()[2], &mut s).unwrap_err();
         assert_eq!(
@@ -286,11 +293,7 @@ fn a_second_frame_after_a_block_or_a_summary_is_an_error() {
 
         let o = last.offset as usize;
         let block_len = sum_at - o - 16;
-        let mut f = bytes[..sum_at].to_vec();
-        f.extend_from_slice(extra);
-        let grown = block_len + extra.len();
-        f[o + 4..o + 8].copy_from_slice(&(grown as u32).to_le_bytes());
-        reseal(&mut f, o, grown);
+        let f = grow_last_section(&bytes[..sum_at], o, block_len, extra);
         let r = TraceReader::from_bytes(f).unwrap();
         let e = r.decode_block(&r.blocks()[2], &mut d).unwrap_err();
         assert_eq!(
