@@ -140,6 +140,37 @@ impl Summary {
     }
 }
 
+/// What a session tells its user while it runs; the binary prints these, a test may collect them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notice {
+    /// Kernel BTF gave no task offsets: ppid and namespace ids will be 0.
+    NoBtfOffsets(String),
+    /// An attach mode tried before the one that worked, and why it was not used.
+    NotUsing(String),
+    /// The probes are attached.
+    Attached { mode: AttachMode, to: String },
+    /// A new output file was started.
+    Rotated(PathBuf),
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Notice::NoBtfOffsets(e) => write!(
+                f,
+                "warning: no kernel BTF offsets ({e}); ppid and namespace ids will be 0"
+            ),
+            Notice::NotUsing(why) => write!(f, "not using {why}"),
+            Notice::Attached { mode, to } => write!(f, "attached via {mode} ({to})"),
+            Notice::Rotated(path) => write!(f, "rotated to {}", path.display()),
+        }
+    }
+}
+
+/// Receives a session's notices as they happen.
+pub type Reporter = Box<dyn FnMut(Notice)>;
+
 /// The n-th file of a rotated capture: `trace.gsot`, `trace.1.gsot`, `trace.2.gsot`, ...
 pub fn rotated_path(base: &Path, n: u32) -> PathBuf {
     if n == 0 {
@@ -161,6 +192,7 @@ type Writer = TraceWriter<BufWriter<File>>;
 /// A running capture.
 pub struct Session {
     opts: RecordOptions,
+    report: Reporter,
     probes: Probes,
     header: CaptureHeader,
     writer: Option<Writer>,
@@ -192,7 +224,7 @@ fn create_output(path: &Path) -> std::io::Result<File> {
 
 impl Session {
     /// Checks privileges, attaches the probes and creates the first output file.
-    pub fn start(opts: RecordOptions) -> Result<Session> {
+    pub fn start(opts: RecordOptions, mut report: Reporter) -> Result<Session> {
         sys::check_privileges()?;
         sys::raise_memlock_limit();
         if opts.modes.contains(&AttachMode::Tracepoint) {
@@ -207,9 +239,7 @@ impl Session {
         let offsets = match crate::btf::Btf::from_sys_fs().and_then(|b| b.task_offsets()) {
             Ok(o) => o,
             Err(e) => {
-                eprintln!(
-                    "recorder: warning: no kernel BTF offsets ({e:#}); ppid and namespace ids will be 0"
-                );
+                report(Notice::NoBtfOffsets(format!("{e:#}")));
                 TaskOffsets::default()
             }
         };
@@ -234,12 +264,12 @@ impl Session {
             }
         };
         for f in &probes.fallbacks {
-            eprintln!("recorder: not using {f}");
+            report(Notice::NotUsing(f.to_string()));
         }
-        eprintln!(
-            "recorder: attached via {} ({})",
-            probes.mode, probes.attached_to
-        );
+        report(Notice::Attached {
+            mode: probes.mode,
+            to: probes.attached_to.clone(),
+        });
 
         let header = CaptureHeader {
             capture_id: sys::random_id(),
@@ -272,6 +302,7 @@ impl Session {
         Ok(Session {
             path: opts.output.clone(),
             opts,
+            report,
             probes,
             header,
             writer: Some(writer),
@@ -502,7 +533,7 @@ impl Session {
         // Each file names the processes it holds events of.
         self.seen.clear();
         self.summary.files.push(self.path.clone());
-        eprintln!("recorder: rotated to {}", self.path.display());
+        (self.report)(Notice::Rotated(self.path.clone()));
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 use std::ffi::c_void;
 use std::io;
 use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd as _, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 /// One getsockopt call as the caller saw it.
@@ -85,8 +85,18 @@ fn raw_getsockopt(
 
 const INT: usize = std::mem::size_of::<libc::c_int>();
 
+/// A call with a buffer of its own: label, fd, level, optname, buffer length.
+type Plain = (&'static str, RawFd, i32, i32, usize);
+
+fn plain_calls(calls: &mut Vec<Call>, table: &[Plain]) {
+    for &(label, fd, level, optname, len) in table {
+        calls.push(getsockopt(label, fd, level, optname, len));
+    }
+}
+
 /// Runs the whole workload once and returns every call it made, in order.
 pub fn run() -> io::Result<Vec<Call>> {
+    use libc::{IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, SOL_SOCKET};
     let mut calls = Vec::new();
 
     // TCP: a listener, a connected pair, and a refused connect.
@@ -95,132 +105,49 @@ pub fn run() -> io::Result<Vec<Call>> {
     let (server, _) = listener.accept()?;
     client.set_nodelay(true)?;
     let (l, c, s) = (listener.as_raw_fd(), client.as_raw_fd(), server.as_raw_fd());
-    calls.push(getsockopt(
-        "tcp listener SO_RCVBUF",
-        l,
-        libc::SOL_SOCKET,
-        libc::SO_RCVBUF,
-        INT,
-    ));
-    calls.push(getsockopt(
-        "tcp SO_RCVBUF",
-        c,
-        libc::SOL_SOCKET,
-        libc::SO_RCVBUF,
-        INT,
-    ));
-    calls.push(getsockopt(
-        "tcp SO_SNDBUF",
-        c,
-        libc::SOL_SOCKET,
-        libc::SO_SNDBUF,
-        INT,
-    ));
-    calls.push(getsockopt(
-        "tcp SO_TYPE",
-        c,
-        libc::SOL_SOCKET,
-        libc::SO_TYPE,
-        INT,
-    ));
-    calls.push(getsockopt(
-        "tcp TCP_INFO",
-        c,
-        libc::IPPROTO_TCP,
-        libc::TCP_INFO,
-        512,
-    ));
-    calls.push(getsockopt(
-        "tcp TCP_CONGESTION",
-        s,
-        libc::IPPROTO_TCP,
-        libc::TCP_CONGESTION,
-        16,
-    ));
-    calls.push(getsockopt(
-        "tcp TCP_NODELAY",
-        c,
-        libc::IPPROTO_TCP,
-        libc::TCP_NODELAY,
-        INT,
-    ));
-    calls.push(getsockopt(
-        "tcp TCP_MAXSEG",
-        s,
-        libc::IPPROTO_TCP,
-        libc::TCP_MAXSEG,
-        INT,
-    ));
+    #[rustfmt::skip]
+    plain_calls(&mut calls, &[
+        ("tcp listener SO_RCVBUF", l, SOL_SOCKET, libc::SO_RCVBUF, INT),
+        ("tcp SO_RCVBUF", c, SOL_SOCKET, libc::SO_RCVBUF, INT),
+        ("tcp SO_SNDBUF", c, SOL_SOCKET, libc::SO_SNDBUF, INT),
+        ("tcp SO_TYPE", c, SOL_SOCKET, libc::SO_TYPE, INT),
+        ("tcp TCP_INFO", c, IPPROTO_TCP, libc::TCP_INFO, 512),
+        ("tcp TCP_CONGESTION", s, IPPROTO_TCP, libc::TCP_CONGESTION, 16),
+        ("tcp TCP_NODELAY", c, IPPROTO_TCP, libc::TCP_NODELAY, INT),
+        ("tcp TCP_MAXSEG", s, IPPROTO_TCP, libc::TCP_MAXSEG, INT),
+    ]);
     calls.push(refused_connect_so_error()?);
 
-    // UDP.
     let udp = UdpSocket::bind("127.0.0.1:0")?;
     let u = udp.as_raw_fd();
-    calls.push(getsockopt(
-        "udp SO_RCVBUF",
-        u,
-        libc::SOL_SOCKET,
-        libc::SO_RCVBUF,
-        INT,
-    ));
-    calls.push(getsockopt(
-        "udp IP_TTL",
-        u,
-        libc::IPPROTO_IP,
-        libc::IP_TTL,
-        INT,
-    ));
-    calls.push(getsockopt(
-        "udp IP_TOS",
-        u,
-        libc::IPPROTO_IP,
-        libc::IP_TOS,
-        INT,
-    ));
-
+    #[rustfmt::skip]
+    plain_calls(&mut calls, &[
+        ("udp SO_RCVBUF", u, SOL_SOCKET, libc::SO_RCVBUF, INT),
+        ("udp IP_TTL", u, IPPROTO_IP, libc::IP_TTL, INT),
+        ("udp IP_TOS", u, IPPROTO_IP, libc::IP_TOS, INT),
+    ]);
     // IPv6 (skipped where the kernel has no IPv6).
     if let Ok(v6) = UdpSocket::bind("[::1]:0") {
         let v = v6.as_raw_fd();
-        calls.push(getsockopt(
-            "udp6 IPV6_V6ONLY",
-            v,
-            libc::IPPROTO_IPV6,
-            libc::IPV6_V6ONLY,
-            INT,
-        ));
+        plain_calls(
+            &mut calls,
+            &[("udp6 IPV6_V6ONLY", v, IPPROTO_IPV6, libc::IPV6_V6ONLY, INT)],
+        );
     }
-
-    // Unix socket pair.
     let (a, _b) = UnixStream::pair()?;
     let cred = std::mem::size_of::<libc::ucred>();
-    calls.push(getsockopt(
-        "unix SO_PEERCRED",
-        a.as_raw_fd(),
-        libc::SOL_SOCKET,
-        libc::SO_PEERCRED,
-        cred,
-    ));
-
-    // Failures, one per errno.
-    calls.push(getsockopt(
-        "EBADF fd -1",
-        -1,
-        libc::SOL_SOCKET,
-        libc::SO_RCVBUF,
-        INT,
-    ));
-    let (pipe_r, pipe_w) = pipe()?;
-    calls.push(getsockopt(
-        "ENOTSOCK pipe",
-        pipe_r,
-        libc::SOL_SOCKET,
-        libc::SO_RCVBUF,
-        INT,
-    ));
+    // Failures, one per errno; the pipe is closed when the function returns, early or not.
+    let (pipe_r, _pipe_w) = io::pipe()?;
+    #[rustfmt::skip]
+    plain_calls(&mut calls, &[
+        ("unix SO_PEERCRED", a.as_raw_fd(), SOL_SOCKET, libc::SO_PEERCRED, cred),
+        ("EBADF fd -1", -1, SOL_SOCKET, libc::SO_RCVBUF, INT),
+        ("ENOTSOCK pipe", pipe_r.as_raw_fd(), SOL_SOCKET, libc::SO_RCVBUF, INT),
+    ]);
     calls.push(raw_getsockopt(
         "EFAULT bad optval",
         c,
-        libc::SOL_SOCKET,
+        SOL_SOCKET,
         libc::SO_RCVBUF,
         // Page zero is never mapped.
         8 as *mut c_void,
@@ -231,25 +158,17 @@ pub fn run() -> io::Result<Vec<Call>> {
     calls.push(raw_getsockopt(
         "EINVAL negative optlen",
         c,
-        libc::SOL_SOCKET,
+        SOL_SOCKET,
         libc::SO_RCVBUF,
         buf.as_mut_ptr().cast(),
         -1,
         Some(&buf),
     ));
-    calls.push(getsockopt(
-        "ENOPROTOOPT unknown optname",
-        c,
-        libc::SOL_SOCKET,
-        9999,
-        INT,
-    ));
+    plain_calls(
+        &mut calls,
+        &[("ENOPROTOOPT unknown optname", c, SOL_SOCKET, 9999, INT)],
+    );
     placed_calls(c, &mut calls)?;
-    // SAFETY: closing fds this function owns and no longer uses.
-    unsafe {
-        libc::close(pipe_r);
-        libc::close(pipe_w);
-    }
     Ok(calls)
 }
 
@@ -420,24 +339,17 @@ unsafe fn getsockopt_at(
     }
 }
 
-fn pipe() -> io::Result<(RawFd, RawFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds has room for the two descriptors pipe writes.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok((fds[0], fds[1]))
-}
-
 /// A non-blocking connect to a port nobody listens on; once it fails, SO_ERROR reports
 /// ECONNREFUSED (and clears it).
 fn refused_connect_so_error() -> io::Result<Call> {
     let closed_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    // SAFETY: plain socket creation; the fd is closed below.
+    // SAFETY: plain socket creation.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: a fresh descriptor nothing else owns; closed when `owned` drops.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     let addr = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: closed_port.to_be(),
@@ -468,8 +380,7 @@ fn refused_connect_so_error() -> io::Result<Call> {
         libc::SO_ERROR,
         INT,
     );
-    // SAFETY: fd is ours.
-    unsafe { libc::close(fd) };
+    drop(owned);
     Ok(call)
 }
 

@@ -1,0 +1,268 @@
+//! `recorder bench`: what the recorder adds to a tight getsockopt loop, against the same loop
+//! untraced and against empty programs on the same hooks (the floor).
+
+use std::io::BufRead as _;
+use std::os::fd::AsRawFd as _;
+use std::path::Path;
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use clap::ValueEnum as _;
+use recorder::{bpf, sys, workload};
+
+use super::Attach;
+
+#[derive(clap::Args)]
+pub(super) struct Args {
+    /// getsockopt calls per measured loop.
+    #[arg(long, default_value_t = 2_000_000)]
+    calls: u64,
+    #[arg(long, value_enum, default_value_t = Attach::Tracepoint)]
+    attach: Attach,
+    /// CPU the loop is pinned to (the recorder runs on the others).
+    #[arg(long, default_value_t = 0)]
+    cpu: usize,
+    /// Extra arguments for the recorder (e.g. `--extra=--comm --extra=nomatch` to time
+    /// the cost of a call the kernel filters out).
+    #[arg(long, allow_hyphen_values = true, hide = true)]
+    extra: Vec<String>,
+}
+
+/// Cost of one getsockopt(SO_RCVBUF), averaged over a loop.
+#[derive(Clone, Copy)]
+struct LoopCost {
+    /// Elapsed ns per call.
+    wall: f64,
+    /// ns of the loop thread's own CPU time per call (user and kernel, the BPF programs
+    /// included): what the calls cost, without the time other tasks took the CPU. On a shared
+    /// machine, a recorder busy on the other CPU pushes other work onto the loop's CPU, which
+    /// shows in `wall` but not here.
+    cpu: f64,
+}
+
+impl LoopCost {
+    fn mean(a: LoopCost, b: LoopCost) -> LoopCost {
+        LoopCost {
+            wall: (a.wall + b.wall) / 2.0,
+            cpu: (a.cpu + b.cpu) / 2.0,
+        }
+    }
+}
+
+/// Times `calls` getsockopt(SO_RCVBUF) calls.
+fn time_loop(fd: i32, calls: u64) -> LoopCost {
+    let (t, cpu) = (Instant::now(), sys::thread_cpu_ns());
+    let ok = workload::flood(fd, calls);
+    let cpu = sys::thread_cpu_ns() - cpu;
+    assert_eq!(
+        ok, calls,
+        "getsockopt(SO_RCVBUF) failed in the benchmark loop"
+    );
+    LoopCost {
+        wall: t.elapsed().as_nanos() as f64 / calls as f64,
+        cpu: cpu as f64 / calls as f64,
+    }
+}
+
+/// What one traced loop cost and what the recorder used meanwhile.
+struct RecorderRun {
+    traced: LoopCost,
+    /// The recorder's CPU time before the loop started (loading programs, reading BTF).
+    startup_cpu_ns: f64,
+    /// The recorder's CPU time in all, from its rusage.
+    total_cpu_ns: f64,
+    peak_rss_kib: i64,
+    status: i32,
+    log: String,
+}
+
+pub(super) fn run(args: Args) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("recorder-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let out = dir.join("bench.gsot");
+    let sock = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let fd = sock.as_raw_fd();
+    let (calls, cpu) = (args.calls, args.cpu);
+    sys::pin_to_cpu(cpu).with_context(|| format!("pinning to CPU {cpu}"))?;
+    time_loop(fd, calls / 10); // warm-up
+    let untraced_before = time_loop(fd, calls);
+    let floor = floor(args.attach, fd, calls);
+    let run = recorder_run(&args, &out, fd)?;
+    let untraced_after = time_loop(fd, calls);
+    let untraced = LoopCost::mean(untraced_before, untraced_after);
+
+    let reader =
+        format::TraceReader::open(&out).with_context(|| format!("reading {}", out.display()))?;
+    let events = reader.event_count();
+    let lost: u64 = reader.losses().iter().map(|l| l.lost).sum();
+    println!(
+        "bench: {calls} getsockopt(SO_RCVBUF) calls per loop, pinned to CPU {cpu}, attach {}",
+        mode_name(args.attach)
+    );
+    println!(
+        "bench: untraced {:.0} ns/call (before {:.0}, after {:.0}); CPU time {:.0} ns/call",
+        untraced.wall, untraced_before.wall, untraced_after.wall, untraced.cpu
+    );
+    report(untraced, floor, &run, events, lost, calls);
+    let _ = std::fs::remove_dir_all(&dir);
+    if run.status != 0 {
+        bail!("the recorder failed:\n{}", run.log);
+    }
+    // Only the traced loop runs while the recorder is attached.
+    if events != calls || lost != 0 {
+        bail!("expected exactly {calls} events and no loss, got {events} events and {lost} lost");
+    }
+    Ok(())
+}
+
+fn mode_name(attach: Attach) -> String {
+    let value = attach.to_possible_value().expect("value");
+    value.get_name().to_string()
+}
+
+/// The floor: empty programs on the same hooks. No recorder can be cheaper than this.
+fn floor(attach: Attach, fd: i32, calls: u64) -> Option<(&'static str, LoopCost)> {
+    let [mode] = attach.modes()[..] else {
+        return None;
+    };
+    match bpf::attach_floor(mode) {
+        Ok(probes) => {
+            let cost = time_loop(fd, calls);
+            drop(probes);
+            Some((mode.name(), cost))
+        }
+        Err(e) => {
+            eprintln!("bench: no floor measurement for {mode}: {e:#}");
+            None
+        }
+    }
+}
+
+/// Runs `recorder record` on the other CPUs (as it would beside a busy service), times the
+/// loop once it is recording, then stops it and collects what it used.
+fn recorder_run(args: &Args, out: &Path, fd: i32) -> Result<RecorderRun> {
+    let mut child = spawn_recorder(args, out)?;
+    let mut child_err = std::io::BufReader::new(child.stderr.take().context("stderr")?);
+    let mut log = wait_until_recording(&mut child_err)?;
+    // Start-up (loading programs, reading BTF) is not per-event work: count from here.
+    let startup_cpu_ns = sys::process_cpu_ns(child.id() as i32).unwrap_or(0) as f64;
+    let traced = time_loop(fd, args.calls);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    std::io::Read::read_to_string(&mut child_err, &mut log)?;
+    let (status, usage) = wait_with_usage(&child);
+    Ok(RecorderRun {
+        traced,
+        startup_cpu_ns,
+        total_cpu_ns: cpu_ns(&usage),
+        peak_rss_kib: usage.ru_maxrss,
+        status,
+        log,
+    })
+}
+
+fn spawn_recorder(args: &Args, out: &Path) -> Result<Child> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["record", "-o"])
+        .arg(out)
+        .args([
+            "--attach",
+            &mode_name(args.attach),
+            "--pid",
+            &std::process::id().to_string(),
+            "--ringbuf-size",
+            "16M",
+        ])
+        .args(&args.extra)
+        .stderr(Stdio::piped());
+    let ncpus = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .max(sys::possible_cpus() as usize);
+    let cpu = args.cpu;
+    // SAFETY: the closure only calls sched_setaffinity, which is async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt as _;
+        cmd.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            for c in (0..ncpus).filter(|&c| c != cpu || ncpus == 1) {
+                libc::CPU_SET(c, &mut set);
+            }
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            Ok(())
+        });
+    }
+    cmd.spawn().context("starting the recorder")
+}
+
+/// Reads the recorder's stderr up to its `recording to` line; returns what it read.
+fn wait_until_recording(child_err: &mut std::io::BufReader<ChildStderr>) -> Result<String> {
+    let mut line = String::new();
+    let mut log = String::new();
+    loop {
+        line.clear();
+        if child_err.read_line(&mut line)? == 0 {
+            bail!("the recorder exited before attaching:\n{log}");
+        }
+        log.push_str(&line);
+        if line.starts_with("recorder: recording to") {
+            return Ok(log);
+        }
+    }
+}
+
+/// Resource use: the child's exit status and rusage.
+fn wait_with_usage(child: &Child) -> (i32, libc::rusage) {
+    let mut status = 0;
+    // SAFETY: rusage is plain data filled by wait4 for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child, valid out pointers.
+    unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    (status, usage)
+}
+
+fn cpu_ns(usage: &libc::rusage) -> f64 {
+    (usage.ru_utime.tv_sec as f64 + usage.ru_stime.tv_sec as f64) * 1e9
+        + (usage.ru_utime.tv_usec as f64 + usage.ru_stime.tv_usec as f64) * 1e3
+}
+
+fn report(
+    untraced: LoopCost,
+    floor: Option<(&str, LoopCost)>,
+    run: &RecorderRun,
+    events: u64,
+    lost: u64,
+    expected: u64,
+) {
+    let ratios = |c: LoopCost| {
+        format!(
+            "ratio {:.2}x; CPU time {:.0} ns/call, ratio {:.2}x",
+            c.wall / untraced.wall,
+            c.cpu,
+            c.cpu / untraced.cpu
+        )
+    };
+    if let Some((mode, c)) = floor {
+        println!(
+            "bench: floor    {:.0} ns/call  {} (empty programs on the {mode} hooks: what the hook itself costs)",
+            c.wall,
+            ratios(c)
+        );
+    }
+    let traced = run.traced;
+    println!(
+        "bench: traced   {:.0} ns/call  {}",
+        traced.wall,
+        ratios(traced)
+    );
+    println!("bench: events in file {events}, lost {lost} (expected {expected})");
+    let cpu_ns = run.total_cpu_ns - run.startup_cpu_ns;
+    println!(
+        "bench: recorder CPU after start-up {:.0} ms = {:.0} ns/event (start-up {:.0} ms), peak RSS {:.1} MiB",
+        cpu_ns / 1e6,
+        cpu_ns / events.max(1) as f64,
+        run.startup_cpu_ns / 1e6,
+        run.peak_rss_kib as f64 / 1024.0
+    );
+}

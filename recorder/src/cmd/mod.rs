@@ -1,0 +1,201 @@
+//! The recorder's subcommands, one file each with its own arguments and `run`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use format::raw::DEFAULT_SNAPLEN;
+use recorder::bpf::AttachMode;
+use recorder::record::{Filters, Notice, RecordOptions, Reporter, Summary};
+use recorder::sys;
+
+mod bench;
+mod demo;
+mod record;
+
+#[derive(Parser)]
+#[command(
+    name = "recorder",
+    version,
+    about = "Record getsockopt() calls with eBPF into a trace file"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Record until Ctrl-C/SIGTERM, --duration or --max-events.
+    Record(record::Args),
+    /// Record while running the built-in demo workload (TCP, UDP, IPv6, Unix; some calls fail).
+    Demo(demo::Args),
+    /// Measure the recorder's overhead on a tight getsockopt loop (traced vs untraced).
+    Bench(bench::Args),
+    /// Runs the demo workload and prints its calls (used by `demo` as its traced child).
+    #[command(hide = true)]
+    Workload(demo::WorkloadArgs),
+}
+
+/// Parses the command line, runs the subcommand and turns its outcome into the exit status.
+pub fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Cmd::Record(args) => record::run(args),
+        Cmd::Demo(args) => demo::run(args),
+        Cmd::Bench(args) => bench::run(args),
+        Cmd::Workload(args) => demo::run_workload(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed stdout (e.g. `| head`) is how the reader says it has seen enough.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("recorder: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Attach {
+    Auto,
+    Fentry,
+    Kprobe,
+    Tracepoint,
+}
+
+impl Attach {
+    fn modes(self) -> Vec<AttachMode> {
+        match self {
+            Attach::Auto => AttachMode::AUTO_ORDER.to_vec(),
+            Attach::Fentry => vec![AttachMode::Fentry],
+            Attach::Kprobe => vec![AttachMode::Kprobe],
+            Attach::Tracepoint => vec![AttachMode::Tracepoint],
+        }
+    }
+}
+
+/// What `record` and `demo` share: where and how to write.
+#[derive(Args)]
+struct CommonArgs {
+    /// Output trace file (created mode 0600; rotated files are FILE.1.EXT, FILE.2.EXT, ...).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// auto tries fentry, then kprobe, then tracepoint (cheapest first).
+    #[arg(long, value_enum, default_value_t = Attach::Auto)]
+    attach: Attach,
+    /// Most option value bytes copied per call.
+    #[arg(long, default_value_t = DEFAULT_SNAPLEN)]
+    snaplen: u32,
+    /// Ring buffer size in bytes (power of two, >= 4096); accepts K/M/G suffixes.
+    #[arg(long, default_value = "8M", value_parser = parse_size)]
+    ringbuf_size: u64,
+    /// Events per compressed block.
+    #[arg(long, default_value_t = 131072)]
+    block_events: u32,
+    /// Longest an event waits before its block is flushed to the file (bounds a crash's loss).
+    #[arg(long, default_value_t = 1000)]
+    flush_interval_ms: u64,
+    /// How often the ring buffer is drained when no burst wakes the recorder earlier.
+    #[arg(long, default_value_t = 50, hide = true)]
+    drain_interval_ms: u64,
+}
+
+impl CommonArgs {
+    fn record_options(&self, filters: Filters) -> Result<RecordOptions> {
+        let ringbuf_size = u32::try_from(self.ringbuf_size)
+            .ok()
+            .filter(|n| n.is_power_of_two() && *n >= 4096)
+            .context("--ringbuf-size must be a power of two between 4K and 2G")?;
+        Ok(RecordOptions {
+            output: self.output.clone(),
+            modes: self.attach.modes(),
+            snaplen: self.snaplen,
+            ringbuf_size,
+            filters,
+            duration: None,
+            max_events: None,
+            rotate_size: None,
+            rotate_time: None,
+            block_events: self.block_events,
+            flush_interval: Duration::from_millis(self.flush_interval_ms.max(1)),
+            drain_interval: Duration::from_millis(self.drain_interval_ms.max(1)),
+            command_line: std::env::args().collect(),
+        })
+    }
+}
+
+/// Prints a session's notices on stderr, as the recorder's own lines.
+fn stderr_reporter() -> Reporter {
+    Box::new(|n: Notice| eprintln!("recorder: {n}"))
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("bad size {s:?}: use a number with an optional K, M or G");
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(bad()),
+            };
+            (&s[..i], m)
+        }
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(bad)
+}
+
+fn print_summary(s: &Summary, started: Instant) {
+    let cpu_ns = sys::self_cpu_ns();
+    eprintln!(
+        "recorder: {} events captured, {} lost, {} bytes written ({:.1} bytes/event) in {} file(s), {:.1}s, attach mode {}",
+        s.events,
+        s.lost,
+        s.bytes_written,
+        s.bytes_per_event(),
+        s.files.len(),
+        started.elapsed().as_secs_f64(),
+        s.mode
+    );
+    eprintln!(
+        "recorder: own CPU {:.1} ms ({:.0} ns/event), peak RSS {:.1} MiB",
+        cpu_ns as f64 / 1e6,
+        if s.events == 0 {
+            0.0
+        } else {
+            cpu_ns as f64 / s.events as f64
+        },
+        sys::peak_rss_bytes() as f64 / (1 << 20) as f64
+    );
+    for f in &s.files {
+        eprintln!("recorder: wrote {}", f.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("100M"), Ok(100 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("2k"), Ok(2048));
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("M").is_err());
+    }
+}
