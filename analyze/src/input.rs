@@ -3,13 +3,14 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use format::{BlockInfo, DecodedBlock, Error, OwnedEvent, TraceReader};
 
+use crate::AppError;
 use crate::filter::{FileFilter, Filter, Span, Tri};
-use crate::{AppError, EXIT_UNREADABLE};
 
 /// Set when anything was skipped because a file is damaged: the process then exits with 1.
 static DAMAGED: AtomicBool = AtomicBool::new(false);
@@ -32,10 +33,7 @@ pub struct Input {
 
 /// The error for a file that cannot be read at all.
 pub fn unreadable(path: &str, e: &Error) -> AppError {
-    AppError {
-        code: EXIT_UNREADABLE,
-        message: format!("{path}: {e}"),
-    }
+    AppError::Unreadable(format!("{path}: {e}"))
 }
 
 /// Opens every file; any file that cannot be opened is an error. A file read by scanning
@@ -91,8 +89,36 @@ pub fn report_block(path: &str, b: &BlockInfo, e: &Error) {
 }
 
 /// Decodes `blocks` in parallel, a few at a time, and hands `f`'s results to `sink` in block
-/// order. Memory is bounded by the results of one batch.
+/// order until `sink` breaks. Memory is bounded by the results of one batch.
 pub fn ordered_blocks<T, F, S, E>(
+    input: &Input,
+    blocks: &[BlockInfo],
+    f: F,
+    mut sink: S,
+) -> Result<ControlFlow<()>, E>
+where
+    T: Send,
+    F: Fn(&BlockInfo, &DecodedBlock) -> T + Sync,
+    S: FnMut(T) -> Result<ControlFlow<()>, E>,
+{
+    let batch = (rayon::current_num_threads() * 2).max(2);
+    for chunk in blocks.chunks(batch) {
+        for (b, r) in chunk.iter().zip(input.reader.par_map_blocks(chunk, &f)) {
+            match r {
+                Ok(v) => {
+                    if sink(v)?.is_break() {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
+                Err(e) => report_block(&input.path, b, &e),
+            }
+        }
+    }
+    Ok(ControlFlow::Continue(()))
+}
+
+/// [`ordered_blocks`] for a sink that takes every block.
+pub fn all_blocks<T, F, S, E>(
     input: &Input,
     blocks: &[BlockInfo],
     f: F,
@@ -103,16 +129,7 @@ where
     F: Fn(&BlockInfo, &DecodedBlock) -> T + Sync,
     S: FnMut(T) -> Result<(), E>,
 {
-    let batch = (rayon::current_num_threads() * 2).max(2);
-    for chunk in blocks.chunks(batch) {
-        for (b, r) in chunk.iter().zip(input.reader.par_map_blocks(chunk, &f)) {
-            match r {
-                Ok(v) => sink(v)?,
-                Err(e) => report_block(&input.path, b, &e),
-            }
-        }
-    }
-    Ok(())
+    ordered_blocks(input, blocks, f, |v| sink(v).map(ControlFlow::Continue)).map(drop)
 }
 
 /// Calls `f(site_index, event)` for each event of a decoded block that passes the filter.
@@ -203,12 +220,13 @@ impl Cursor<'_> {
 }
 
 /// Merges the selected events of several files into one stream in time order (ties keep file
-/// order) and calls `f(file_index, event)` for each. Memory: one decoded block per file.
+/// order) and calls `f(file_index, event)` for each until `f` breaks. Memory: one decoded
+/// block per file.
 pub fn merge_events<E>(
     inputs: &[Input],
     filter: &Filter,
-    mut f: impl FnMut(usize, &format::Event<'_>) -> Result<(), E>,
-) -> Result<(), E> {
+    mut f: impl FnMut(usize, &format::Event<'_>) -> Result<ControlFlow<()>, E>,
+) -> Result<ControlFlow<()>, E> {
     let mut cursors: Vec<Cursor<'_>> = inputs
         .iter()
         .map(|input| {
@@ -240,11 +258,13 @@ pub fn merge_events<E>(
     }
     while let Some(Reverse((_, i))) = heap.pop() {
         let c = &mut cursors[i];
-        f(i, &c.events[c.pos].as_event())?;
+        if f(i, &c.events[c.pos].as_event())?.is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
         c.pos += 1;
         if c.fill() {
             heap.push(Reverse((wall(c), i)));
         }
     }
-    Ok(())
+    Ok(ControlFlow::Continue(()))
 }

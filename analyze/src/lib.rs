@@ -10,6 +10,7 @@
 
 pub mod cmd;
 pub mod decode;
+pub mod error;
 #[cfg(feature = "export")]
 pub mod export;
 pub mod filter;
@@ -20,65 +21,13 @@ pub mod time;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit code: success.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: `verify` found problems, or a damaged file was read only in part.
-pub const EXIT_DAMAGED: u8 = 1;
-/// Exit code: bad command line (unknown option, bad `--where`, ...).
-pub const EXIT_USAGE: u8 = 2;
-/// Exit code: an input is not a trace, is from an unsupported version, or cannot be read.
-pub const EXIT_UNREADABLE: u8 = 3;
+pub use error::{AppError, EXIT_DAMAGED, EXIT_INTERRUPTED, EXIT_UNREADABLE, EXIT_USAGE};
 
-/// An error that ends the program: exit code and a one-line message (without the `analyze:`
-/// prefix). An empty message with code 0 is a quiet stop (the reader closed the pipe).
-#[derive(Debug)]
-pub struct AppError {
-    pub code: u8,
-    pub message: String,
-}
-
-impl AppError {
-    pub fn usage(message: impl Into<String>) -> AppError {
-        AppError {
-            code: EXIT_USAGE,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<io::Error> for AppError {
-    fn from(e: io::Error) -> AppError {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            // `analyze events x | head`: the reader has what it wanted.
-            AppError {
-                code: EXIT_OK,
-                message: String::new(),
-            }
-        } else {
-            AppError {
-                code: EXIT_UNREADABLE,
-                message: format!("writing the output: {e}"),
-            }
-        }
-    }
-}
-
-impl From<filter::FilterError> for AppError {
-    fn from(e: filter::FilterError) -> AppError {
-        AppError::usage(e.0)
-    }
-}
-
-const AFTER_HELP: &str = "\
-Exit status:
-  0  success
-  1  verify found problems, or a damaged input was read only in part (stderr says what was skipped)
-  2  bad command line (unknown option, bad --where expression, ...)
-  3  an input is not a trace file, is from an unsupported format version, or cannot be read
-
+const EXAMPLES: &str = "\
 Examples:
   analyze info capture.gsot
   analyze events capture.gsot --comm nginx --optname TCP_INFO | less
@@ -88,9 +37,13 @@ Examples:
   analyze stats capture.gsot --where 'duration > 10us || errno == EINVAL' --interval 1s
   analyze verify capture.gsot";
 
+fn after_help() -> String {
+    format!("{}\n{EXAMPLES}", error::exit_status_help())
+}
+
 /// Offline queries over getsockopt trace files.
 #[derive(Parser, Debug)]
-#[command(name = "analyze", version, about, after_help = AFTER_HELP)]
+#[command(name = "analyze", version, about, after_help = after_help())]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -120,14 +73,17 @@ pub enum Command {
     Plot(cmd::plot::PlotArgs),
 }
 
-/// Runs the program on `args` (the first being the program name); returns the exit code.
-pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> u8 {
+/// Runs the program on `args` (the first being the program name).
+pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitCode {
+    ExitCode::from(exit_code(args))
+}
+
+fn exit_code(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> u8 {
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
             let _ = e.print();
-            return code;
+            return if e.use_stderr() { EXIT_USAGE } else { 0 };
         }
     };
     if let Some(n) = cli.threads {
@@ -138,29 +94,33 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> u8 {
     }
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    let result = match &cli.command {
-        Command::Info(a) => cmd::info::run(a, &mut out),
-        Command::Events(a) => cmd::events::run(a, &mut out),
-        Command::Stats(a) => cmd::stats::run(a, &mut out),
-        Command::Verify(a) => cmd::verify::run(a, &mut out),
-        #[cfg(feature = "export")]
-        Command::Export(a) => cmd::export::run(a, &mut out),
-        Command::Slice(a) => cmd::slice::run(a, &mut out),
-        Command::Replay(a) => cmd::replay::run(a, &mut out),
-        Command::Plot(a) => cmd::plot::run(a, &mut out),
-    }
-    .and_then(|code| {
-        out.flush()?;
-        Ok(code)
-    });
-    match result {
-        Ok(code) if input::damaged() && code == EXIT_OK => EXIT_DAMAGED,
-        Ok(code) => code,
+    let result = run_command(&cli.command, &mut out);
+    // Flushed whatever the outcome: after Ctrl-C the lines written so far are wanted too.
+    let flushed = out.flush().map_err(AppError::from);
+    match result.and(flushed) {
+        Ok(()) if input::damaged() => EXIT_DAMAGED,
+        Ok(()) => 0,
+        Err(e) if e.is_closed_pipe() => 0,
         Err(e) => {
-            if !e.message.is_empty() {
-                eprintln!("analyze: {}", e.message);
+            let message = e.to_string();
+            if !message.is_empty() {
+                eprintln!("analyze: {message}");
             }
-            e.code
+            e.code()
         }
+    }
+}
+
+fn run_command(command: &Command, out: &mut dyn Write) -> Result<(), AppError> {
+    match command {
+        Command::Info(a) => cmd::info::run(a, out),
+        Command::Events(a) => cmd::events::run(a, out),
+        Command::Stats(a) => cmd::stats::run(a, out),
+        Command::Verify(a) => cmd::verify::run(a, out),
+        #[cfg(feature = "export")]
+        Command::Export(a) => cmd::export::run(a, out),
+        Command::Slice(a) => cmd::slice::run(a, out),
+        Command::Replay(a) => cmd::replay::run(a, out),
+        Command::Plot(a) => cmd::plot::run(a, out),
     }
 }

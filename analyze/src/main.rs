@@ -4,5 +4,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    ExitCode::from(analyze::run(std::env::args_os()))
+    analyze::run(std::env::args_os())
 }

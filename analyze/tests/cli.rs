@@ -474,6 +474,16 @@ fn usage_errors_exit_2_and_point_at_the_problem() {
     let r = analyze(&["--help"]);
     assert_eq!(r.code, 0);
     assert!(r.stdout.contains("Exit status:") && r.stdout.contains("Examples:"));
+    // Every code the program can end with is listed, 130 (replay's Ctrl-C) included.
+    for code in [
+        "\n  0 ",
+        "\n  1 ",
+        "\n  2 ",
+        "\n  3 ",
+        "\n  130 replay was stopped by Ctrl-C",
+    ] {
+        assert!(r.stdout.contains(code), "{code:?} missing from --help");
+    }
 }
 
 #[test]

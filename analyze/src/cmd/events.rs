@@ -1,14 +1,15 @@
 //! `analyze events`: the calls, one per line, in time order.
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::AppError;
 use crate::filter::{Filter, FilterArgs, Tri};
 use crate::input::{self, for_each_selected, ordered_blocks, selected_blocks};
 use crate::output::{EVENT_FIELDS, EventFormat, EventWriter, FileCtx, TimeMode};
-use crate::{AppError, EXIT_OK};
 
 fn fields_help() -> String {
     let mut s = String::from(
@@ -47,7 +48,7 @@ pub struct EventsArgs {
     pub limit: Option<u64>,
 }
 
-pub fn run(a: &EventsArgs, out: &mut dyn Write) -> Result<u8, AppError> {
+pub fn run(a: &EventsArgs, out: &mut dyn Write) -> Result<(), AppError> {
     let inputs = input::open_all(&a.files)?;
     let span = input::span(&inputs);
     let filter = Filter::new(&a.filter, span)?;
@@ -59,7 +60,7 @@ pub fn run(a: &EventsArgs, out: &mut dyn Write) -> Result<u8, AppError> {
     }
     let mut left = a.limit.unwrap_or(u64::MAX);
     if left == 0 {
-        return Ok(EXIT_OK);
+        return Ok(());
     }
     let (order, overlap) = input::time_order(&inputs);
     if multi && overlap {
@@ -76,21 +77,19 @@ pub fn run(a: &EventsArgs, out: &mut dyn Write) -> Result<u8, AppError> {
             })
             .collect();
         let mut line = String::new();
-        let r = input::merge_events(&inputs, &filter, |fi, e| -> Result<(), AppError> {
-            line.clear();
-            w.write(&mut line, e, &ctxs[fi]);
-            out.write_all(line.as_bytes())?;
-            left -= 1;
-            if left == 0 {
-                return Err(AppError {
-                    code: EXIT_OK,
-                    message: String::new(),
-                });
-            }
-            Ok(())
-        });
-        finish(r)?;
-        return Ok(EXIT_OK);
+        let _limit_reached =
+            input::merge_events(&inputs, &filter, |fi, e| -> Result<_, AppError> {
+                line.clear();
+                w.write(&mut line, e, &ctxs[fi]);
+                out.write_all(line.as_bytes())?;
+                left -= 1;
+                Ok(if left == 0 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                })
+            })?;
+        return Ok(());
     }
     for &fi in &order {
         let inp = &inputs[fi];
@@ -103,7 +102,7 @@ pub fn run(a: &EventsArgs, out: &mut dyn Write) -> Result<u8, AppError> {
         let blocks = selected_blocks(&inp.reader, &ff);
         // Each block is formatted on a worker thread; `ends` marks where each event's text
         // ends so --limit can cut exactly.
-        let r = ordered_blocks(
+        let flow = ordered_blocks(
             inp,
             &blocks,
             |_, d| {
@@ -116,33 +115,21 @@ pub fn run(a: &EventsArgs, out: &mut dyn Write) -> Result<u8, AppError> {
                 });
                 (text, ends)
             },
-            |(text, ends): (String, Vec<usize>)| -> Result<(), AppError> {
+            |(text, ends): (String, Vec<usize>)| -> Result<_, AppError> {
                 if (ends.len() as u64) < left {
                     out.write_all(text.as_bytes())?;
                     left -= ends.len() as u64;
-                    return Ok(());
+                    return Ok(ControlFlow::Continue(()));
                 }
                 let cut = ends[left as usize - 1];
                 out.write_all(&text.as_bytes()[..cut])?;
                 left = 0;
-                Err(AppError {
-                    code: EXIT_OK,
-                    message: String::new(),
-                })
+                Ok(ControlFlow::Break(()))
             },
-        );
-        if finish(r)? {
+        )?;
+        if flow.is_break() {
             break;
         }
     }
-    Ok(EXIT_OK)
-}
-
-/// A quiet stop (limit reached, closed pipe) is success; returns whether to stop.
-fn finish(r: Result<(), AppError>) -> Result<bool, AppError> {
-    match r {
-        Ok(()) => Ok(false),
-        Err(e) if e.code == EXIT_OK && e.message.is_empty() => Ok(true),
-        Err(e) => Err(e),
-    }
+    Ok(())
 }

@@ -14,13 +14,13 @@ use std::path::PathBuf;
 use clap::Args;
 use format::BlockInfo;
 
+use crate::AppError;
 use crate::decode::json_string;
 use crate::export::progress::Progress;
 use crate::export::sink::{InFlight, Sink, SinkOptions};
 use crate::export::{self, Chunk, FileColumns, Scratch, block_chunks, hex};
 use crate::filter::{Filter, FilterArgs};
 use crate::input::{self, Input, report_block, selected_blocks};
-use crate::{AppError, EXIT_OK, EXIT_UNREADABLE};
 
 const EXPORT_HELP: &str = "\
 Columns (see README, \"Parquet schema\"; also in each file's key-value metadata `gsot.schema`):
@@ -174,13 +174,6 @@ fn export_json(a: &ExportArgs) -> String {
     s
 }
 
-fn failed(message: String) -> AppError {
-    AppError {
-        code: EXIT_UNREADABLE,
-        message,
-    }
-}
-
 /// The open output files of the current step: one in single-file mode, one per partition of
 /// the current input file otherwise.
 struct Outputs {
@@ -195,7 +188,7 @@ impl Outputs {
     }
 }
 
-pub fn run(a: &ExportArgs, out: &mut dyn Write) -> Result<u8, AppError> {
+pub fn run(a: &ExportArgs, out: &mut dyn Write) -> Result<(), AppError> {
     let partitioning = parse_partitioning(&a.partition_by)?;
     if a.row_group_rows == 0 {
         return Err(AppError::usage("--row-group-rows: must be at least 1"));
@@ -239,7 +232,7 @@ pub fn run(a: &ExportArgs, out: &mut dyn Write) -> Result<u8, AppError> {
             )));
         }
         std::fs::create_dir_all(&a.output)
-            .map_err(|e| failed(format!("{}: cannot create: {e}", a.output.display())))?;
+            .map_err(|e| AppError::Output(format!("{}: cannot create: {e}", a.output.display())))?;
         let mut used = HashSet::new();
         let (mut files, mut rows) = (0u64, 0u64);
         for &fi in &order {
@@ -263,8 +256,9 @@ pub fn run(a: &ExportArgs, out: &mut dyn Write) -> Result<u8, AppError> {
                 if p.date {
                     d.push(format!("date={}", date_string(day)));
                 }
-                std::fs::create_dir_all(&d)
-                    .map_err(|e| failed(format!("{}: cannot create: {e}", d.display())))?;
+                std::fs::create_dir_all(&d).map_err(|e| {
+                    AppError::Output(format!("{}: cannot create: {e}", d.display()))
+                })?;
                 // Two inputs of one capture with the same sequence (e.g. a file and a slice
                 // of it) must not overwrite each other within one run.
                 let mut path = d.join(format!("{stem}.parquet"));
@@ -273,7 +267,7 @@ pub fn run(a: &ExportArgs, out: &mut dyn Write) -> Result<u8, AppError> {
                     path = d.join(format!("{stem}-{n}.parquet"));
                     n += 1;
                 }
-                Sink::create(&path, schema.clone(), &opts).map_err(failed)
+                Sink::create(&path, schema.clone(), &opts).map_err(AppError::Output)
             };
             let mut outs = Outputs { sinks: Vec::new() };
             let r = export_file(
@@ -292,7 +286,7 @@ pub fn run(a: &ExportArgs, out: &mut dyn Write) -> Result<u8, AppError> {
                 return Err(e);
             }
             for (_, s) in outs.sinks {
-                rows += s.finish().map_err(failed)?;
+                rows += s.finish().map_err(AppError::Output)?;
                 files += 1;
             }
         }
@@ -305,7 +299,7 @@ pub fn run(a: &ExportArgs, out: &mut dyn Write) -> Result<u8, AppError> {
         if files == 0 {
             eprintln!("analyze: no event matched: no file written");
         }
-        return Ok(EXIT_OK);
+        return Ok(());
     }
 
     if a.output.is_dir() {
@@ -319,7 +313,7 @@ pub fn run(a: &ExportArgs, out: &mut dyn Write) -> Result<u8, AppError> {
         zstd_level: a.zstd_level,
         metadata: [base_meta, vec![("gsot.headers".into(), headers(&all))]].concat(),
     };
-    let sink = Sink::create(&a.output, schema.clone(), &opts).map_err(failed)?;
+    let sink = Sink::create(&a.output, schema.clone(), &opts).map_err(AppError::Output)?;
     let mut outs = Outputs {
         sinks: vec![(0, sink)],
     };
@@ -341,14 +335,14 @@ pub fn run(a: &ExportArgs, out: &mut dyn Write) -> Result<u8, AppError> {
         }
     }
     let (_, sink) = outs.sinks.pop().expect("one sink");
-    let rows = sink.finish().map_err(failed)?;
+    let rows = sink.finish().map_err(AppError::Output)?;
     progress.finish();
     writeln!(out, "exported {rows} events to {}", a.output.display())?;
-    Ok(EXIT_OK)
+    Ok(())
 }
 
 fn unreachable_sink() -> Result<Sink, AppError> {
-    Err(failed(
+    Err(AppError::Output(
         "internal error: a single-file export asked for a partition".into(),
     ))
 }
@@ -429,11 +423,15 @@ fn export_file(
                 sink.push(chunk);
                 if sink.pending_rows() >= row_group_rows {
                     let chunks = sink.take_pending();
-                    in_flight.push_back((i, sink.start_row_group(chunks).map_err(failed)?));
+                    in_flight
+                        .push_back((i, sink.start_row_group(chunks).map_err(AppError::Output)?));
                 }
                 while in_flight.len() > IN_FLIGHT {
                     let (i, f) = in_flight.pop_front().expect("not empty");
-                    outs.sinks[i].1.finish_row_group(f).map_err(failed)?;
+                    outs.sinks[i]
+                        .1
+                        .finish_row_group(f)
+                        .map_err(AppError::Output)?;
                 }
             }
         }
@@ -446,7 +444,7 @@ fn export_file(
         if let Err(e) = outs.sinks[i].1.finish_row_group(f)
             && first_error.is_none()
         {
-            first_error = Some(failed(e));
+            first_error = Some(AppError::Output(e));
         }
     }
     match first_error {

@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use format::TraceReader;
 
+use crate::AppError;
 use crate::decode::json_string;
 use crate::filter::to_wall;
 use crate::input::{self, Input};
 use crate::time::{format_duration, iso};
-use crate::{AppError, EXIT_OK};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum InfoFormat {
@@ -67,7 +67,7 @@ fn raw_bytes(path: &str, r: &TraceReader) -> Option<u64> {
     Some(total)
 }
 
-pub fn run(a: &InfoArgs, out: &mut dyn Write) -> Result<u8, AppError> {
+pub fn run(a: &InfoArgs, out: &mut dyn Write) -> Result<(), AppError> {
     let inputs = input::open_all(&a.files)?;
     for (i, inp) in inputs.iter().enumerate() {
         let f = facts(inp);
@@ -83,7 +83,7 @@ pub fn run(a: &InfoArgs, out: &mut dyn Write) -> Result<u8, AppError> {
         };
         out.write_all(s.as_bytes())?;
     }
-    Ok(EXIT_OK)
+    Ok(())
 }
 
 fn text(inp: &Input, f: &Facts, max_procs: usize) -> String {

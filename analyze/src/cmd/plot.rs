@@ -14,11 +14,11 @@ use std::path::PathBuf;
 use clap::Args;
 use format::DecodedBlock;
 
+use crate::AppError;
 use crate::filter::{FileFilter, Filter, FilterArgs, IntField, Tri, to_wall};
-use crate::input::{self, for_each_selected, ordered_blocks, selected_blocks};
+use crate::input::{self, all_blocks, for_each_selected, selected_blocks};
 use crate::stats::{self, GroupField, Histogram, KeyPart};
 use crate::time::{self, format_duration};
-use crate::{AppError, EXIT_OK, EXIT_UNREADABLE};
 
 const PLOT_HELP: &str = "\
 Top: calls per second over time, one line per group (the --top groups by count), labelled at
@@ -211,13 +211,6 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn failed(message: String) -> AppError {
-    AppError {
-        code: EXIT_UNREADABLE,
-        message,
-    }
-}
-
 /// One line or row of the picture.
 struct Series {
     label: String,
@@ -225,7 +218,7 @@ struct Series {
     acc: Acc,
 }
 
-pub fn run(a: &PlotArgs, out: &mut dyn Write) -> Result<u8, AppError> {
+pub fn run(a: &PlotArgs, out: &mut dyn Write) -> Result<(), AppError> {
     let ext = a
         .output
         .extension()
@@ -268,7 +261,7 @@ pub fn run(a: &PlotArgs, out: &mut dyn Write) -> Result<u8, AppError> {
         let ff = filter.for_file(&inp.reader);
         let blocks = selected_blocks(&inp.reader, &ff);
         let b2w = inp.reader.header().boot_to_wall_ns;
-        ordered_blocks(
+        all_blocks(
             inp,
             &blocks,
             |_, d| block_groups(d, &ff, &by, axis, b2w),
@@ -310,7 +303,7 @@ pub fn run(a: &PlotArgs, out: &mut dyn Write) -> Result<u8, AppError> {
     let svg = render(&title, &shown, other.as_ref(), axis, other_groups);
     let write = |bytes: &[u8]| -> Result<(), AppError> {
         std::fs::write(&a.output, bytes)
-            .map_err(|e| failed(format!("{}: cannot write: {e}", a.output.display())))
+            .map_err(|e| AppError::Output(format!("{}: cannot write: {e}", a.output.display())))
     };
     if png {
         write(&to_png(&svg, &a.output)?)?;
@@ -323,7 +316,7 @@ pub fn run(a: &PlotArgs, out: &mut dyn Write) -> Result<u8, AppError> {
         shown.len() + other.is_some() as usize,
         a.output.display()
     )?;
-    Ok(EXIT_OK)
+    Ok(())
 }
 
 fn to_png(svg: &str, out: &std::path::Path) -> Result<Vec<u8>, AppError> {
@@ -334,7 +327,7 @@ fn to_png(svg: &str, out: &std::path::Path) -> Result<Vec<u8>, AppError> {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| {
-            failed(format!(
+            AppError::Output(format!(
                 "{}: writing PNG needs rsvg-convert (Debian: apt install librsvg2-bin): {e}; or write .svg",
                 out.display()
             ))
@@ -345,10 +338,10 @@ fn to_png(svg: &str, out: &std::path::Path) -> Result<Vec<u8>, AppError> {
     let feeder = std::thread::spawn(move || stdin.write_all(svg.as_bytes()));
     let result = child
         .wait_with_output()
-        .map_err(|e| failed(format!("{}: rsvg-convert: {e}", out.display())))?;
+        .map_err(|e| AppError::Output(format!("{}: rsvg-convert: {e}", out.display())))?;
     let _ = feeder.join();
     if !result.status.success() || result.stdout.is_empty() {
-        return Err(failed(format!(
+        return Err(AppError::Output(format!(
             "{}: rsvg-convert failed: {}",
             out.display(),
             String::from_utf8_lossy(&result.stderr).trim()

@@ -6,20 +6,18 @@
 //! goes away (`| head`) ends the replay quietly with 0.
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use crate::AppError;
 use crate::filter::{Filter, FilterArgs, to_wall};
 use crate::input;
 use crate::output::{EventFormat, EventWriter, FileCtx, TimeMode};
 use crate::time;
-use crate::{AppError, EXIT_OK};
-
-/// Exit code after Ctrl-C, as shells report a process ended by SIGINT.
-pub const EXIT_INTERRUPTED: u8 = 130;
 
 const REPLAY_HELP: &str = "\
 Pacing: the first event is written at once; each next one when its recorded time, counted from
@@ -104,7 +102,7 @@ fn sleep_until(until: Instant) -> bool {
     }
 }
 
-pub fn run(a: &ReplayArgs, out: &mut dyn Write) -> Result<u8, AppError> {
+pub fn run(a: &ReplayArgs, out: &mut dyn Write) -> Result<(), AppError> {
     let speed = parse_speed(&a.speed)?;
     let max_gap = a
         .max_gap
@@ -137,7 +135,7 @@ pub fn run(a: &ReplayArgs, out: &mut dyn Write) -> Result<u8, AppError> {
     let mut virtual_ns: u128 = 0;
     let mut prev_wall: Option<i64> = None;
     let mut line = String::new();
-    let r = input::merge_events(&inputs, &filter, |fi, e| -> Result<(), AppError> {
+    let flow = input::merge_events(&inputs, &filter, |fi, e| -> Result<_, AppError> {
         let wall = to_wall(e.ts_ns, ctxs[fi].boot_to_wall);
         if let Some(speed) = speed {
             if let Some(p) = prev_wall {
@@ -153,33 +151,21 @@ pub fn run(a: &ReplayArgs, out: &mut dyn Write) -> Result<u8, AppError> {
                 // What is written so far must reach the reader before we wait.
                 out.flush()?;
                 if !sleep_until(due) {
-                    return Err(interrupted());
+                    return Ok(ControlFlow::Break(()));
                 }
             } else if INTERRUPTED.load(Ordering::Relaxed) {
-                return Err(interrupted());
+                return Ok(ControlFlow::Break(()));
             }
         }
         prev_wall = Some(wall);
         line.clear();
         w.write(&mut line, e, &ctxs[fi]);
         out.write_all(line.as_bytes())?;
-        Ok(())
-    });
-    match r {
-        Ok(()) => Ok(EXIT_OK),
-        Err(e) if e.code == EXIT_INTERRUPTED && e.message.is_empty() => {
-            out.flush()?;
-            Ok(EXIT_INTERRUPTED)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// The quiet stop after Ctrl-C.
-fn interrupted() -> AppError {
-    AppError {
-        code: EXIT_INTERRUPTED,
-        message: String::new(),
+        Ok(ControlFlow::Continue(()))
+    })?;
+    match flow {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(()) => Err(AppError::Interrupted),
     }
 }
 

@@ -18,9 +18,9 @@ use clap::Args;
 use format::raw::COMM_LEN;
 use format::{CaptureHeader, OwnedEvent, TraceWriter, WriterOptions};
 
+use crate::AppError;
 use crate::filter::{Filter, FilterArgs, Tri};
-use crate::input::{self, for_each_selected, ordered_blocks, selected_blocks};
-use crate::{AppError, EXIT_OK, EXIT_UNREADABLE};
+use crate::input::{self, all_blocks, for_each_selected, selected_blocks};
 
 const SLICE_HELP: &str = "\
 The slice keeps the header (noting in `extra` what was sliced), the process-table entries of
@@ -175,13 +175,6 @@ fn describe(f: &FilterArgs, redact: bool) -> String {
     }
 }
 
-fn failed(message: String) -> AppError {
-    AppError {
-        code: EXIT_UNREADABLE,
-        message,
-    }
-}
-
 fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
@@ -189,7 +182,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<u8, AppError> {
+pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<(), AppError> {
     if same_file(&a.file, &a.output) {
         return Err(AppError::usage(format!(
             "-o {}: is the input file; write the slice somewhere else",
@@ -206,7 +199,7 @@ pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<u8, AppError> {
     // Which processes have events in the slice decides the process table, which the writer
     // puts before the events: a first pass over the site tables alone finds them.
     let mut pids = HashSet::new();
-    ordered_blocks(
+    all_blocks(
         inp,
         &blocks,
         |_, d| {
@@ -241,9 +234,9 @@ pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<u8, AppError> {
     let mut tmp_name = a.output.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(format!(".tmp-{}", std::process::id()));
     let tmp = a.output.with_file_name(tmp_name);
-    let file =
-        File::create(&tmp).map_err(|e| failed(format!("{}: cannot create: {e}", tmp.display())))?;
-    let werr = |e: format::Error| failed(format!("{}: {e}", a.output.display()));
+    let file = File::create(&tmp)
+        .map_err(|e| AppError::Output(format!("{}: cannot create: {e}", tmp.display())))?;
+    let werr = |e: format::Error| AppError::Output(format!("{}: {e}", a.output.display()));
     let result = (|| -> Result<(u64, usize, usize), AppError> {
         let mut w = TraceWriter::try_new(
             BufWriter::with_capacity(1 << 20, file),
@@ -272,7 +265,7 @@ pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<u8, AppError> {
             }
         }
         let mut events = 0u64;
-        ordered_blocks(
+        all_blocks(
             inp,
             &blocks,
             |_, d| {
@@ -294,7 +287,7 @@ pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<u8, AppError> {
         )?;
         let mut f = w.finish().map_err(werr)?;
         f.flush()
-            .map_err(|e| failed(format!("{}: {e}", a.output.display())))?;
+            .map_err(|e| AppError::Output(format!("{}: {e}", a.output.display())))?;
         Ok((events, procs, losses))
     })();
     let (events, procs, losses) = match result {
@@ -306,7 +299,7 @@ pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<u8, AppError> {
     };
     std::fs::rename(&tmp, &a.output).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        failed(format!(
+        AppError::Output(format!(
             "{}: cannot rename into place: {e}",
             a.output.display()
         ))
@@ -317,7 +310,7 @@ pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<u8, AppError> {
         a.output.display(),
         if a.redact { " (redacted)" } else { "" }
     )?;
-    Ok(EXIT_OK)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,13 +6,13 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use crate::AppError;
 use crate::decode::{errno, json_string, levels};
 use crate::filter::{Filter, FilterArgs, IntField};
 use crate::input::{self, selected_blocks};
 use crate::output::csv_cell;
 use crate::stats::{self, Agg, GroupField, KeyPart, Query};
 use crate::time::{self, format_duration};
-use crate::{AppError, EXIT_OK};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum StatsFormat {
@@ -107,7 +107,7 @@ pub(crate) fn parse_interval(interval: Option<&str>) -> Result<Option<u64>, AppE
     Ok(ns)
 }
 
-pub fn run(a: &StatsArgs, out: &mut dyn Write) -> Result<u8, AppError> {
+pub fn run(a: &StatsArgs, out: &mut dyn Write) -> Result<(), AppError> {
     let (by, by_names) = parse_by(&a.by)?;
     let interval = parse_interval(a.interval.as_deref())?;
     let inputs = input::open_all(&a.files)?;
@@ -172,7 +172,7 @@ pub fn run(a: &StatsArgs, out: &mut dyn Write) -> Result<u8, AppError> {
         (StatsFormat::Csv, true) => ctx.interval_csv(),
     };
     out.write_all(s.as_bytes())?;
-    Ok(EXIT_OK)
+    Ok(())
 }
 
 /// A key part as text: names where the kernel has them.

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use clap::Args;
 use format::{BlockSummary, Error, TraceReader};
 
-use crate::{AppError, EXIT_DAMAGED, EXIT_OK, EXIT_UNREADABLE};
+use crate::AppError;
 
 #[derive(Args, Debug)]
 #[command(
@@ -47,30 +47,38 @@ struct Walk {
     clean_trailer: bool,
 }
 
-pub fn run(a: &VerifyArgs, out: &mut dyn Write) -> Result<u8, AppError> {
-    let mut worst = EXIT_OK;
-    for p in &a.files {
-        let path = p.display().to_string();
-        let code = verify_one(&path, a, out)?;
-        worst = worst.max(code);
-    }
-    Ok(worst)
+/// What one file is, worst last: the exit code is the worst file's.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Verdict {
+    Whole,
+    Damaged,
+    Unreadable,
 }
 
-fn verify_one(path: &str, a: &VerifyArgs, out: &mut dyn Write) -> Result<u8, AppError> {
+pub fn run(a: &VerifyArgs, out: &mut dyn Write) -> Result<(), AppError> {
+    let mut worst = Verdict::Whole;
+    for p in &a.files {
+        let path = p.display().to_string();
+        worst = worst.max(verify_one(&path, a, out)?);
+    }
+    match worst {
+        Verdict::Whole => Ok(()),
+        Verdict::Damaged => Err(AppError::Damaged),
+        Verdict::Unreadable => Err(AppError::UnreadableReported),
+    }
+}
+
+fn verify_one(path: &str, a: &VerifyArgs, out: &mut dyn Write) -> Result<Verdict, AppError> {
     // A file that cannot be opened as a trace at all is the one-line error every subcommand
     // gives; verify goes on to the next file.
     let reader = match TraceReader::open(path) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("analyze: {path}: {e}");
-            return Ok(EXIT_UNREADABLE);
+            return Ok(Verdict::Unreadable);
         }
     };
-    let file = File::open(path).map_err(|e| AppError {
-        code: EXIT_UNREADABLE,
-        message: format!("{path}: {e}"),
-    })?;
+    let file = File::open(path).map_err(|e| AppError::Unreadable(format!("{path}: {e}")))?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut w = walk(&file, len);
 
@@ -168,7 +176,7 @@ fn verify_one(path: &str, a: &VerifyArgs, out: &mut dyn Write) -> Result<u8, App
                 reader.blocks().len(),
             )?;
         }
-        return Ok(EXIT_OK);
+        return Ok(Verdict::Whole);
     }
     for (off, msg) in w.problems.iter().take(a.max_problems) {
         writeln!(out, "{path}: at offset {off}: {msg}")?;
@@ -193,7 +201,7 @@ fn verify_one(path: &str, a: &VerifyArgs, out: &mut dyn Write) -> Result<u8, App
             "; the file has no valid trailer"
         }
     )?;
-    Ok(EXIT_DAMAGED)
+    Ok(Verdict::Damaged)
 }
 
 fn push_err(problems: &mut Vec<(u64, String)>, e: &Error) {
