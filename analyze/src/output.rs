@@ -3,14 +3,61 @@
 use std::fmt::Write as _;
 
 use clap::ValueEnum;
-use format::Event;
 use format::raw::{
     FLAG_OPTLEN_IN_UNREADABLE, FLAG_OPTLEN_OUT_UNREADABLE, FLAG_VALUE_TRUNCATED,
     FLAG_VALUE_UNREADABLE,
 };
+use format::{CaptureHeader, Event};
 
 use crate::decode::{self, errno, hex_into, json_string, levels};
 use crate::time;
+
+/// A capture header's fields as JSON object members, named as in FORMAT.md; `filters` and
+/// `extra` are lists of `[key, value]` pairs, so a repeated key (`pid=1,pid=2`) survives. The
+/// one encoder of `info --format json` and of Parquet's `gsot.headers`.
+pub fn header_fields(s: &mut String, h: &CaptureHeader) {
+    s.push_str("\"capture_id\":\"");
+    hex_into(s, &h.capture_id);
+    s.push('"');
+    let strings = [
+        ("host_name", &h.host_name),
+        ("kernel_release", &h.kernel_release),
+        ("arch", &h.arch),
+        ("recorder_version", &h.recorder_version),
+        ("attach_mode", &h.attach_mode),
+    ];
+    for (k, v) in strings {
+        let _ = write!(s, ",\"{k}\":");
+        json_string(s, v);
+    }
+    let _ = write!(
+        s,
+        ",\"cpu_count\":{},\"boot_to_wall_ns\":{},\"start_ts_ns\":{},\"snaplen\":{},\"sequence\":{},\"redacted\":{}",
+        h.cpu_count, h.boot_to_wall_ns, h.start_ts_ns, h.snaplen, h.sequence, h.redacted
+    );
+    s.push_str(",\"command_line\":[");
+    for (i, a) in h.command_line.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        json_string(s, a);
+    }
+    s.push(']');
+    for (k, pairs) in [("filters", &h.filters), ("extra", &h.extra)] {
+        let _ = write!(s, ",\"{k}\":[");
+        for (i, (a, b)) in pairs.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push('[');
+            json_string(s, a);
+            s.push(',');
+            json_string(s, b);
+            s.push(']');
+        }
+        s.push(']');
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum EventFormat {

@@ -507,3 +507,29 @@ fn a_closed_pipe_is_not_an_error() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+#[test]
+fn info_json_keeps_repeated_filter_keys_in_order() {
+    let dir = tmp_dir("info-filters");
+    let path = dir.join("f.gsot");
+    let (mut h, events) = synth_events(6, 100);
+    h.filters = vec![
+        ("pid".into(), "1".into()),
+        ("pid".into(), "2".into()),
+        ("comm".into(), "a\"b".into()),
+    ];
+    write_events(&path, &h, &events, 1000);
+    let r = analyze(&["info", "--format", "json", path.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains(r#""filters":[["pid","1"],["pid","2"],["comm","a\"b"]]"#),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(r#""host_name":"synth-host""#),
+        "{}",
+        r.stdout
+    );
+}

@@ -248,22 +248,8 @@ fn json(inp: &Input, f: &Facts) -> String {
     jstr(&mut s, "file", &inp.path);
     let (maj, min) = r.version();
     jstr(&mut s, "format_version", &format!("{maj}.{min}"));
-    jstr(&mut s, "capture_id", &hex(&h.capture_id));
-    jstr(&mut s, "host", &h.host_name);
-    jstr(&mut s, "kernel", &h.kernel_release);
-    jstr(&mut s, "arch", &h.arch);
-    jnum(&mut s, "cpu_count", h.cpu_count.to_string());
-    jstr(&mut s, "recorder", &h.recorder_version);
-    key(&mut s, "command_line");
-    list(&mut s, &h.command_line);
-    jstr(&mut s, "attach_mode", &h.attach_mode);
-    key(&mut s, "filters");
-    pairs(&mut s, &h.filters);
-    jnum(&mut s, "snaplen", h.snaplen.to_string());
-    jnum(&mut s, "sequence", h.sequence.to_string());
-    jnum(&mut s, "redacted", h.redacted.to_string());
-    key(&mut s, "extra");
-    pairs(&mut s, &h.extra);
+    s.push(',');
+    crate::output::header_fields(&mut s, h);
     jstr(&mut s, "start", &iso(to_wall(h.start_ts_ns, b2w)));
     match (f.first_ts, f.last_ts) {
         (Some(a), Some(b)) => {
@@ -344,19 +330,6 @@ fn list(s: &mut String, v: &[String]) {
         json_string(s, x);
     }
     s.push(']');
-}
-
-fn pairs(s: &mut String, v: &[(String, String)]) {
-    s.push('{');
-    for (i, (k, x)) in v.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        json_string(s, k);
-        s.push(':');
-        json_string(s, x);
-    }
-    s.push('}');
 }
 
 fn hex(b: &[u8]) -> String {

@@ -225,46 +225,8 @@ pub fn schema_json(drop_host: bool) -> String {
 pub fn header_json(path: &str, h: &CaptureHeader) -> String {
     let mut s = String::from("{\"file\":");
     json_string(&mut s, path);
-    s.push_str(",\"capture_id\":");
-    json_string(&mut s, &hex(&h.capture_id));
-    let strings = [
-        ("host_name", &h.host_name),
-        ("kernel_release", &h.kernel_release),
-        ("arch", &h.arch),
-        ("recorder_version", &h.recorder_version),
-        ("attach_mode", &h.attach_mode),
-    ];
-    for (k, v) in strings {
-        let _ = write!(s, ",\"{k}\":");
-        json_string(&mut s, v);
-    }
-    let _ = write!(
-        s,
-        ",\"cpu_count\":{},\"boot_to_wall_ns\":{},\"start_ts_ns\":{},\"snaplen\":{},\"sequence\":{},\"redacted\":{}",
-        h.cpu_count, h.boot_to_wall_ns, h.start_ts_ns, h.snaplen, h.sequence, h.redacted
-    );
-    s.push_str(",\"command_line\":[");
-    for (i, a) in h.command_line.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        json_string(&mut s, a);
-    }
-    s.push(']');
-    for (k, pairs) in [("filters", &h.filters), ("extra", &h.extra)] {
-        let _ = write!(s, ",\"{k}\":[");
-        for (i, (a, b)) in pairs.iter().enumerate() {
-            if i > 0 {
-                s.push(',');
-            }
-            s.push('[');
-            json_string(&mut s, a);
-            s.push(',');
-            json_string(&mut s, b);
-            s.push(']');
-        }
-        s.push(']');
-    }
+    s.push(',');
+    crate::output::header_fields(&mut s, h);
     s.push('}');
     s
 }
