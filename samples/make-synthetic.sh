@@ -2,7 +2,7 @@
 # Regenerates the synthetic sample traces in this folder from fixed seeds. The event streams
 # are deterministic; the bytes depend on the writer and the zstd release, so regenerating
 # after such a change gives different but equivalent files. The golden tests in
-# format/tests/samples.rs pin what the committed files decode to.
+# format/tests/it/samples.rs pin what the committed files decode to.
 #
 # The first three were written by the format 1.0 writer and are kept as they are (rerunning
 # this writes 1.1 files under the same names: do not commit those over them). Later samples

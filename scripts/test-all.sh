@@ -17,7 +17,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests (format, recorder on the live kernel, analyze)"
-cargo test --workspace --locked
+# A live-kernel test that would skip (not root) fails instead: CI cannot pass by skipping.
+GSOT_REQUIRE_ROOT=1 cargo test --workspace --locked
 
 step "an independent reader written from FORMAT.md alone"
 python3 -m unittest discover -s format/tests/python -v

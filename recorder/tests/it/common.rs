@@ -1,26 +1,36 @@
 //! Helpers shared by the integration tests: run the real recorder binary as a child process.
 //!
 //! These tests load BPF programs, so they need root. Run as root (as CI does) they must pass;
-//! run by anyone else they print why they skip and return.
-#![allow(dead_code)]
+//! run by anyone else they print why they skip and return, unless `GSOT_REQUIRE_ROOT=1`
+//! (scripts/test-all.sh sets it): then a skip is a failure, so CI cannot pass by skipping.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use recorder::workload::Call;
 
-/// True when the test can run; prints the reason and returns false otherwise.
-pub fn have_root(test: &str) -> bool {
+/// The live kernel for one test at a time: the tests share this process, and each recorder
+/// would otherwise also see the getsockopt calls of the others (they filter on this pid).
+static KERNEL: Mutex<()> = Mutex::new(());
+
+/// Waits for the live kernel and returns a guard holding it for the test; without root,
+/// prints why the test skips and returns None, or panics when `GSOT_REQUIRE_ROOT=1`.
+pub fn live_kernel(test: &str) -> Option<MutexGuard<'static, ()>> {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var_os("GSOT_REQUIRE_ROOT").is_none_or(|v| v != "1"),
+            "{test} needs root to load BPF programs, and GSOT_REQUIRE_ROOT=1 forbids skipping it"
+        );
         eprintln!("skipping {test}: needs root to load BPF programs");
-        return false;
+        return None;
     }
-    true
+    // A test that failed while holding it leaves nothing behind that the next one depends on.
+    Some(KERNEL.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// A fresh directory for one test's files.

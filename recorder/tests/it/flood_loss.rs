@@ -1,18 +1,16 @@
 //! A flood against a tiny ring buffer: the kernel drops events, and every dropped event is
 //! accounted for, so captured + lost == calls made.
 
-mod common;
-
 use std::net::TcpListener;
 use std::os::fd::AsRawFd as _;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn captured_plus_lost_equals_calls_made() {
-    if !have_root("captured_plus_lost_equals_calls_made") {
+    let Some(_kernel) = live_kernel("captured_plus_lost_equals_calls_made") else {
         return;
-    }
+    };
     let dir = temp_dir("flood");
     let out = dir.join("flood.gsot");
     let me = std::process::id().to_string();

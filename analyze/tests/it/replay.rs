@@ -3,32 +3,18 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use format::{CaptureHeader, OwnedEvent, TraceWriter, WriterOptions};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use crate::common::{Run, analyze, command};
 
-fn analyze(args: &[&str]) -> (i32, String, String, Duration) {
+/// `analyze ARGS` and how long it took.
+fn timed(args: &[&str]) -> (Run, Duration) {
     let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_analyze"))
-        .args(args)
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .output()
-        .expect("the analyze binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        t.elapsed(),
-    )
+    let r = analyze(args);
+    (r, t.elapsed())
 }
 
 /// A trace with one event at each of these offsets (ms) from the start.
@@ -78,10 +64,18 @@ fn max_speed_writes_what_events_writes() {
             "samples/synthetic-mixed.gsot",
             "samples/real/curl-local-http.gsot",
         ] {
-            let (c1, replay, e1, _) = analyze(&[
+            let Run {
+                code: c1,
+                stdout: replay,
+                stderr: e1,
+            } = analyze(&[
                 "replay", src, "--speed", "max", "--format", format, "--errors",
             ]);
-            let (c2, events, _, _) = analyze(&["events", src, "--format", format, "--errors"]);
+            let Run {
+                code: c2,
+                stdout: events,
+                ..
+            } = analyze(&["events", src, "--format", format, "--errors"]);
             assert_eq!((c1, c2), (0, 0), "{e1}");
             assert_eq!(replay, events, "{src} {format}");
         }
@@ -93,20 +87,28 @@ fn pacing_follows_the_recording_scaled_and_capped() {
     let p = tmp("pace.gsot");
     trace_at(&p, &[0, 200, 400, 600]);
     // Original pacing: 600 ms from first to last line.
-    let (code, out, _, took) = analyze(&["replay", p.to_str().unwrap()]);
+    let (
+        Run {
+            code, stdout: out, ..
+        },
+        took,
+    ) = timed(&["replay", p.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 4);
     assert!(took >= Duration::from_millis(590), "{took:?}");
     // Three times faster: 200 ms.
-    let (_, _, _, took) = analyze(&["replay", p.to_str().unwrap(), "--speed", "3"]);
+    let (_, took) = timed(&["replay", p.to_str().unwrap(), "--speed", "3"]);
     assert!(took >= Duration::from_millis(195), "{took:?}");
     assert!(took < Duration::from_millis(590), "{took:?}");
     // Gaps capped at 10 ms: about 30 ms, far from 600.
-    let (_, out, _, took) = analyze(&["replay", p.to_str().unwrap(), "--max-gap", "10ms"]);
+    let (Run { stdout: out, .. }, took) =
+        timed(&["replay", p.to_str().unwrap(), "--max-gap", "10ms"]);
     assert_eq!(out.lines().count(), 4);
     assert!(took >= Duration::from_millis(29), "{took:?}");
     assert!(took < Duration::from_millis(400), "{took:?}");
-    let (code, _, err, _) = analyze(&["replay", p.to_str().unwrap(), "--speed", "0"]);
+    let Run {
+        code, stderr: err, ..
+    } = analyze(&["replay", p.to_str().unwrap(), "--speed", "0"]);
     assert_eq!(code, 2);
     assert!(err.contains("--speed"), "{err}");
     let _ = std::fs::remove_file(&p);
@@ -116,7 +118,7 @@ fn pacing_follows_the_recording_scaled_and_capped() {
 fn lines_arrive_when_due_and_a_closed_pipe_is_not_an_error() {
     let p = tmp("pipe.gsot");
     trace_at(&p, &[0, 300, 60_000]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_analyze"))
+    let mut child = command()
         .args(["replay", p.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -143,7 +145,7 @@ fn lines_arrive_when_due_and_a_closed_pipe_is_not_an_error() {
 
     let q = tmp("pipe2.gsot");
     trace_at(&q, &[0, 50, 100, 150, 200]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_analyze"))
+    let mut child = command()
         .args(["replay", q.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -168,7 +170,7 @@ fn lines_arrive_when_due_and_a_closed_pipe_is_not_an_error() {
 fn ctrl_c_stops_between_lines() {
     let p = tmp("sigint.gsot");
     trace_at(&p, &[0, 60_000]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_analyze"))
+    let mut child = command()
         .args(["replay", p.to_str().unwrap(), "--format", "json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

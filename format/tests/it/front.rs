@@ -1,8 +1,6 @@
 //! Reading only the front of a block (`TraceReader::read_block_front`): it says what a whole
 //! decode says, and reports damage in what it reads as a whole decode does.
 
-mod common;
-
 use format::{BlockFront, DecodedBlock, FrontParts, TraceReader};
 use proptest::prelude::*;
 
@@ -12,8 +10,8 @@ proptest! {
     fn the_front_holds_what_a_whole_decode_holds(
         n in 1u64..3000, seed in 0u64..1000, per_block in 1u32..700
     ) {
-        let events = common::synth_events(n, seed);
-        let r = TraceReader::from_bytes(common::write_file(&events, per_block)).unwrap();
+        let events = crate::common::synth_events(n, seed);
+        let r = TraceReader::from_bytes(crate::common::write_file(&events, per_block)).unwrap();
         let (mut d, mut f) = (DecodedBlock::new(), BlockFront::new());
         for b in r.blocks() {
             r.decode_block(b, &mut d).unwrap();
@@ -53,8 +51,8 @@ fn with_payload(bytes: &[u8], block_offset: usize, payload: &[u8], raw_len: usiz
 
 #[test]
 fn damage_in_the_front_is_reported_as_a_whole_decode_reports_it() {
-    let events = common::synth_events(200, 4);
-    let bytes = common::write_file(&events, 1000);
+    let events = crate::common::synth_events(200, 4);
+    let bytes = crate::common::write_file(&events, 1000);
     let r = TraceReader::from_bytes(bytes.clone()).unwrap();
     let b = r.blocks()[0];
     let (o, n) = (b.offset as usize, b.event_count as usize);

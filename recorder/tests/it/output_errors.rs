@@ -2,8 +2,6 @@
 //! with one clear line; a disk that fills up mid-capture stops it cleanly, naming the file and
 //! the error, and the file keeps every block written before.
 
-mod common;
-
 use std::ffi::CString;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd as _;
@@ -13,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn recorder_cmd(output: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_recorder"));
@@ -30,9 +28,9 @@ fn assert_one_line_error(status: std::process::ExitStatus, stderr: &str, expecte
 
 #[test]
 fn unwritable_output_fails_at_start_with_one_clear_line() {
-    if !have_root("unwritable_output_fails_at_start_with_one_clear_line") {
+    let Some(_kernel) = live_kernel("unwritable_output_fails_at_start_with_one_clear_line") else {
         return;
-    }
+    };
     let dir = temp_dir("unwritable");
 
     let missing = Path::new("/proc/nonexistent/x.gsot");
@@ -123,9 +121,9 @@ impl Drop for TmpfsMount {
 
 #[test]
 fn disk_full_stops_cleanly_and_keeps_every_written_block() {
-    if !have_root("disk_full_stops_cleanly_and_keeps_every_written_block") {
+    let Some(_kernel) = live_kernel("disk_full_stops_cleanly_and_keeps_every_written_block") else {
         return;
-    }
+    };
     let dir = temp_dir("disk-full");
     let mount = TmpfsMount::new(&dir.join("small"), "256k");
     let out = mount.dir.join("full.gsot");

@@ -1,14 +1,12 @@
 //! Rotation by size and by time: numbered files, each a whole trace of one capture, that
 //! together hold exactly the calls made.
 
-mod common;
-
 use std::net::TcpListener;
 use std::os::fd::AsRawFd as _;
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// Both tests filter on this process's pid, so each would record the other's calls: one at a
 /// time.
@@ -98,9 +96,10 @@ fn check_rotated_capture(out: &Path, calls: u64, log: &str) -> Vec<format::Trace
 
 #[test]
 fn rotate_size_splits_one_capture_into_numbered_whole_files() {
-    if !have_root("rotate_size_splits_one_capture_into_numbered_whole_files") {
+    let Some(_kernel) = live_kernel("rotate_size_splits_one_capture_into_numbered_whole_files")
+    else {
         return;
-    }
+    };
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = temp_dir("rotate-size");
     let out = dir.join("sized.gsot");
@@ -144,9 +143,10 @@ fn rotate_size_splits_one_capture_into_numbered_whole_files() {
 
 #[test]
 fn rotate_time_splits_one_capture_into_numbered_whole_files() {
-    if !have_root("rotate_time_splits_one_capture_into_numbered_whole_files") {
+    let Some(_kernel) = live_kernel("rotate_time_splits_one_capture_into_numbered_whole_files")
+    else {
         return;
-    }
+    };
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = temp_dir("rotate-time");
     // No extension: the number is appended (trace.1, trace.2, ...).

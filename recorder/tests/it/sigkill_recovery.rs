@@ -1,16 +1,14 @@
 //! Killed with SIGKILL, the recorder leaves a file that still yields every flushed block.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn sigkilled_capture_is_readable_up_to_the_last_flush() {
-    if !have_root("sigkilled_capture_is_readable_up_to_the_last_flush") {
+    let Some(_kernel) = live_kernel("sigkilled_capture_is_readable_up_to_the_last_flush") else {
         return;
-    }
+    };
     let dir = temp_dir("sigkill");
     let out = dir.join("killed.gsot");
     let me = std::process::id().to_string();

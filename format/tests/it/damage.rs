@@ -2,13 +2,11 @@
 //! intact block is still read; everything else is a clean error with an offset; nothing
 //! panics and no damaged byte is ever returned as data.
 
-mod common;
-
 use format::{Error, OwnedEvent, TraceReader};
 
 fn small_file() -> (Vec<u8>, Vec<OwnedEvent>) {
-    let events = common::synth_events(120, 11);
-    (common::write_file(&events, 25), events)
+    let events = crate::common::synth_events(120, 11);
+    (crate::common::write_file(&events, 25), events)
 }
 
 /// (end offset of the block's section, events up to and including that block)

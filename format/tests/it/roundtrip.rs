@@ -1,7 +1,5 @@
 //! Whatever is written is read back exactly: events, header, process table, loss records.
 
-mod common;
-
 use format::raw::COMM_LEN;
 use format::{OwnedEvent, TraceReader, TraceWriter, WriterOptions};
 use proptest::prelude::*;
@@ -74,10 +72,10 @@ proptest! {
 
     #[test]
     fn events_round_trip(events in prop::collection::vec(event(), 0..400), per_block in 1u32..150) {
-        let bytes = common::write_file(&events, per_block);
+        let bytes = crate::common::write_file(&events, per_block);
         let r = TraceReader::from_bytes(bytes).unwrap();
         prop_assert!(r.recovery().is_none());
-        prop_assert_eq!(r.header(), &common::header());
+        prop_assert_eq!(r.header(), &crate::common::header());
         prop_assert_eq!(r.event_count(), events.len() as u64);
         prop_assert_eq!(r.blocks().len(), events.len().div_ceil(per_block as usize));
         prop_assert_eq!(r.read_all_events().unwrap(), events.clone());
@@ -94,8 +92,8 @@ proptest! {
 
 #[test]
 fn synthetic_traces_round_trip_in_parallel_too() {
-    let events = common::synth_events(50_000, 3);
-    let bytes = common::write_file(&events, 4096);
+    let events = crate::common::synth_events(50_000, 3);
+    let bytes = crate::common::write_file(&events, 4096);
     let r = TraceReader::from_bytes(bytes).unwrap();
     assert_eq!(r.read_all_events().unwrap(), events);
     let per_block: Vec<Vec<OwnedEvent>> = r
@@ -110,16 +108,16 @@ fn synthetic_traces_round_trip_in_parallel_too() {
 
 #[test]
 fn side_tables_and_header_round_trip() {
-    let events = common::synth_events(10, 1);
-    let bytes = common::write_file(&events, 4);
+    let events = crate::common::synth_events(10, 1);
+    let bytes = crate::common::write_file(&events, 4);
     let r = TraceReader::from_bytes(bytes).unwrap();
     assert_eq!(r.version(), (1, 1));
     assert_eq!(
         r.processes(),
         &[
-            common::process(100),
-            common::process(104),
-            common::process(108)
+            crate::common::process(100),
+            crate::common::process(104),
+            crate::common::process(108)
         ]
     );
     let lost: Vec<u64> = r.losses().iter().map(|l| l.lost).collect();
@@ -128,8 +126,8 @@ fn side_tables_and_header_round_trip() {
 
 #[test]
 fn time_range_queries_use_the_index() {
-    let events = common::synth_events(10_000, 5);
-    let bytes = common::write_file(&events, 1000);
+    let events = crate::common::synth_events(10_000, 5);
+    let bytes = crate::common::write_file(&events, 1000);
     let r = TraceReader::from_bytes(bytes).unwrap();
     let (from, to) = (events[2500].ts_ns, events[4200].ts_ns);
     let blocks: Vec<_> = r.blocks_in_range(from, to).copied().collect();
@@ -147,13 +145,17 @@ fn time_range_queries_use_the_index() {
 
 #[test]
 fn a_flush_makes_everything_so_far_readable_before_finish() {
-    let events = common::synth_events(300, 9);
-    let mut w =
-        TraceWriter::try_new(Vec::new(), &common::header(), WriterOptions::default()).unwrap();
+    let events = crate::common::synth_events(300, 9);
+    let mut w = TraceWriter::try_new(
+        Vec::new(),
+        &crate::common::header(),
+        WriterOptions::default(),
+    )
+    .unwrap();
     for e in &events[..200] {
         w.write(&e.as_event()).unwrap();
     }
-    w.add_process(common::process(7));
+    w.add_process(crate::common::process(7));
     w.flush().unwrap();
     // What a crash right now would leave: no index, but every event so far.
     let r = TraceReader::from_bytes(w.get_ref().clone()).unwrap();
@@ -167,17 +169,17 @@ fn a_flush_makes_everything_so_far_readable_before_finish() {
         )
     );
     assert_eq!(r.read_all_events().unwrap(), events[..200]);
-    assert_eq!(r.processes(), &[common::process(7)]);
+    assert_eq!(r.processes(), &[crate::common::process(7)]);
 }
 
 #[test]
 fn blocks_close_by_age_on_poll() {
-    let events = common::synth_events(10, 2);
+    let events = crate::common::synth_events(10, 2);
     let opts = WriterOptions {
         max_block_age: std::time::Duration::from_millis(0),
         ..WriterOptions::default()
     };
-    let mut w = TraceWriter::try_new(Vec::new(), &common::header(), opts).unwrap();
+    let mut w = TraceWriter::try_new(Vec::new(), &crate::common::header(), opts).unwrap();
     w.write(&events[0].as_event()).unwrap();
     assert_eq!(w.stats().blocks, 0);
     assert!(w.poll_flush().unwrap());
@@ -197,10 +199,14 @@ fn blocks_close_by_age_on_poll() {
 
 #[test]
 fn a_value_longer_than_the_format_allows_is_refused() {
-    let mut e = common::synth_events(1, 1).remove(0);
+    let mut e = crate::common::synth_events(1, 1).remove(0);
     e.value = vec![0; 70_000];
-    let mut w =
-        TraceWriter::try_new(Vec::new(), &common::header(), WriterOptions::default()).unwrap();
+    let mut w = TraceWriter::try_new(
+        Vec::new(),
+        &crate::common::header(),
+        WriterOptions::default(),
+    )
+    .unwrap();
     let err = w.write(&e.as_event()).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -212,12 +218,12 @@ fn a_value_longer_than_the_format_allows_is_refused() {
 /// events and more sites per block): every event and every block summary reads back.
 #[test]
 fn blocks_closed_early_and_full_alike_read_back() {
-    let events = common::synth_events(60_000, 5);
+    let events = crate::common::synth_events(60_000, 5);
     let opts = WriterOptions {
         max_block_events: 20_000,
         ..WriterOptions::default()
     };
-    let mut w = TraceWriter::try_new(Vec::new(), &common::header(), opts).unwrap();
+    let mut w = TraceWriter::try_new(Vec::new(), &crate::common::header(), opts).unwrap();
     for (i, e) in events.iter().enumerate() {
         w.write(&e.as_event()).unwrap();
         if [0, 1, 3_000, 9_001, 9_002, 35_000, 52_000].contains(&i) {

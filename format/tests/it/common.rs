@@ -1,5 +1,4 @@
 //! Helpers shared by the format tests.
-#![allow(dead_code)]
 
 use format::synth::{Synth, SynthConfig, Workload};
 use format::{CaptureHeader, LossRecord, OwnedEvent, ProcessInfo, TraceWriter, WriterOptions};

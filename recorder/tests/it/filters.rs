@@ -1,16 +1,14 @@
 //! Kernel-side filters: several recorders with different filters watch the same workload;
 //! each file holds exactly the calls its filter matches.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use recorder::workload::Call;
 
 #[test]
 fn each_filter_keeps_exactly_the_matching_calls() {
-    if !have_root("each_filter_keeps_exactly_the_matching_calls") {
+    let Some(_kernel) = live_kernel("each_filter_keeps_exactly_the_matching_calls") else {
         return;
-    }
+    };
     let dir = temp_dir("filters");
     let me = std::process::id().to_string();
     let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap();

@@ -1,35 +1,7 @@
 //! `analyze plot`: the picture names every group it draws with the counts `analyze stats`
 //! gives, the filters and --by apply, and PNG without its converter is a clear error.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn analyze_env(args: &[&str], path_env: Option<&str>) -> (i32, String, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_analyze"));
-    c.args(args).current_dir(root()).stdin(Stdio::null());
-    if let Some(p) = path_env {
-        c.env("PATH", p);
-    }
-    let out = c.output().expect("the analyze binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn ok(args: &[&str]) -> String {
-    let (code, out, err) = analyze_env(args, None);
-    assert_eq!(code, 0, "analyze {args:?}: {err}");
-    out
-}
+use crate::common::{Run, analyze, command, ok, run};
 
 /// (label, count) of the groups in `analyze stats --format csv` (first columns: key, count).
 fn stats_groups(args: &[&str]) -> Vec<(String, u64)> {
@@ -119,17 +91,20 @@ fn filters_and_by_apply() {
 #[test]
 fn bad_outputs_are_clear_errors() {
     let src = "samples/synthetic-mixed.gsot";
-    let (code, _, err) = analyze_env(&["plot", src, "-o", "/tmp/x.jpg"], None);
+    let Run {
+        code, stderr: err, ..
+    } = analyze(&["plot", src, "-o", "/tmp/x.jpg"]);
     assert_eq!(code, 2);
     assert!(err.contains(".svg or .png"), "{err}");
     // Without rsvg-convert on PATH, PNG output says what to install.
     let empty = std::env::temp_dir().join(format!("analyze-plot-nopath-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
     let png = empty.join("x.png");
-    let (code, _, err) = analyze_env(
-        &["plot", src, "-o", png.to_str().unwrap()],
-        Some(empty.to_str().unwrap()),
-    );
+    let Run {
+        code, stderr: err, ..
+    } = run(command()
+        .args(["plot", src, "-o", png.to_str().unwrap()])
+        .env("PATH", &empty));
     assert_eq!(code, 3, "{err}");
     assert!(
         err.contains("rsvg-convert") && err.contains("librsvg2-bin"),

@@ -1,9 +1,7 @@
 //! Questions about sites and durations are answered from block summaries (FORMAT.md 4.2) when
 //! a file has them: the answers are exactly those the blocks give, and the columns are not read.
 
-mod common;
-
-use common::{analyze, synth_events, tmp_dir};
+use crate::common::{analyze, synth_events, tmp_dir};
 use format::{TraceReader, TraceWriter, WriterOptions};
 
 fn write(path: &std::path::Path, summaries: bool, block_events: u32) {

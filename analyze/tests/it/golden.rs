@@ -2,9 +2,7 @@
 //! samples/README.md). Set `UPDATE_GOLDEN=1` to rewrite the expected files after an intended
 //! change, then review the diff.
 
-mod common;
-
-use common::{analyze, root};
+use crate::common::{analyze, root};
 
 /// Runs `analyze ARGS` and compares exit code, stdout and stderr with `tests/golden/NAME`.
 fn golden(name: &str, args: &[&str]) {

@@ -1,11 +1,9 @@
 //! Records the demo workload in tracepoint mode and checks every call field by field against
 //! what the calls themselves saw, plus the header and the process table.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt as _;
 
-use common::*;
+use crate::common::*;
 
 fn ns_inode(kind: &str) -> u32 {
     std::fs::metadata(format!("/proc/self/ns/{kind}"))
@@ -23,9 +21,9 @@ fn own_cgroup_id() -> u64 {
 
 #[test]
 fn every_workload_call_is_recorded_exactly() {
-    if !have_root("every_workload_call_is_recorded_exactly") {
+    let Some(_kernel) = live_kernel("every_workload_call_is_recorded_exactly") else {
         return;
-    }
+    };
     let dir = temp_dir("workload");
     let out = dir.join("trace.gsot");
     let me = std::process::id().to_string();

@@ -1,12 +1,10 @@
 //! The binary end to end: filter and `--where` semantics against a brute-force evaluation of
 //! the same events, several files as one stream, bad inputs, exit codes, closed pipes.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use common::{analyze, synth, synth_events, tmp_dir, write_events};
+use crate::common::{analyze, command, synth, synth_events, tmp_dir, write_events};
 use format::OwnedEvent;
 
 /// Count of events `stats` selects with `args` (one total group).
@@ -491,7 +489,7 @@ fn a_closed_pipe_is_not_an_error() {
     let dir = tmp_dir("pipe");
     let path = dir.join("p.gsot");
     synth(&path, 8, 200_000, 65536);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_analyze"))
+    let mut child = command()
         .args(["events", path.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

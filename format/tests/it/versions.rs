@@ -2,8 +2,6 @@
 //! a 1.x reader reads a later 1.y file (appended fields, unknown sections, longer index), and
 //! refuses a 2.x file naming both versions.
 
-mod common;
-
 use format::TraceReader;
 
 fn crc(parts: &[&[u8]]) -> u32 {
@@ -111,8 +109,8 @@ fn future_minor_file(current: &[u8]) -> Vec<u8> {
 
 #[test]
 fn a_later_minor_version_is_read_in_full() {
-    let events = common::synth_events(500, 4);
-    let current = common::write_file(&events, 200);
+    let events = crate::common::synth_events(500, 4);
+    let current = crate::common::write_file(&events, 200);
     let expected = TraceReader::from_bytes(current.clone()).unwrap();
     let future = TraceReader::from_bytes(future_minor_file(&current)).unwrap();
     assert_eq!(future.version(), (1, 7));
@@ -125,8 +123,8 @@ fn a_later_minor_version_is_read_in_full() {
 
 #[test]
 fn a_later_minor_version_is_also_read_by_scanning() {
-    let events = common::synth_events(500, 4);
-    let current = common::write_file(&events, 200);
+    let events = crate::common::synth_events(500, 4);
+    let current = crate::common::write_file(&events, 200);
     let mut future = future_minor_file(&current);
     future.truncate(future.len() - 24); // no trailer: the recovery path
     let r = TraceReader::from_bytes(future).unwrap();
@@ -140,8 +138,8 @@ fn a_later_minor_version_is_also_read_by_scanning() {
 
 #[test]
 fn a_new_major_version_is_refused_naming_both_versions() {
-    let events = common::synth_events(10, 4);
-    let mut file = common::write_file(&events, 200);
+    let events = crate::common::synth_events(10, 4);
+    let mut file = crate::common::write_file(&events, 200);
     file[..16].copy_from_slice(&preamble(2, 3));
     let err = TraceReader::from_bytes(file).err().unwrap();
     assert_eq!(

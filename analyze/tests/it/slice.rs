@@ -2,47 +2,14 @@
 //! consistent process table and loss records; `--redact` leaves none of the original names,
 //! paths or value bytes anywhere in the file (raw bytes and decompressed blocks alike).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 
 use format::{
     CaptureHeader, DecodedBlock, LossRecord, OwnedEvent, ProcessInfo, TraceReader, TraceWriter,
     WriterOptions,
 };
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn analyze(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_analyze"))
-        .args(args)
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .output()
-        .expect("the analyze binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn ok(args: &[&str]) -> String {
-    let (code, stdout, stderr) = analyze(args);
-    assert_eq!(code, 0, "analyze {args:?}: {stderr}");
-    stdout
-}
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("analyze-slice-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use crate::common::{Run, analyze, ok, root, tmp_dir};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -282,12 +249,12 @@ fn slice_refuses_to_overwrite_its_input_and_names_bad_files() {
     let d = tmp_dir("errors");
     let src = d.join("t.gsot");
     secret_trace(&src);
-    let (code, _, stderr) = analyze(&["slice", s(&src), "-o", s(&src)]);
+    let Run { code, stderr, .. } = analyze(&["slice", s(&src), "-o", s(&src)]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("is the input file"), "{stderr}");
     let junk = d.join("junk.gsot");
     std::fs::write(&junk, [0u8; 40]).unwrap();
-    let (code, _, stderr) = analyze(&["slice", s(&junk), "-o", s(&d.join("o.gsot"))]);
+    let Run { code, stderr, .. } = analyze(&["slice", s(&junk), "-o", s(&d.join("o.gsot"))]);
     assert_eq!(code, 3);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(

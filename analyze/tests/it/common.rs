@@ -1,5 +1,4 @@
 //! Helpers shared by the integration tests: running the real binary, temporary files, traces.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,11 +20,16 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// Runs `analyze ARGS` in the repository root.
-pub fn analyze(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_analyze"))
-        .args(args)
-        .current_dir(root())
+/// The analyze binary, to run in the repository root.
+pub fn command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_analyze"));
+    c.current_dir(root());
+    c
+}
+
+/// Runs `c` with no input and collects what it said.
+pub fn run(c: &mut Command) -> Run {
+    let out = c
         .stdin(Stdio::null())
         .output()
         .expect("the analyze binary runs");
@@ -34,6 +38,18 @@ pub fn analyze(args: &[&str]) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Runs `analyze ARGS` in the repository root.
+pub fn analyze(args: &[&str]) -> Run {
+    run(command().args(args))
+}
+
+/// Runs `analyze ARGS`, which must succeed; its stdout.
+pub fn ok(args: &[&str]) -> String {
+    let r = analyze(args);
+    assert_eq!(r.code, 0, "analyze {args:?}: {}", r.stderr);
+    r.stdout
 }
 
 /// A fresh directory for one test.

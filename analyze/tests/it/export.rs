@@ -3,8 +3,7 @@
 //! analyze/tests/python.)
 #![cfg(feature = "export")]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, TimestampNanosecondType, UInt64Type};
@@ -12,25 +11,7 @@ use arrow_array::{Array, RecordBatch};
 use format::{CaptureHeader, OwnedEvent, TraceWriter, WriterOptions};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-fn analyze(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_analyze"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("the analyze binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("analyze-export-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("create a temp dir");
-    d
-}
+use crate::common::{Run, analyze, tmp_dir};
 
 const NS_PER_DAY: i64 = 86_400_000_000_000;
 /// 2026-01-01T00:00:00Z.
@@ -100,7 +81,11 @@ fn rows_read_back_exactly() {
     let trace = d.join("t.gsot");
     let events = midnight_trace(&trace, "web-1");
     let out = d.join("t.parquet");
-    let (code, stdout, stderr) = analyze(&[
+    let Run {
+        code,
+        stdout,
+        stderr,
+    } = analyze(&[
         "export",
         trace.to_str().unwrap(),
         "-o",
@@ -190,7 +175,7 @@ fn dataset_splits_at_utc_midnight_and_by_host() {
     midnight_trace(&a, "web-1");
     midnight_trace(&b, "db/2");
     let out = d.join("ds");
-    let (code, _, stderr) = analyze(&[
+    let Run { code, stderr, .. } = analyze(&[
         "export",
         a.to_str().unwrap(),
         b.to_str().unwrap(),
@@ -240,7 +225,7 @@ fn bad_input_and_bad_options_are_one_line_errors() {
     let junk = d.join("junk.gsot");
     std::fs::write(&junk, b"not a trace at all, just text").unwrap();
     let out = d.join("o.parquet");
-    let (code, _, stderr) = analyze(&[
+    let Run { code, stderr, .. } = analyze(&[
         "export",
         junk.to_str().unwrap(),
         "-o",
@@ -252,7 +237,7 @@ fn bad_input_and_bad_options_are_one_line_errors() {
     assert!(!out.exists());
     let trace = d.join("t.gsot");
     midnight_trace(&trace, "h");
-    let (code, _, stderr) = analyze(&[
+    let Run { code, stderr, .. } = analyze(&[
         "export",
         trace.to_str().unwrap(),
         "-o",
@@ -265,11 +250,11 @@ fn bad_input_and_bad_options_are_one_line_errors() {
         stderr.contains("--partition-by: unknown field \"cpu\""),
         "{stderr}"
     );
-    let (code, _, stderr) =
+    let Run { code, stderr, .. } =
         analyze(&["export", trace.to_str().unwrap(), "-o", d.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(stderr.contains("is a directory"), "{stderr}");
-    let (code, _, stderr) = analyze(&[
+    let Run { code, stderr, .. } = analyze(&[
         "export",
         trace.to_str().unwrap(),
         "-o",

@@ -1,8 +1,6 @@
 //! Block summaries (`BSUM`, format 1.1): what they say, that a 1.0 file and a file without
 //! them are read as before, and that damage in one is reported, never believed.
 
-mod common;
-
 use std::collections::HashMap;
 
 use format::{BlockSummary, DecodedBlock, Error, TraceReader, TraceWriter, WriterOptions};
@@ -47,8 +45,8 @@ proptest! {
     fn summaries_hold_each_sites_sorted_durations(
         n in 1u64..3000, seed in 0u64..1000, per_block in 1u32..700
     ) {
-        let events = common::synth_events(n, seed);
-        let r = TraceReader::from_bytes(common::write_file(&events, per_block)).unwrap();
+        let events = crate::common::synth_events(n, seed);
+        let r = TraceReader::from_bytes(crate::common::write_file(&events, per_block)).unwrap();
         prop_assert_eq!(summary_runs(&r), expected_runs(&r));
         let mut s = BlockSummary::new();
         let mut d = DecodedBlock::new();
@@ -65,7 +63,7 @@ proptest! {
     fn summaries_sort_durations_of_every_width(
         n in 1u64..3000, seed in 0u64..1000, bits in 0u32..=32
     ) {
-        let mut events = common::synth_events(n, seed);
+        let mut events = crate::common::synth_events(n, seed);
         let mut x = seed | 1;
         for e in &mut events {
             x ^= x << 13;
@@ -75,7 +73,7 @@ proptest! {
             let v = if x & 1 == 0 { x >> 40 & 3 } else { x >> 20 };
             e.duration_ns = if bits == 0 { 0 } else { v & (u64::MAX >> (64 - bits)) };
         }
-        let r = TraceReader::from_bytes(common::write_file(&events, 512)).unwrap();
+        let r = TraceReader::from_bytes(crate::common::write_file(&events, 512)).unwrap();
         prop_assert_eq!(summary_runs(&r), expected_runs(&r));
     }
 }
@@ -83,7 +81,7 @@ proptest! {
 #[test]
 fn durations_of_every_size_survive() {
     // Durations around each varint width boundary and the largest a u64 holds, at one site.
-    let mut events = common::synth_events(12, 3);
+    let mut events = crate::common::synth_events(12, 3);
     let durations = [
         0,
         250,
@@ -103,7 +101,7 @@ fn durations_of_every_size_survive() {
         *e = first.clone();
         e.duration_ns = d;
     }
-    let r = TraceReader::from_bytes(common::write_file(&events, 64)).unwrap();
+    let r = TraceReader::from_bytes(crate::common::write_file(&events, 64)).unwrap();
     let runs = summary_runs(&r);
     let mut sorted = durations.to_vec();
     sorted.sort_unstable();
@@ -121,13 +119,13 @@ fn files_of_format_1_0_and_files_written_without_summaries_have_none() {
         assert!(!r.read_summary(b, &mut s).unwrap());
     }
 
-    let events = common::synth_events(500, 1);
+    let events = crate::common::synth_events(500, 1);
     let opts = WriterOptions {
         max_block_events: 100,
         block_summaries: false,
         ..WriterOptions::default()
     };
-    let mut w = TraceWriter::try_new(Vec::new(), &common::header(), opts).unwrap();
+    let mut w = TraceWriter::try_new(Vec::new(), &crate::common::header(), opts).unwrap();
     for e in &events {
         w.write(&e.as_event()).unwrap();
     }
@@ -170,8 +168,8 @@ fn grow_last_section(file: &[u8], at: usize, body_len: usize, extra: &[u8]) -> V
 
 #[test]
 fn a_damaged_or_inconsistent_summary_is_an_error_and_its_block_still_reads() {
-    let events = common::synth_events(300, 5);
-    let bytes = common::write_file(&events, 100);
+    let events = crate::common::synth_events(300, 5);
+    let bytes = crate::common::write_file(&events, 100);
     let r = TraceReader::from_bytes(bytes.clone()).unwrap();
     let b = r.blocks()[1];
     let (at, body_len) = summary_at(&bytes, b.offset);
@@ -241,8 +239,8 @@ fn a_damaged_or_inconsistent_summary_is_an_error_and_its_block_still_reads() {
 
 #[test]
 fn a_file_cut_inside_a_summary_keeps_every_block_and_has_no_summary_for_the_last() {
-    let events = common::synth_events(300, 6);
-    let bytes = common::write_file(&events, 100);
+    let events = crate::common::synth_events(300, 6);
+    let bytes = crate::common::write_file(&events, 100);
     let r = TraceReader::from_bytes(bytes.clone()).unwrap();
     let last = r.blocks()[2];
     let (at, body_len) = summary_at(&bytes, last.offset);
@@ -266,8 +264,8 @@ fn a_file_cut_inside_a_summary_keeps_every_block_and_has_no_summary_for_the_last
 fn a_second_frame_after_a_block_or_a_summary_is_an_error() {
     // FORMAT.md: a block body and a summary body each end with exactly one zstd frame; zstd
     // alone would decompress a second (empty) frame or skip a skippable one.
-    let events = common::synth_events(300, 9);
-    let bytes = common::write_file(&events, 100);
+    let events = crate::common::synth_events(300, 9);
+    let bytes = crate::common::write_file(&events, 100);
     let r = TraceReader::from_bytes(bytes.clone()).unwrap();
     let last = r.blocks()[2];
     let (sum_at, sum_len) = summary_at(&bytes, last.offset);
@@ -312,11 +310,11 @@ fn a_second_frame_after_a_block_or_a_summary_is_an_error() {
 fn check_against_catches_a_summary_of_other_durations() {
     // Two files of the same sites whose durations differ in one event: a summary read from
     // one does not pass as the other's.
-    let events = common::synth_events(200, 8);
+    let events = crate::common::synth_events(200, 8);
     let mut other = events.clone();
     other[150].duration_ns += 1;
-    let a = TraceReader::from_bytes(common::write_file(&events, 200)).unwrap();
-    let b = TraceReader::from_bytes(common::write_file(&other, 200)).unwrap();
+    let a = TraceReader::from_bytes(crate::common::write_file(&events, 200)).unwrap();
+    let b = TraceReader::from_bytes(crate::common::write_file(&other, 200)).unwrap();
     let mut s = BlockSummary::new();
     let mut d = DecodedBlock::new();
     a.read_summary(&a.blocks()[0], &mut s).unwrap();

@@ -1,13 +1,11 @@
 //! Without root (or CAP_BPF and CAP_PERFMON) the recorder says so in one line, before it
 //! touches the kernel or creates its output file.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// `recorder record -o OUT` run through `setpriv SETPRIV...`. The binary is copied where any
 /// user may run it (the build directory may not be).
@@ -24,9 +22,9 @@ fn run_with(setpriv: &[&str], bin: &Path, out: &Path) -> (std::process::ExitStat
 
 #[test]
 fn unprivileged_runs_fail_naming_what_is_missing() {
-    if !have_root("unprivileged_runs_fail_naming_what_is_missing") {
+    let Some(_kernel) = live_kernel("unprivileged_runs_fail_naming_what_is_missing") else {
         return;
-    }
+    };
     let dir = temp_dir("privileges");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let bin = dir.join("recorder");

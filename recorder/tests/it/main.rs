@@ -1,0 +1,13 @@
+//! The recorder's integration tests, one binary (as ripgrep's tests/integration): the real
+//! recorder binary on the live kernel. They need root (see `common::live_kernel`).
+
+mod common;
+
+mod filters;
+mod flood_loss;
+mod output_errors;
+mod privileges;
+mod record_workload;
+mod rotation;
+mod samples_real;
+mod sigkill_recovery;
