@@ -250,6 +250,142 @@ impl std::fmt::Debug for BlockSummary {
     }
 }
 
+/// The fixed fields of a `BSUM` body, checked against the block it describes.
+struct Fixed {
+    events: usize,
+    sites: usize,
+    raw_len: usize,
+}
+
+/// Checks the fixed fields before the frame: they must name `block` and its event count, and
+/// bound the site count and the payload's length by that (checked) count.
+fn check_fixed(body: &[u8], body_offset: u64, block: &BlockInfo) -> Result<Fixed, Error> {
+    if body.len() < SUMMARY_FIXED_LEN {
+        return Err(Error::truncated(
+            body_offset,
+            format!(
+                "a block summary of at least {SUMMARY_FIXED_LEN} bytes, found {}",
+                body.len()
+            ),
+        ));
+    }
+    let u32_at = |at: usize| u32::from_le_bytes(body[at..at + 4].try_into().expect("4"));
+    let block_offset = u64::from_le_bytes(body[0..8].try_into().expect("8 bytes"));
+    let event_count = u32_at(8);
+    let site_count = u32_at(12) as usize;
+    let raw_len = u32_at(16) as usize;
+    if block_offset != block.offset {
+        return Err(Error::malformed(
+            body_offset,
+            format!(
+                "a summary of the block at offset {}, found one of offset {block_offset}",
+                block.offset
+            ),
+        ));
+    }
+    if event_count != block.event_count {
+        return Err(Error::malformed(
+            body_offset + 8,
+            format!(
+                "the block's event count {}, found {event_count}",
+                block.event_count
+            ),
+        ));
+    }
+    let n = event_count as usize;
+    // Every site has at least one event, and every count and duration takes 1 to 9 bytes:
+    // so neither length can exceed what the block's own (checked) event count allows.
+    if site_count > n {
+        return Err(Error::malformed(
+            body_offset + 12,
+            format!("at most {n} sites (one per event), found {site_count}"),
+        ));
+    }
+    if raw_len < n + site_count || raw_len > 9 * (n + site_count) {
+        return Err(Error::malformed(
+            body_offset + 16,
+            format!(
+                "a raw length of {} to {} bytes for {n} events at {site_count} sites, found {raw_len}",
+                n + site_count,
+                9 * (n + site_count)
+            ),
+        ));
+    }
+    Ok(Fixed {
+        events: n,
+        sites: site_count,
+        raw_len,
+    })
+}
+
+fn payload_error(frame_offset: u64, at: usize, what: &str) -> Error {
+    Error::malformed(
+        frame_offset,
+        format!("in the summary payload at {at}: {what}"),
+    )
+}
+
+/// Decodes one run of `count` sorted durations starting at `raw[*at]` (the first duration,
+/// then the deltas) into `out[..count]`; `out` has 8 slots of room past the run, which may
+/// be written. An error is the payload position and what was expected there.
+#[inline]
+fn decode_run(
+    raw: &[u8],
+    at: &mut usize,
+    out: &mut [u64],
+    count: usize,
+) -> Result<(), (usize, &'static str)> {
+    // The first delta is the duration itself, often a longer varint; sorted durations differ
+    // by little, so nearly every later delta is one byte.
+    let mut d = varint(raw, at).ok_or((*at, "a duration"))?;
+    out[0] = d;
+    let mut i = 1;
+    while i < count {
+        // Up to 8 one-byte deltas at once when the next 8 bytes start no longer varint (a
+        // first byte of 251 or more: top bit set, and the low 7 bits plus 5 carry into bit
+        // 7). All 8 running sums are written: slots past the run are written again by the
+        // next run, or are the room past the last event.
+        if let Some(word) = raw.get(*at..*at + 8)
+            && d <= u64::MAX - 8 * 255
+        {
+            let x = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            let take = (count - i).min(8);
+            let mask = if take == 8 {
+                u64::MAX
+            } else {
+                (1u64 << (8 * take)) - 1
+            };
+            let long = (x & 0x7f7f_7f7f_7f7f_7f7f).wrapping_add(0x0505_0505_0505_0505)
+                & x
+                & 0x8080_8080_8080_8080;
+            if long & mask == 0 {
+                let mut sum = d;
+                for (k, slot) in out[i..i + 8].iter_mut().enumerate() {
+                    sum += (x >> (8 * k)) & 0xff;
+                    *slot = sum;
+                }
+                d = out[i + take - 1];
+                i += take;
+                *at += take;
+                continue;
+            }
+        }
+        let delta = match raw.get(*at) {
+            Some(&b) if b < 251 => {
+                *at += 1;
+                b as u64
+            }
+            _ => varint(raw, at).ok_or((*at, "a duration"))?,
+        };
+        d = d
+            .checked_add(delta)
+            .ok_or((*at, "durations that fit in 64 bits"))?;
+        out[i] = d;
+        i += 1;
+    }
+    Ok(())
+}
+
 impl BlockSummary {
     pub fn new() -> BlockSummary {
         BlockSummary::default()
@@ -301,67 +437,24 @@ impl BlockSummary {
         self.offset = section_offset;
         self.starts.clear();
         let body_offset = section_offset + SECTION_HEADER_LEN as u64;
-        if body.len() < SUMMARY_FIXED_LEN {
-            return Err(Error::truncated(
-                body_offset,
-                format!(
-                    "a block summary of at least {SUMMARY_FIXED_LEN} bytes, found {}",
-                    body.len()
-                ),
-            ));
-        }
-        let u32_at = |at: usize| u32::from_le_bytes(body[at..at + 4].try_into().expect("4"));
-        let block_offset = u64::from_le_bytes(body[0..8].try_into().expect("8 bytes"));
-        let event_count = u32_at(8);
-        let site_count = u32_at(12) as usize;
-        let raw_len = u32_at(16) as usize;
-        if block_offset != block.offset {
-            return Err(Error::malformed(
-                body_offset,
-                format!(
-                    "a summary of the block at offset {}, found one of offset {block_offset}",
-                    block.offset
-                ),
-            ));
-        }
-        if event_count != block.event_count {
-            return Err(Error::malformed(
-                body_offset + 8,
-                format!(
-                    "the block's event count {}, found {event_count}",
-                    block.event_count
-                ),
-            ));
-        }
-        let n = event_count as usize;
-        // Every site has at least one event, and every count and duration takes 1 to 9 bytes:
-        // so neither length can exceed what the block's own (checked) event count allows.
-        if site_count > n {
-            return Err(Error::malformed(
-                body_offset + 12,
-                format!("at most {n} sites (one per event), found {site_count}"),
-            ));
-        }
-        if raw_len < n + site_count || raw_len > 9 * (n + site_count) {
-            return Err(Error::malformed(
-                body_offset + 16,
-                format!(
-                    "a raw length of {} to {} bytes for {n} events at {site_count} sites, found {raw_len}",
-                    n + site_count,
-                    9 * (n + site_count)
-                ),
-            ));
-        }
+        let fixed = check_fixed(body, body_offset, block)?;
         let frame_offset = body_offset + SUMMARY_FIXED_LEN as u64;
+        self.decompress(&body[SUMMARY_FIXED_LEN..], frame_offset, fixed.raw_len)?;
+        self.decode_runs(fixed.events, fixed.sites, frame_offset)
+    }
+
+    /// Decompresses the payload into `self.raw`, which must come out `raw_len` bytes long.
+    fn decompress(&mut self, frame: &[u8], frame_offset: u64, raw_len: usize) -> Result<(), Error> {
         if self.dctx.is_none() {
             self.dctx = Some(zstd::bulk::Decompressor::new()?);
         }
         let dctx = self.dctx.as_mut().expect("set above");
         self.raw.clear();
-        crate::block::exactly_one_frame(&body[SUMMARY_FIXED_LEN..], frame_offset)?;
-        // raw_len is bounded by the event count above (at most 18 MiB), so reserving it is safe.
+        crate::block::exactly_one_frame(frame, frame_offset)?;
+        // raw_len is bounded by the event count (at most 18 MiB, see check_fixed), so
+        // reserving it is safe.
         self.raw.reserve(raw_len);
-        dctx.decompress_to_buffer(&body[SUMMARY_FIXED_LEN..], &mut self.raw)
+        dctx.decompress_to_buffer(frame, &mut self.raw)
             .map_err(|e| Error::Decompress {
                 offset: frame_offset,
                 message: e.to_string(),
@@ -375,6 +468,12 @@ impl BlockSummary {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Decodes the `site_count` runs of the payload, `n` durations in all, into
+    /// `self.durations` and `self.starts`.
+    fn decode_runs(&mut self, n: usize, site_count: usize, frame_offset: u64) -> Result<(), Error> {
         self.starts.reserve(site_count + 1);
         self.starts.push(0);
         let raw = &self.raw[..];
@@ -382,17 +481,12 @@ impl BlockSummary {
         // Filled in place: `filled` durations are written so far (n is the block's checked
         // count). The buffer only grows, so it is zeroed once, not once per block; `starts`
         // says what in it is this block's.
-        // It has 8 slots of room past the last event, for the word-wide writes below.
+        // It has 8 slots of room past the last event, for decode_run's word-wide writes.
         if self.durations.len() < n + 8 {
             self.durations.resize(n + 8, 0);
         }
         let mut filled = 0usize;
-        let bad = |at: usize, what: &str| {
-            Error::malformed(
-                frame_offset,
-                format!("in the summary payload at {at}: {what}"),
-            )
-        };
+        let bad = |at: usize, what: &str| payload_error(frame_offset, at, what);
         for _ in 0..site_count {
             let count = varint(raw, &mut at).ok_or_else(|| bad(at, "a run length"))?;
             if count == 0 || count > (n - filled) as u64 {
@@ -401,56 +495,10 @@ impl BlockSummary {
                     &format!("a run of 1 to {} events, found {count}", n - filled),
                 ));
             }
-            let end = filled + count as usize;
-            // The first delta is the duration itself, often a longer varint; sorted durations
-            // differ by little, so nearly every later delta is one byte.
-            let mut d = varint(raw, &mut at).ok_or_else(|| bad(at, "a duration"))?;
-            self.durations[filled] = d;
-            let mut i = filled + 1;
-            while i < end {
-                // Up to 8 one-byte deltas at once when the next 8 bytes start no longer varint
-                // (a first byte of 251 or more: top bit set, and the low 7 bits plus 5 carry
-                // into bit 7). All 8 running sums are written: slots past the run are written
-                // again by the next run, or are the room past the last event.
-                if let Some(word) = raw.get(at..at + 8)
-                    && d <= u64::MAX - 8 * 255
-                {
-                    let x = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-                    let take = (end - i).min(8);
-                    let mask = if take == 8 {
-                        u64::MAX
-                    } else {
-                        (1u64 << (8 * take)) - 1
-                    };
-                    let long = (x & 0x7f7f_7f7f_7f7f_7f7f).wrapping_add(0x0505_0505_0505_0505)
-                        & x
-                        & 0x8080_8080_8080_8080;
-                    if long & mask == 0 {
-                        let mut sum = d;
-                        for (k, slot) in self.durations[i..i + 8].iter_mut().enumerate() {
-                            sum += (x >> (8 * k)) & 0xff;
-                            *slot = sum;
-                        }
-                        d = self.durations[i + take - 1];
-                        i += take;
-                        at += take;
-                        continue;
-                    }
-                }
-                let delta = match raw.get(at) {
-                    Some(&b) if b < 251 => {
-                        at += 1;
-                        b as u64
-                    }
-                    _ => varint(raw, &mut at).ok_or_else(|| bad(at, "a duration"))?,
-                };
-                d = d
-                    .checked_add(delta)
-                    .ok_or_else(|| bad(at, "durations that fit in 64 bits"))?;
-                self.durations[i] = d;
-                i += 1;
-            }
-            filled = end;
+            let count = count as usize;
+            decode_run(raw, &mut at, &mut self.durations[filled..], count)
+                .map_err(|(at, what)| bad(at, what))?;
+            filled += count;
             self.starts.push(filled as u32);
         }
         if filled != n {
