@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 
+use arrow_schema::SchemaRef;
 use clap::Args;
 use format::BlockInfo;
 
@@ -188,6 +189,30 @@ impl Outputs {
     }
 }
 
+/// What the dataset and the single-file export share: the inputs in time order, the blocks
+/// the filter selects in each, the schema and the metadata every output file carries.
+struct Job {
+    inputs: Vec<Input>,
+    filter: Filter,
+    order: Vec<usize>,
+    selections: Vec<Vec<BlockInfo>>,
+    drop_host: bool,
+    schema: SchemaRef,
+    base_meta: Vec<(String, String)>,
+    progress: Progress,
+}
+
+impl Job {
+    /// The `gsot.headers` metadata: the headers of `list`.
+    fn headers(list: &[&Input]) -> String {
+        let parts: Vec<String> = list
+            .iter()
+            .map(|i| export::header_json(&i.path, i.reader.header()))
+            .collect();
+        format!("[{}]", parts.join(","))
+    }
+}
+
 pub fn run(a: &ExportArgs, out: &mut dyn Write) -> Result<(), AppError> {
     let partitioning = parse_partitioning(&a.partition_by)?;
     if a.row_group_rows == 0 {
@@ -200,18 +225,6 @@ pub fn run(a: &ExportArgs, out: &mut dyn Write) -> Result<(), AppError> {
     let span = input::span(&inputs);
     let filter = Filter::new(&a.filter, span)?;
     let drop_host = partitioning.as_ref().is_some_and(|p| p.host);
-    let schema = export::schema(drop_host);
-    let base_meta = vec![
-        ("gsot.schema".to_string(), export::schema_json(drop_host)),
-        ("gsot.export".to_string(), export_json(a)),
-    ];
-    let headers = |list: &[&Input]| {
-        let parts: Vec<String> = list
-            .iter()
-            .map(|i| export::header_json(&i.path, i.reader.header()))
-            .collect();
-        format!("[{}]", parts.join(","))
-    };
     let (order, _) = input::time_order(&inputs);
     let selections: Vec<Vec<BlockInfo>> = inputs
         .iter()
@@ -222,112 +235,141 @@ pub fn run(a: &ExportArgs, out: &mut dyn Write) -> Result<(), AppError> {
         .flatten()
         .map(|b| b.event_count as u64)
         .sum();
-    let mut progress = Progress::new(total, "events", !a.no_progress);
-
-    if let Some(p) = &partitioning {
-        if a.output.is_file() {
-            return Err(AppError::usage(format!(
-                "-o {}: with --partition-by the output is a directory, and this is a file",
-                a.output.display()
-            )));
-        }
-        std::fs::create_dir_all(&a.output)
-            .map_err(|e| AppError::Output(format!("{}: cannot create: {e}", a.output.display())))?;
-        let mut used = HashSet::new();
-        let (mut files, mut rows) = (0u64, 0u64);
-        for &fi in &order {
-            let inp = &inputs[fi];
-            let h = inp.reader.header();
-            let opts = SinkOptions {
-                zstd_level: a.zstd_level,
-                metadata: [
-                    base_meta.clone(),
-                    vec![("gsot.headers".into(), headers(&[inp]))],
-                ]
-                .concat(),
-            };
-            let mut dir = a.output.clone();
-            if p.host {
-                dir.push(format!("host={}", hive_escape(&h.host_name)));
-            }
-            let stem = format!("part-{}-{}", hex(&h.capture_id), h.sequence);
-            let mut new_sink = |day: i64| -> Result<Sink, AppError> {
-                let mut d = dir.clone();
-                if p.date {
-                    d.push(format!("date={}", date_string(day)));
-                }
-                std::fs::create_dir_all(&d).map_err(|e| {
-                    AppError::Output(format!("{}: cannot create: {e}", d.display()))
-                })?;
-                // Two inputs of one capture with the same sequence (e.g. a file and a slice
-                // of it) must not overwrite each other within one run.
-                let mut path = d.join(format!("{stem}.parquet"));
-                let mut n = 2;
-                while !used.insert(path.clone()) {
-                    path = d.join(format!("{stem}-{n}.parquet"));
-                    n += 1;
-                }
-                Sink::create(&path, schema.clone(), &opts).map_err(AppError::Output)
-            };
-            let mut outs = Outputs { sinks: Vec::new() };
-            let r = export_file(
-                inp,
-                &selections[fi],
-                &filter,
-                drop_host,
-                p.date,
-                a.row_group_rows,
-                &mut outs,
-                &mut |day| new_sink(day),
-                &mut progress,
-            );
-            if let Err(e) = r {
-                outs.abandon();
-                return Err(e);
-            }
-            for (_, s) in outs.sinks {
-                rows += s.finish().map_err(AppError::Output)?;
-                files += 1;
-            }
-        }
-        progress.finish();
-        writeln!(
-            out,
-            "exported {rows} events to {files} files under {}",
-            a.output.display()
-        )?;
-        if files == 0 {
-            eprintln!("analyze: no event matched: no file written");
-        }
-        return Ok(());
+    let mut job = Job {
+        inputs,
+        filter,
+        order,
+        selections,
+        drop_host,
+        schema: export::schema(drop_host),
+        base_meta: vec![
+            ("gsot.schema".to_string(), export::schema_json(drop_host)),
+            ("gsot.export".to_string(), export_json(a)),
+        ],
+        progress: Progress::new(total, "events", !a.no_progress),
+    };
+    match &partitioning {
+        Some(p) => export_dataset(a, p, &mut job, out),
+        None => export_single(a, &mut job, out),
     }
+}
 
+/// `--partition-by`: one file per input file (and UTC day), in a hive-style directory tree.
+fn export_dataset(
+    a: &ExportArgs,
+    p: &Partitioning,
+    job: &mut Job,
+    out: &mut dyn Write,
+) -> Result<(), AppError> {
+    if a.output.is_file() {
+        return Err(AppError::usage(format!(
+            "-o {}: with --partition-by the output is a directory, and this is a file",
+            a.output.display()
+        )));
+    }
+    std::fs::create_dir_all(&a.output)
+        .map_err(|e| AppError::Output(format!("{}: cannot create: {e}", a.output.display())))?;
+    let mut used = HashSet::new();
+    let (mut files, mut rows) = (0u64, 0u64);
+    for &fi in &job.order {
+        let inp = &job.inputs[fi];
+        let h = inp.reader.header();
+        let opts = SinkOptions {
+            zstd_level: a.zstd_level,
+            metadata: [
+                job.base_meta.clone(),
+                vec![("gsot.headers".into(), Job::headers(&[inp]))],
+            ]
+            .concat(),
+        };
+        let mut dir = a.output.clone();
+        if p.host {
+            dir.push(format!("host={}", hive_escape(&h.host_name)));
+        }
+        let stem = format!("part-{}-{}", hex(&h.capture_id), h.sequence);
+        let schema = &job.schema;
+        let mut new_sink = |day: i64| -> Result<Sink, AppError> {
+            let mut d = dir.clone();
+            if p.date {
+                d.push(format!("date={}", date_string(day)));
+            }
+            std::fs::create_dir_all(&d)
+                .map_err(|e| AppError::Output(format!("{}: cannot create: {e}", d.display())))?;
+            // Two inputs of one capture with the same sequence (e.g. a file and a slice of
+            // it) must not overwrite each other within one run.
+            let mut path = d.join(format!("{stem}.parquet"));
+            let mut n = 2;
+            while !used.insert(path.clone()) {
+                path = d.join(format!("{stem}-{n}.parquet"));
+                n += 1;
+            }
+            Sink::create(&path, schema.clone(), &opts).map_err(AppError::Output)
+        };
+        let mut outs = Outputs { sinks: Vec::new() };
+        let r = export_file(
+            inp,
+            &job.selections[fi],
+            &job.filter,
+            job.drop_host,
+            p.date,
+            a.row_group_rows,
+            &mut outs,
+            &mut |day| new_sink(day),
+            &mut job.progress,
+        );
+        if let Err(e) = r {
+            outs.abandon();
+            return Err(e);
+        }
+        for (_, s) in outs.sinks {
+            rows += s.finish().map_err(AppError::Output)?;
+            files += 1;
+        }
+    }
+    job.progress.finish();
+    writeln!(
+        out,
+        "exported {rows} events to {files} files under {}",
+        a.output.display()
+    )?;
+    if files == 0 {
+        eprintln!("analyze: no event matched: no file written");
+    }
+    Ok(())
+}
+
+/// Every input into one Parquet file.
+fn export_single(a: &ExportArgs, job: &mut Job, out: &mut dyn Write) -> Result<(), AppError> {
     if a.output.is_dir() {
         return Err(AppError::usage(format!(
             "-o {}: is a directory (use --partition-by to write a dataset)",
             a.output.display()
         )));
     }
-    let all: Vec<&Input> = order.iter().map(|&i| &inputs[i]).collect();
+    let all: Vec<&Input> = job.order.iter().map(|&i| &job.inputs[i]).collect();
     let opts = SinkOptions {
         zstd_level: a.zstd_level,
-        metadata: [base_meta, vec![("gsot.headers".into(), headers(&all))]].concat(),
+        metadata: [
+            job.base_meta.clone(),
+            vec![("gsot.headers".into(), Job::headers(&all))],
+        ]
+        .concat(),
     };
-    let sink = Sink::create(&a.output, schema.clone(), &opts).map_err(AppError::Output)?;
+    let sink = Sink::create(&a.output, job.schema.clone(), &opts).map_err(AppError::Output)?;
     let mut outs = Outputs {
         sinks: vec![(0, sink)],
     };
-    for &fi in &order {
+    for &fi in &job.order {
         let r = export_file(
-            &inputs[fi],
-            &selections[fi],
-            &filter,
-            drop_host,
+            &job.inputs[fi],
+            &job.selections[fi],
+            &job.filter,
+            job.drop_host,
             false,
             a.row_group_rows,
             &mut outs,
             &mut |_| unreachable_sink(),
-            &mut progress,
+            &mut job.progress,
         );
         if let Err(e) = r {
             outs.abandon();
@@ -336,7 +378,7 @@ pub fn run(a: &ExportArgs, out: &mut dyn Write) -> Result<(), AppError> {
     }
     let (_, sink) = outs.sinks.pop().expect("one sink");
     let rows = sink.finish().map_err(AppError::Output)?;
-    progress.finish();
+    job.progress.finish();
     writeln!(out, "exported {rows} events to {}", a.output.display())?;
     Ok(())
 }
