@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# analyze export vs DuckDB writing the same rows as zstd Parquet, measured in one run
-# (issue 5, "Speed").
+# analyze export vs DuckDB writing the same rows as zstd Parquet, measured in one run.
 #
 #   bench/export-vs-duckdb.sh [EVENTS]      (default 100000000)
 #
@@ -21,7 +20,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-export}"
 mkdir -p "$DIR/out"
 cd "$ROOT"
 
-cargo build --release -q -p analyze -p gsot-format --bin analyze --bin gen-trace
+cargo build --release -q -p analyze -p gsot-format --features gsot-format/synth --bin analyze --bin gen-trace
 A="$CARGO_TARGET_DIR/release/analyze"
 GEN="$CARGO_TARGET_DIR/release/gen-trace"
 python3 -c 'import duckdb' 2>/dev/null ||

@@ -9,7 +9,7 @@
 # get new names.
 set -euo pipefail
 cd "$(dirname "$0")"
-gen() { cargo run -q --release -p gsot-format --bin gen-trace -- "$@"; }
+gen() { cargo run -q --release -p gsot-format --features synth --bin gen-trace -- "$@"; }
 
 # A server's worth of mixed traffic, 5 blocks.
 gen --seed 1 --events 5000 --block-events 1024 --workload mixed -o synthetic-mixed.gsot
@@ -18,7 +18,7 @@ gen --seed 1 --events 5000 --block-events 2048 --workload loop -o synthetic-loop
 # A recorder killed mid-write: a finished file cut inside its third block, so it has no index,
 # no trailer and a torn last block. Readers must recover the first two blocks (2048 events).
 gen --seed 2 --events 4000 --block-events 1024 --workload mixed -o crashed.gsot.tmp
-third_block=$(cargo run -q --release -p gsot-format --bin gen-trace -- --print-block-offsets crashed.gsot.tmp | sed -n 3p)
+third_block=$(cargo run -q --release -p gsot-format --features synth --bin gen-trace -- --print-block-offsets crashed.gsot.tmp | sed -n 3p)
 head -c $((third_block + 100)) crashed.gsot.tmp > crashed.gsot
 rm crashed.gsot.tmp
 # Format 1.1: the same mixed traffic as synthetic-mixed.gsot, with a block summary (BSUM) after

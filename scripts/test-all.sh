@@ -24,7 +24,7 @@ step "an independent reader written from FORMAT.md alone"
 python3 -m unittest discover -s format/tests/python -v
 
 step "analyze export read back by pyarrow and DuckDB"
-cargo build --locked -q -p analyze -p gsot-format --bins
+cargo build --locked -q -p analyze -p gsot-format --features gsot-format/synth --bins
 python3 -m unittest discover -s analyze/tests/python -v
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}

@@ -1,11 +1,12 @@
 //! `analyze`: offline queries over getsockopt trace files.
 //!
-//! The binary is a thin shell around [`run`]; the modules are shared by every subcommand (and
-//! by the ones to come: export, replay, slice, plot):
+//! The binary is a thin shell around [`run`]; the modules are shared by every subcommand:
 //! * [`decode`]: names and values as the kernel defines them;
 //! * [`filter`]: the filter options and `--where`, evaluated per call site;
 //! * [`input`]: opening files, damage reporting, parallel ordered decoding, multi-file merge;
 //! * [`output`]: an event as text, JSON or CSV;
+//! * [`export`]: events as typed Arrow columns for Parquet;
+//! * [`error`]: how the program ends, with which exit code;
 //! * [`cmd`]: one module per subcommand.
 
 pub mod cmd;

@@ -26,10 +26,10 @@ mod reader;
 mod section;
 #[cfg(feature = "std")]
 mod summary;
-#[cfg(feature = "std")]
+#[cfg(feature = "synth")]
 pub mod synth;
 #[cfg(feature = "std")]
-pub mod wire;
+mod wire;
 #[cfg(feature = "std")]
 mod writer;
 

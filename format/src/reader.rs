@@ -59,6 +59,12 @@ pub struct TraceReader {
 
 impl TraceReader {
     /// Memory-maps `path` and opens it.
+    ///
+    /// The file must not shrink while the reader is in use: reading a mapped page past the
+    /// new end of a file that another process truncated raises SIGBUS, which ends this
+    /// process (it is not an [`Error`]). Contents changed in place are safe: every byte is
+    /// validated when read, so they give errors. A file that may be truncated under you is
+    /// read safely from a copy, or from memory with [`TraceReader::from_bytes`].
     pub fn open(path: impl AsRef<Path>) -> Result<TraceReader, Error> {
         let file = File::open(path.as_ref())?;
         if file.metadata()?.len() == 0 {

@@ -17,6 +17,7 @@ const VARINT_U32: u8 = 252;
 const VARINT_U64: u8 = 253;
 
 /// Appends `v` as a bincode standard-config varint.
+#[cfg(test)]
 #[inline]
 pub fn put_varint(out: &mut Vec<u8>, v: u64) {
     let mut bytes = [0u8; 9];
@@ -49,6 +50,7 @@ pub fn put_varint_at(out: &mut [u8], at: &mut usize, v: u64) {
 }
 
 /// bincode's zigzag mapping of a signed integer onto an unsigned one.
+#[cfg(test)]
 #[inline]
 pub fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
@@ -109,6 +111,7 @@ impl<'a> Cursor<'a> {
         self.buf.len() - self.pos
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
@@ -197,6 +200,7 @@ impl<'a> Cursor<'a> {
         Ok(unzigzag(self.varint_u64(what)?))
     }
 
+    #[cfg(test)]
     pub fn varint_i32(&mut self, what: &str) -> Result<i32, Error> {
         let at = self.offset();
         let v = self.varint_i64(what)?;

@@ -16,22 +16,21 @@ pub struct WriterOptions {
     /// Close a block when it holds this many events (at most 1,048,576). The default, 131,072,
     /// measured cheaper to write and smaller than 65,536 on the generator's busy mix (a
     /// site's first event in a block costs the most, and a bigger block has fewer of them per
-    /// event), for a reader that holds blocks twice the size (26 MiB peak scanning any file).
+    /// event); a reader holds blocks twice the size. Figures: README, "Performance".
     pub max_block_events: u32,
     /// Close a block when its first event is this old (checked by [`TraceWriter::poll_flush`]
     /// and every 1024 writes). This bounds what a crash can lose.
     pub max_block_age: Duration,
-    /// zstd level for blocks. 1 (the default) measured both faster and smaller than 2 to 6
-    /// on this layout; see the format benchmark.
+    /// zstd level for blocks. 1 (the default) is the cheapest to write; higher levels make
+    /// smaller files for more CPU (the format benchmark compares 1 and 3).
     pub zstd_level: i32,
     /// Compress block payloads with two zstd parameters changed from the level's own: literals
     /// stored as they are instead of Huffman-coded, and a 4096-entry match table (hashLog 12).
-    /// On the generator's mix at level 1 this measured 17 ns/event less CPU for 2.7 bytes/event
-    /// more (12.3 to 15.0 before summaries), cheaper per byte than zstd's negative levels (-2:
-    /// the same time, 15.8 bytes/event). Either way the frames are ordinary zstd frames.
-    /// Summaries, which are nearly all literals, get the first change only: 0.33 bytes/event
-    /// more on the mix, for a summary that decodes at copying speed (`analyze`'s benchmark
-    /// questions on 100M events: 10% and 16% faster) and 1-3 ns/event less to write.
+    /// On the generator's mix at level 1 this costs a few bytes per event for less CPU, a
+    /// better trade than zstd's negative levels. Either way the frames are ordinary zstd
+    /// frames. Summaries, which are nearly all literals, get the first change only, so that
+    /// they decode at copying speed, which `analyze`'s summary questions feel. Figures:
+    /// README, "Performance".
     pub fast_compression: bool,
     /// Write a `BSUM` section (durations by call site) after each block, so that counts and
     /// latency questions can be answered without the block's columns (FORMAT.md 4.2).
