@@ -9,7 +9,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use arrow_schema::SchemaRef;
 use clap::Args;
@@ -295,14 +295,7 @@ fn export_dataset(
             }
             std::fs::create_dir_all(&d)
                 .map_err(|e| AppError::Output(format!("{}: cannot create: {e}", d.display())))?;
-            // Two inputs of one capture with the same sequence (e.g. a file and a slice of
-            // it) must not overwrite each other within one run.
-            let mut path = d.join(format!("{stem}.parquet"));
-            let mut n = 2;
-            while !used.insert(path.clone()) {
-                path = d.join(format!("{stem}-{n}.parquet"));
-                n += 1;
-            }
+            let path = unused_path(&mut used, &d, &stem);
             Sink::create(&path, schema.clone(), &opts).map_err(AppError::Output)
         };
         let mut outs = Outputs { sinks: Vec::new() };
@@ -336,6 +329,19 @@ fn export_dataset(
         eprintln!("analyze: no event matched: no file written");
     }
     Ok(())
+}
+
+/// `DIR/STEM.parquet`, or `DIR/STEM-2.parquet`, ... if this run has written that already: two
+/// inputs of one capture with the same sequence (e.g. a file and a slice of it) must not
+/// overwrite each other.
+fn unused_path(used: &mut HashSet<PathBuf>, dir: &Path, stem: &str) -> PathBuf {
+    let mut path = dir.join(format!("{stem}.parquet"));
+    let mut n = 2;
+    while !used.insert(path.clone()) {
+        path = dir.join(format!("{stem}-{n}.parquet"));
+        n += 1;
+    }
+    path
 }
 
 /// Every input into one Parquet file.
