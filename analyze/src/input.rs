@@ -74,7 +74,7 @@ pub fn span(inputs: &[Input]) -> Span {
 
 /// The blocks of a file that may hold events in the filter's time range, from the index.
 pub fn selected_blocks(r: &TraceReader, ff: &FileFilter<'_>) -> Vec<BlockInfo> {
-    r.blocks_in_range(ff.from, ff.to).copied().collect()
+    r.blocks_in_range(ff.from, ff.last).copied().collect()
 }
 
 /// Reports a block that could not be decoded.

@@ -294,7 +294,8 @@ pub fn aggregate_file(
     // Only the front of each block is needed (its tables, times, durations and sites). A
     // question about sites and durations alone is answered from each block's tables and
     // summary (FORMAT.md 4.2) where the block has one and lies wholly inside the time range.
-    let by_summary = q.interval.is_none() && !ff.filter.expr.uses_time();
+    let by_summary =
+        q.interval.is_none() && !ff.filter.expr.uses_time() && !ff.cgroup_depends_on_time();
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -311,7 +312,7 @@ pub fn aggregate_file(
                     // A damaged summary is not believed: the block's columns answer instead.
                     if by_summary
                         && b.ts_min >= ff.from
-                        && b.ts_max < ff.to
+                        && b.ts_max <= ff.last
                         && matches!(reader.read_summary(b, &mut summary), Ok(true))
                         && reader
                             .read_block_front(b, &mut front, FrontParts::Tables)
@@ -377,7 +378,7 @@ fn front_block(
     q: &Query<'_>,
 ) {
     map_sites(agg, sc, fr.sites(), fr.threads(), ff, q);
-    let whole_block = b.ts_min >= ff.from && b.ts_max < ff.to;
+    let whole_block = b.ts_min >= ff.from && b.ts_max <= ff.last;
     let need_ts = !whole_block || q.interval.is_some() || sc.verdicts.contains(&Tri::Maybe);
     let mut ts_iter = fr.timestamps();
     for (si, dur) in fr.site_indexes().zip(fr.durations()) {

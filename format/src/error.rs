@@ -34,7 +34,8 @@ impl Error {
     /// The file offset the error concerns, where there is one.
     pub fn offset(&self) -> Option<u64> {
         match self {
-            Error::NotATrace { .. } | Error::UnsupportedVersion { .. } => Some(0),
+            Error::NotATrace { .. } => Some(0),
+            Error::UnsupportedVersion { .. } => Some(8),
             Error::Truncated { offset, .. }
             | Error::ChecksumMismatch { offset, .. }
             | Error::Malformed { offset, .. }

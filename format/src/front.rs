@@ -7,8 +7,9 @@
 //! are most of the payload, and zstd decompresses a frame front to back, so stopping after
 //! the site column skips most of the decompression. Everything read is checked as
 //! [`DecodedBlock`](crate::DecodedBlock) checks it: the section and body checksums, every
-//! length, every thread and site index. The rest of the frame is not looked at: its damage
-//! (say, a second frame after the first) is for a whole decode or `verify` to find.
+//! length, every thread and site index, and that the body is one zstd frame and nothing
+//! after it. The rest of the frame's content is not looked at: its damage is for a whole
+//! decode or `verify` to find.
 
 use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
 
@@ -130,6 +131,9 @@ impl BlockFront {
         let (n, raw_len) = (h.event_count as usize, h.raw_len as usize);
         let frame = &body[BLOCK_HEADER_LEN..];
         let frame_offset = body_offset + BLOCK_HEADER_LEN as u64;
+        // The same check as a whole decode, so `stats` and `events` agree on which blocks are
+        // damaged (FORMAT.md 4); it walks the frame's block headers, decompressing nothing.
+        crate::block::exactly_one_frame(frame, frame_offset)?;
         let err = |at: usize, what: String| payload_error(frame_offset, at, what);
         let dz = |e: std::io::Error| Error::Decompress {
             offset: frame_offset,

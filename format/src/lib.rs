@@ -39,7 +39,7 @@ pub use {
     error::Error,
     event::{Event, OwnedEvent, comm_to_str},
     front::{BlockFront, FrontParts},
-    meta::{CaptureHeader, LossRecord, ProcessInfo},
+    meta::{CaptureHeader, LossRecord, ProcessInfo, ProcessTable},
     reader::{BlockInfo, Recovery, TraceReader},
     summary::BlockSummary,
     writer::{TraceWriter, WriterOptions, WriterStats},

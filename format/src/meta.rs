@@ -55,6 +55,51 @@ pub struct ProcessInfo {
     pub cgroup: String,
 }
 
+/// The process table (FORMAT.md 5) by pid, answering which entry names an event's process.
+#[derive(Clone, Debug, Default)]
+pub struct ProcessTable {
+    /// Each pid's entries by `first_seen_ns`, file order among equal times.
+    by_pid: std::collections::HashMap<u32, Vec<ProcessInfo>>,
+}
+
+impl ProcessTable {
+    /// The table of `entries` in file order.
+    pub fn new(entries: &[ProcessInfo]) -> ProcessTable {
+        let mut by_pid: std::collections::HashMap<u32, Vec<ProcessInfo>> = Default::default();
+        for p in entries {
+            by_pid.entry(p.pid).or_default().push(p.clone());
+        }
+        for list in by_pid.values_mut() {
+            // Stable: of two entries seen at the same time, the later one in the file wins.
+            list.sort_by_key(|p| p.first_seen_ns);
+        }
+        ProcessTable { by_pid }
+    }
+
+    /// The entry in force for `pid` at boot time `ts`: the latest with `first_seen_ns <= ts`,
+    /// or the earliest when `ts` is before every entry of the pid (FORMAT.md 5).
+    pub fn in_force_at(&self, pid: u32, ts: u64) -> Option<&ProcessInfo> {
+        let list = self.by_pid.get(&pid)?;
+        let later = list.partition_point(|p| p.first_seen_ns <= ts);
+        list.get(later.saturating_sub(1))
+    }
+
+    /// Whether some pid has entries that differ in anything but their time.
+    pub fn has_changes(&self) -> bool {
+        self.by_pid.values().any(|l| {
+            l.windows(2).any(|w| {
+                (w[0].ppid, &w[0].comm, &w[0].exe, &w[0].cgroup)
+                    != (w[1].ppid, &w[1].comm, &w[1].exe, &w[1].cgroup)
+            })
+        })
+    }
+
+    /// Every entry of `pid`, earliest first.
+    pub fn entries(&self, pid: u32) -> &[ProcessInfo] {
+        self.by_pid.get(&pid).map_or(&[], Vec::as_slice)
+    }
+}
+
 /// Events the kernel could not hand over (ring buffer full) on one CPU during an interval.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Encode)]
 pub struct LossRecord {

@@ -146,6 +146,27 @@ impl TraceReader {
                     format!("block offsets before the index at {at}, found {}", b.offset),
                 ));
             }
+            // An entry must point at an intact BLCK header of the same event count (FORMAT.md
+            // 6): a wrong index is not used at all. Headers only, so opening stays cheap.
+            let h = SectionHeader::decode_at(file, b.offset)?;
+            let body_at = b.offset as usize + SECTION_HEADER_LEN;
+            let count = file
+                .get(body_at..body_at + 4)
+                .filter(|_| h.tag == Tag::BLOCK && h.body_len >= 4)
+                .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")));
+            if count != Some(b.event_count) {
+                return Err(Error::malformed(
+                    b.offset,
+                    format!(
+                        "a BLCK section of {} events where the index points, found {}",
+                        b.event_count,
+                        match count {
+                            Some(n) => format!("one of {n}"),
+                            None => h.tag.name(),
+                        }
+                    ),
+                ));
+            }
             self.blocks.push(BlockInfo {
                 offset: b.offset,
                 event_count: b.event_count,
@@ -314,11 +335,12 @@ impl TraceReader {
         self.bytes().len() as u64
     }
 
-    /// Blocks that may hold events with `from <= ts_ns < to`, from the index alone.
-    pub fn blocks_in_range(&self, from: u64, to: u64) -> impl Iterator<Item = &BlockInfo> + '_ {
+    /// Blocks that may hold events with `from <= ts_ns <= last` (both ends included, so every
+    /// timestamp up to 2^64-1 can be asked for), from the index alone.
+    pub fn blocks_in_range(&self, from: u64, last: u64) -> impl Iterator<Item = &BlockInfo> + '_ {
         self.blocks
             .iter()
-            .filter(move |b| b.event_count > 0 && b.ts_max >= from && b.ts_min < to)
+            .filter(move |b| b.event_count > 0 && b.ts_max >= from && b.ts_min <= last)
     }
 
     /// Checks, decompresses and validates one block into `out`.

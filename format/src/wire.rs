@@ -164,10 +164,26 @@ impl<'a> Cursor<'a> {
         Ok(u64::from_le_bytes(self.array(what)?))
     }
 
-    /// A standard-config varint that must fit in `max` (the target type's maximum).
-    fn varint_max(&mut self, max: u64, what: &str) -> Result<u64, Error> {
+    /// A standard-config varint of an integer `width` bytes wide that must fit in `max`. A
+    /// marker announcing more bytes than `width` is refused (FORMAT.md §1), as bincode does.
+    fn varint_max(&mut self, width: usize, max: u64, what: &str) -> Result<u64, Error> {
         let at = self.offset();
-        let v = match self.u8(what)? {
+        let first = self.u8(what)?;
+        let announced = match first {
+            VARINT_U16 => 2,
+            VARINT_U32 => 4,
+            VARINT_U64 => 8,
+            _ => 0,
+        };
+        if announced > width {
+            return Err(Error::malformed(
+                at,
+                format!(
+                    "{what} as a varint of a {width}-byte integer, found marker {first} announcing {announced} bytes"
+                ),
+            ));
+        }
+        let v = match first {
             b if b < VARINT_U16 => b as u64,
             VARINT_U16 => self.u16_le(what)? as u64,
             VARINT_U32 => self.u32_le(what)? as u64,
@@ -189,21 +205,22 @@ impl<'a> Cursor<'a> {
     }
 
     pub fn varint_u64(&mut self, what: &str) -> Result<u64, Error> {
-        self.varint_max(u64::MAX, what)
+        self.varint_max(8, u64::MAX, what)
     }
 
     pub fn varint_u32(&mut self, what: &str) -> Result<u32, Error> {
-        Ok(self.varint_max(u32::MAX as u64, what)? as u32)
+        Ok(self.varint_max(4, u32::MAX as u64, what)? as u32)
     }
 
     pub fn varint_i64(&mut self, what: &str) -> Result<i64, Error> {
         Ok(unzigzag(self.varint_u64(what)?))
     }
 
+    /// Zigzag over the `u32` width: a marker announcing 8 bytes is refused like for a `u32`.
     #[cfg(test)]
     pub fn varint_i32(&mut self, what: &str) -> Result<i32, Error> {
         let at = self.offset();
-        let v = self.varint_i64(what)?;
+        let v = unzigzag(self.varint_max(4, u32::MAX as u64, what)?);
         i32::try_from(v).map_err(|_| Error::malformed(at, format!("{what} within i32, found {v}")))
     }
 
@@ -232,12 +249,11 @@ impl<'a> Cursor<'a> {
         self.take(len, what)
     }
 
+    /// Text that is not UTF-8 is decoded lossily (U+FFFD), never refused (FORMAT.md §1): a
+    /// name the kernel handed over in another encoding must not cost the whole section.
     pub fn string(&mut self, what: &str) -> Result<String, Error> {
-        let at = self.offset();
         let b = self.bytes(what)?;
-        std::str::from_utf8(b)
-            .map(str::to_owned)
-            .map_err(|e| Error::malformed(at, format!("{what} as UTF-8 text: {e}")))
+        Ok(String::from_utf8_lossy(b).into_owned())
     }
 
     pub fn string_vec(&mut self, what: &str) -> Result<Vec<String>, Error> {
@@ -302,5 +318,27 @@ mod tests {
         assert!(Cursor::new(&b, 0).varint_u32("cpu count").is_err());
         let b = bincode::encode_to_vec(i64::from(i32::MIN) - 1, standard()).unwrap();
         assert!(Cursor::new(&b, 0).varint_i32("fd").is_err());
+    }
+
+    #[test]
+    fn a_marker_wider_than_the_type_is_refused_even_for_a_small_value() {
+        let b = [253, 5, 0, 0, 0, 0, 0, 0, 0];
+        let err = Cursor::new(&b, 40).varint_u32("cpu count").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "at offset 40: expected cpu count as a varint of a 4-byte integer, found marker 253 announcing 8 bytes"
+        );
+        assert!(Cursor::new(&b, 0).varint_i32("fd").is_err());
+        assert_eq!(Cursor::new(&b, 0).varint_u64("ts").unwrap(), 5);
+        assert_eq!(
+            Cursor::new(&[252, 5, 0, 0, 0], 0).varint_u32("n").unwrap(),
+            5
+        );
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_decoded_lossily() {
+        let b = [3, b'a', 0xff, b'b'];
+        assert_eq!(Cursor::new(&b, 0).string("comm").unwrap(), "a\u{fffd}b");
     }
 }

@@ -259,7 +259,7 @@ pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<(), AppError> {
         }
         let mut losses = 0;
         for l in inp.reader.losses() {
-            if l.end_ns >= ff.from && l.start_ns < ff.to {
+            if l.end_ns >= ff.from && l.start_ns <= ff.last {
                 w.add_loss(*l);
                 losses += 1;
             }

@@ -41,6 +41,10 @@ within 0.4% above (never outside the group's min..max); max is exact.
 With --interval, one row per interval and group: count, rate per second, errors, max latency;
 intervals start at the capture start.
 
+Speed: a question about sites and durations alone is answered from each block's summary (BSUM,
+FORMAT.md 4.2) when it passes its structural checks; a summary that passes them but holds other
+durations than its block is believed. `analyze verify` compares every summary with its block.
+
 JSON: {\"total\": {...}, \"groups\": [{\"key\": {FIELD: VALUE, ...}, \"count\", \"errors\",
 \"p50_ns\", \"p90_ns\", \"p99_ns\", \"max_ns\", \"mean_ns\"}, ...]} (with --interval, \"intervals\":
 [{\"start\", \"offset_ns\", \"key\", \"count\", \"rate\", \"errors\", \"max_ns\"}]).

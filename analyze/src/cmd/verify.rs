@@ -44,6 +44,9 @@ const KNOWN_TAGS: [&[u8; 4]; 6] = [b"HEAD", b"BLCK", b"BSUM", b"PROC", b"LOSS", 
 struct Walk {
     sections: Vec<([u8; 4], u64)>,
     problems: Vec<(u64, String)>,
+    /// What is not damage but worth saying: sections of kinds this reader does not know,
+    /// which FORMAT.md §2 and §8 allow (a later minor version's).
+    notes: Vec<(u64, String)>,
     clean_trailer: bool,
 }
 
@@ -121,16 +124,25 @@ fn verify_one(path: &str, a: &VerifyArgs, out: &mut dyn Write) -> Result<Verdict
     let summaries = AtomicU64::new(0);
     let results = reader.par_map_blocks(reader.blocks(), |info, d| {
         let mut summary = BlockSummary::new();
-        match reader
+        // A damaged summary costs only itself: readers fall back to the block (FORMAT.md 4.2).
+        let summary_problem = match reader
             .read_summary(info, &mut summary)
             .and_then(|found| found.then(|| summary.check_against(d)).transpose())
         {
             Ok(Some(())) => {
                 summaries.fetch_add(1, Ordering::Relaxed);
+                None
             }
-            Ok(None) => {}
-            Err(e) => return Some(Err(e)),
-        }
+            Ok(None) => None,
+            Err(e) => Some((
+                e.offset().unwrap_or(info.offset),
+                format!(
+                    "the summary (BSUM) of the block at {} is damaged and not used ({}); the block's events are readable",
+                    info.offset,
+                    problem_text(&e)
+                ),
+            )),
+        };
         let mut bad = None;
         let mut n = 0u64;
         for e in d.events() {
@@ -146,13 +158,14 @@ fn verify_one(path: &str, a: &VerifyArgs, out: &mut dyn Write) -> Result<Verdict
             }
         }
         events.fetch_add(n, Ordering::Relaxed);
-        bad.map(Ok)
+        (summary_problem, bad)
     });
     for (b, r) in reader.blocks().iter().zip(results) {
         match r {
-            Ok(None) => {}
-            Ok(Some(Ok(msg))) => w.problems.push((b.offset, msg)),
-            Ok(Some(Err(e))) => push_err(&mut w.problems, &e),
+            Ok((summary, bad)) => {
+                w.problems.extend(summary);
+                w.problems.extend(bad.map(|msg| (b.offset, msg)));
+            }
             Err(e) => push_err(&mut w.problems, &e),
         }
     }
@@ -160,6 +173,11 @@ fn verify_one(path: &str, a: &VerifyArgs, out: &mut dyn Write) -> Result<Verdict
     w.problems.sort_by_key(|p| p.0);
     w.problems.dedup();
     let decoded = events.load(Ordering::Relaxed);
+    if !a.quiet {
+        for (off, msg) in &w.notes {
+            writeln!(out, "{path}: note: at offset {off}: {msg}")?;
+        }
+    }
     if w.problems.is_empty() {
         if !a.quiet {
             let (summaries, match_) = match summaries.load(Ordering::Relaxed) {
@@ -205,15 +223,18 @@ fn verify_one(path: &str, a: &VerifyArgs, out: &mut dyn Write) -> Result<Verdict
 }
 
 fn push_err(problems: &mut Vec<(u64, String)>, e: &Error) {
+    problems.push((e.offset().unwrap_or(0), problem_text(e)));
+}
+
+/// An error's text without its "at offset N: " (the offset is listed as the sort key).
+fn problem_text(e: &Error) -> String {
     let msg = e.to_string();
-    // Error's Display already says "at offset N: ..."; keep the offset as the sort key.
-    let text = match msg.strip_prefix("at offset ") {
+    match msg.strip_prefix("at offset ") {
         Some(rest) => rest
             .split_once(": ")
             .map_or(msg.clone(), |(_, m)| m.to_string()),
-        None => msg.clone(),
-    };
-    problems.push((e.offset().unwrap_or(0), text));
+        None => msg,
+    }
 }
 
 fn read_at(f: &File, off: u64, buf: &mut [u8]) -> bool {
@@ -286,7 +307,7 @@ fn walk(f: &File, len: u64) -> Walk {
                     index_at = Some(off);
                 }
                 if !KNOWN_TAGS.contains(&&tag) {
-                    w.problems.push((
+                    w.notes.push((
                         off,
                         format!(
                             "a section of unknown kind {:?} (skipped by readers)",

@@ -11,10 +11,8 @@
 pub mod expr;
 pub mod glob;
 
-use std::collections::HashMap;
-
 use clap::Args;
-use format::{Site, ThreadEntry, TraceReader};
+use format::{ProcessInfo, ProcessTable, Site, ThreadEntry, TraceReader};
 
 pub use expr::{CmpOp, Expr, IntField, ParseError, Pred};
 use glob::Glob;
@@ -145,9 +143,10 @@ impl Span {
     }
 }
 
-/// Boot-time ns to Unix ns.
+/// Boot-time ns to Unix ns: the sum in i128, clamped to i64 (FORMAT.md 4.1), so a boot time
+/// at or past 2^63 does not wrap into the past.
 pub fn to_wall(boot_ns: u64, boot_to_wall: i64) -> i64 {
-    (boot_ns as i64).saturating_add(boot_to_wall)
+    (boot_ns as i128 + boot_to_wall as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
 /// A compiled filter, independent of any one file.
@@ -304,30 +303,33 @@ impl Filter {
 
     /// The part of the filter that depends on one file: its clock and process table.
     pub fn for_file(&self, r: &TraceReader) -> FileFilter<'_> {
-        let b2w = r.header().boot_to_wall_ns;
+        let b2w = r.header().boot_to_wall_ns as i128;
+        // Inclusive boot-ns bounds, so an open end includes every timestamp up to 2^64-1. An
+        // empty range comes out as from > last.
+        let clamp = |v: i128| v.clamp(0, u64::MAX as i128) as u64;
         let to_boot = |wall: i64| -> u64 {
             if wall == i64::MIN {
                 0
-            } else if wall == i64::MAX {
-                u64::MAX
             } else {
-                wall.saturating_sub(b2w).max(0) as u64
+                clamp(wall as i128 - b2w)
             }
         };
-        let cgroup_of = if self.uses_cgroup_paths {
-            r.processes()
-                .iter()
-                .map(|p| (p.pid, p.cgroup.clone()))
-                .collect()
+        let (from, last) = match (self.wall_from, self.wall_to) {
+            (_, i64::MAX) => (to_boot(self.wall_from), u64::MAX),
+            (f, t) if (t as i128 - 1 - b2w) < 0 || t <= f => (1, 0),
+            (_, t) => (to_boot(self.wall_from), clamp(t as i128 - 1 - b2w)),
+        };
+        let processes = if self.uses_cgroup_paths {
+            ProcessTable::new(r.processes())
         } else {
-            HashMap::new()
+            ProcessTable::default()
         };
         FileFilter {
             filter: self,
-            from: to_boot(self.wall_from),
-            to: to_boot(self.wall_to),
+            from,
+            last,
             rel_base: to_boot(self.start_wall),
-            cgroup_of,
+            processes,
             duration_breaks: self.expr.duration_breaks(),
         }
     }
@@ -372,12 +374,12 @@ impl Tri {
 /// A [`Filter`] bound to one file.
 pub struct FileFilter<'f> {
     pub filter: &'f Filter,
-    /// Boot-ns range `[from, to)` in this file's clock.
+    /// Boot-ns range `[from, last]` in this file's clock, both ends included.
     pub from: u64,
-    pub to: u64,
+    pub last: u64,
     /// Boot ns of the capture start in this file's clock.
     pub rel_base: u64,
-    cgroup_of: HashMap<u32, String>,
+    processes: ProcessTable,
     duration_breaks: Vec<u64>,
 }
 
@@ -463,14 +465,37 @@ impl FileFilter<'_> {
         Some(match p {
             Pred::Int(f, op, v) => tri(op.test(thread_int_field(*f, t)?, *v as i128)),
             Pred::Comm { glob, negate } => comm_matches(glob, *negate, t),
-            Pred::CgroupPath { glob, negate } => self.cgroup_matches(glob, *negate, t),
+            Pred::CgroupPath { glob, negate } => self.cgroup_matches(glob, *negate, t, None),
             Pred::Option { .. } | Pred::Duration(..) | Pred::Time(..) => return None,
         })
     }
 
-    fn cgroup_matches(&self, glob: &Glob, negate: bool, t: &ThreadEntry) -> Tri {
-        let path = self.cgroup_of.get(&t.tgid).map_or("", String::as_str);
-        tri(glob.matches(path.as_bytes()) != negate)
+    /// Without the event's time the answer is known only when every entry of the pid agrees
+    /// (FORMAT.md 5: the entry in force at the event's time names its process).
+    fn cgroup_matches(&self, glob: &Glob, negate: bool, t: &ThreadEntry, ts: Option<u64>) -> Tri {
+        let hit = |p: Option<&ProcessInfo>| {
+            glob.matches(p.map_or("", |p| p.cgroup.as_str()).as_bytes()) != negate
+        };
+        if let Some(ts) = ts {
+            return tri(hit(self.processes.in_force_at(t.tgid, ts)));
+        }
+        match self.processes.entries(t.tgid) {
+            [] => tri(hit(None)),
+            [first, rest @ ..] => {
+                let v = hit(Some(first));
+                if rest.iter().all(|p| hit(Some(p)) == v) {
+                    tri(v)
+                } else {
+                    Tri::Maybe
+                }
+            }
+        }
+    }
+
+    /// Whether a cgroup filter's answer for some process changes over time, so a block cannot
+    /// be judged from its tables alone.
+    pub fn cgroup_depends_on_time(&self) -> bool {
+        self.processes.has_changes()
     }
 
     /// Whether the event (time `ts`, `duration`) passes, given its site's verdict.
@@ -483,7 +508,7 @@ impl FileFilter<'_> {
         ts: u64,
         duration: u64,
     ) -> bool {
-        if ts < self.from || ts >= self.to {
+        if ts < self.from || ts > self.last {
             return false;
         }
         match verdict {
@@ -530,7 +555,9 @@ impl FileFilter<'_> {
         match p {
             Pred::Int(f, op, v) => b(op.test(int_field(*f, s, t), *v as i128)),
             Pred::Comm { glob, negate } => comm_matches(glob, *negate, t),
-            Pred::CgroupPath { glob, negate } => self.cgroup_matches(glob, *negate, t),
+            Pred::CgroupPath { glob, negate } => {
+                self.cgroup_matches(glob, *negate, t, ev.map(|(ts, _)| ts))
+            }
             Pred::Option { pairs, negate } => {
                 b(pairs.iter().any(|&(l, o)| l == s.level && o == s.optname) != *negate)
             }

@@ -172,10 +172,8 @@ class VarintReader:
         n = self.length()
         at = self.where()
         raw = self.take(n)
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise GsotError(at, f"string is not valid UTF-8: {err}") from None
+        # Section 1: bytes that are not UTF-8 are decoded lossily, never rejected.
+        return raw.decode("utf-8", "replace")
 
     def vec(self, read_element) -> list:
         return [read_element() for _ in range(self.length())]
@@ -471,6 +469,9 @@ class DecodedBlock:
     events: list[Event]
     site_count: int  # len(sites)
     site_index: tuple  # the `site` column, per event
+    # Section 4.1: the events are authoritative over ts_min/ts_max; a disagreement is
+    # reported (offset, text), the block is still read.
+    bounds_problem: tuple[int, str] | None = None
 
     def durations_by_site(self) -> list[list[int]]:
         """The block's durations grouped by site index and sorted: what its BSUM must hold.
@@ -540,13 +541,15 @@ def decode_block_full(body: bytes, body_offset: int) -> DecodedBlock:
     if value_pos != len(values):
         raise r.error(values_at, f"the events' value_len add up to {value_pos}, values has {len(values)} bytes")
 
-    # ts_min/ts_max are defined as the earliest/latest event time; check they say so.
+    # ts_min/ts_max are defined as the earliest/latest event time; check they say so, and
+    # report rather than refuse (section 4.1: the events are authoritative).
+    bounds_problem = None
     if events:
         lo = min(e.ts_ns for e in events)
         hi = max(e.ts_ns for e in events)
         if (lo, hi) != (ts_min, ts_max):
-            raise GsotError(body_offset + 8, f"block says ts {ts_min}..{ts_max}, its events span {lo}..{hi}")
-    return DecodedBlock(events, len(sites), site_index)
+            bounds_problem = (body_offset + 8, f"block says ts {ts_min}..{ts_max}, its events span {lo}..{hi}")
+    return DecodedBlock(events, len(sites), site_index, bounds_problem)
 
 
 def block_site_count(body: bytes, body_offset: int) -> int:
@@ -743,6 +746,13 @@ class TraceFile:
             if not self.head_end <= ref.offset < index_offset or ref.offset <= previous:
                 raise GsotError(index.body_offset, f"INDX lists a block at {ref.offset}, not before INDX in file order")
             previous = ref.offset
+            # Section 6: an entry must point at an intact BLCK header of its event_count,
+            # else the index is not used at all.
+            tag, body_len, _crc, header_ok = _header_fields(data, ref.offset)
+            body_at = ref.offset + SECTION_HEADER_LEN
+            count = struct.unpack_from("<I", data, body_at)[0] if body_at + 4 <= n else None
+            if not header_ok or tag != TAG_BLCK or body_len < 4 or count != ref.event_count:
+                raise GsotError(ref.offset, f"INDX entry at {ref.offset} is not a BLCK of {ref.event_count} events")
         if sum(ref.event_count for ref in blocks) != total_events:
             raise GsotError(index.body_offset, f"INDX block counts do not add up to total_events={total_events}")
 
@@ -769,6 +779,8 @@ class TraceFile:
         while True:
             left = n - offset
             if after_index and left <= TRAILER_LEN:
+                if 0 < left < TRAILER_LEN:
+                    self.problems.append((offset, f"the trailer is cut: {left} of its 24 bytes"))
                 return self._stop(reason, offset, "trailer" if left else "end of file")
             if left == 0:
                 return self._stop(reason, offset, "end of file")
@@ -815,10 +827,15 @@ class TraceFile:
                 self.problems.append((err.offset, f"{err.message}: block skipped"))
                 return
             self.blocks.append(BlockRef(section.offset, count, ts_min, ts_max))
-        elif tag == TAG_PROC:
-            self.processes.extend(decode_proc(section.body, section.body_offset))
-        elif tag == TAG_LOSS:
-            self.losses.extend(decode_loss(section.body, section.body_offset))
+        elif tag in (TAG_PROC, TAG_LOSS):
+            # A side table that does not decode is reported and skipped; the scan goes on.
+            try:
+                if tag == TAG_PROC:
+                    self.processes.extend(decode_proc(section.body, section.body_offset))
+                else:
+                    self.losses.extend(decode_loss(section.body, section.body_offset))
+            except GsotError as err:
+                self.problems.append((err.offset, f"{err.message}: {_tag_name(tag)} section skipped"))
         elif tag == TAG_HEAD:
             self.problems.append((section.offset, "a second HEAD section: skipped"))
         # INDX is ignored (the scan rebuilds the index); BSUM needs no bookkeeping (it is
@@ -842,6 +859,18 @@ class TraceFile:
 
     def _stop(self, reason: str, offset: int, stop_reason: str) -> None:
         self.scan = ScanReport(reason=reason, stop_offset=offset, stop_reason=stop_reason)
+
+    # Section 5: the process table's time rule.
+    def process_at(self, pid: int, ts: int) -> dict | None:
+        """The entry naming pid's process at boot time ts: the latest with first_seen_ns <= ts
+        (the later in the file among equal times), else the pid's earliest entry."""
+        entries = [p for p in self.processes if p["pid"] == pid]
+        if not entries:
+            return None
+        before = [p for p in entries if p["first_seen_ns"] <= ts]
+        if before:
+            return max(reversed(before), key=lambda p: p["first_seen_ns"])
+        return min(entries, key=lambda p: p["first_seen_ns"])
 
     # Blocks.
     def read_block(self, ref: BlockRef) -> list[Event]:
@@ -922,8 +951,11 @@ def summarize(trace: TraceFile) -> dict:
     with_summary = 0
     mismatched = []
     summary_problems = []
+    problems = [{"offset": off, "problem": text} for off, text in trace.problems]
     for ref in trace.blocks:
         block = trace.read_block_full(ref)
+        if block.bounds_problem is not None:
+            problems.append({"offset": block.bounds_problem[0], "problem": block.bounds_problem[1]})
         for event in block.events:
             digest = fnv1a64(event_digest_bytes(event), digest)
             events += 1
@@ -944,7 +976,7 @@ def summarize(trace: TraceFile) -> dict:
         "processes": len(trace.processes),
         "losses": trace.losses,
         "recovered": trace.recovered,
-        "problems": [{"offset": off, "problem": text} for off, text in trace.problems],
+        "problems": problems,
         "digest": f"0x{digest:016x}",
         # Section 4.2: blocks followed by a valid BSUM, whether each of those holds exactly
         # its block's durations (true when there are none), and the BSUMs rejected.
