@@ -17,6 +17,7 @@ tests the text, not one implementation. For `NAME.gsot` the expected outcome is 
   rejected_summaries offsets of the blocks whose BSUM a reader must reject
   exit        exit status of `analyze info`, `events`, `stats` and `verify`
   stats_count events `analyze stats --by ''` counts (it may believe a wrong summary)
+  stats_max_ns  (where given) the max_ns `analyze stats --by ''` reports
   cgroup      {glob: events `analyze events --cgroup GLOB` prints}, when the case is about it
 
 Usage: make.py          writes the files that are missing (a pinned file is never rewritten)
@@ -570,16 +571,19 @@ def indx_entry_wrong_count():
 
 @case
 def bsum_valid_but_wrong():
-    # The same structure, the first site's larger duration one more: every rule holds.
+    # The same structure, the first site's larger duration 2000 instead of 1000: every rule
+    # holds, so stats reports a max of 2000 ns that no event has.
     evs = [ev(1000), ev(2000), ev(3000, dur=1500, fd=4)]
     f = File()
     f.add(b"PROC", vec([proc_entry(100, 10)]))
-    at = f.block(evs, bsum=lambda at, n, s, raw: bsum_body(at, n, s, summary_raw([[1000, 1001], [1500]])))
+    at = f.block(evs, bsum=lambda at, n, s, raw: bsum_body(at, n, s, summary_raw([[1000, 2000], [1500]])))
     f.add(b"LOSS", vec([loss_entry(1, 5, 1500, 1600)]))
-    return f.finish(), expect(
+    out = expect(
         "4.2: a structurally valid but wrong BSUM is believed by stats, caught by verify",
         evs, exit=(0, 0, 0, 1),
         problems=[(None, f"the summary (BSUM) of the block at {at} is damaged and not used")])
+    out["stats_max_ns"] = 2000
+    return f.finish(), out
 
 
 def bsum_case(name, rule, make):
