@@ -499,14 +499,19 @@ def section_cut():
         problems=[(cut_at + 16, "file ends, expected a")])
 
 
-@case
-def block_crc_bad():
+def two_blocks() -> tuple[bytearray, int]:
+    """A finished file whose first block (one event, returned offset) is there to be damaged."""
     f = File()
     f.add(b"PROC", vec([proc_entry(100, 10)]))
     bad = f.block([ev(500)])
     f.block(EVENTS_3)
     f.add(b"LOSS", vec([loss_entry(1, 5, 1500, 1600)]))
-    data = bytearray(f.finish())
+    return bytearray(f.finish()), bad
+
+
+@case
+def block_crc_bad():
+    data, bad = two_blocks()
     data[bad + 16 + 30] ^= 0xFF
     return bytes(data), expect(
         "6, 7: a block failing its body CRC is unreadable; the rest of the file is not",
@@ -516,12 +521,7 @@ def block_crc_bad():
 
 @case
 def header_damaged_resync():
-    f = File()
-    f.add(b"PROC", vec([proc_entry(100, 10)]))
-    bad = f.block([ev(500)])
-    f.block(EVENTS_3)
-    f.add(b"LOSS", vec([loss_entry(1, 5, 1500, 1600)]))
-    data = bytearray(f.finish())
+    data, bad = two_blocks()
     data[bad + 13] ^= 0xFF
     return bytes(data), expect(
         "7: a damaged section header: skip to the next intact section, report the bytes skipped",
