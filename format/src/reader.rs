@@ -210,11 +210,18 @@ impl TraceReader {
 
     fn side_section(&mut self, tag: Tag, body: &[u8], offset: u64) -> Result<(), Error> {
         let mut c = Cursor::new(body, offset + SECTION_HEADER_LEN as u64);
-        match tag {
+        // A section that does not decode is skipped whole (FORMAT.md 7), not kept in part.
+        let kept = (self.processes.len(), self.losses.len());
+        let r = match tag {
             Tag::PROCESSES => meta::decode_processes(&mut c, &mut self.processes),
             Tag::LOSSES => meta::decode_losses(&mut c, &mut self.losses),
             _ => Ok(()),
+        };
+        if r.is_err() {
+            self.processes.truncate(kept.0);
+            self.losses.truncate(kept.1);
         }
+        r
     }
 
     /// Walks the sections one by one from `start`, keeping every complete, intact one.

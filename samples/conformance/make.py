@@ -411,6 +411,20 @@ def varint_253_proc_pid():
 
 
 @case
+def proc_second_entry_bad():
+    f = File()
+    f.add(b"PROC", vec([proc_entry(100, 10, cgroup=b"/kept")]))
+    at = len(f.bytes) + 16 + 1 + len(proc_entry(200, 20))
+    f.add(b"PROC", vec([proc_entry(200, 20), proc_entry(201, 20, pid_bytes=b"\xfe")]))
+    f.block(EVENTS_3)
+    f.add(b"LOSS", vec([loss_entry(1, 5, 1500, 1600)]))
+    return f.finish(), expect(
+        "7: a PROC whose second entry does not decode is skipped whole, not kept in part",
+        EVENTS_3, processes=[dict(PROC_100[0], cgroup="/kept")], recovered=True,
+        problems=[(at, "as a varint (first byte 0-253), found 254")], exit=(1, 1, 1, 1))
+
+
+@case
 def proc_not_utf8():
     f = File()
     f.add(b"PROC", vec([proc_entry(100, 10, comm=b"\xff\xfeapp", exe=b"/bin/\xc3")]))
