@@ -236,6 +236,39 @@ fn verify_lists_exactly_the_expected_problems_and_notes() {
     }
 }
 
+/// `slice` and `export` write the events every other command counts (an event at 2^64-1
+/// included), for every file whose blocks all decode.
+#[cfg(feature = "export")]
+#[test]
+fn slice_and_export_write_the_same_events() {
+    let dir = common::tmp_dir("conformance-out");
+    for (name, want) in cases() {
+        let whole = want["unreadable_blocks"].as_array().unwrap().is_empty();
+        if want["refused"].is_object() || !whole {
+            continue;
+        }
+        let n = want["events"].as_array().unwrap().len() as u64;
+        let sliced = dir.join(format!("{name}.gsot"));
+        let r = analyze(&["slice", &path_of(&name), "-o", sliced.to_str().unwrap()]);
+        assert!(r.code <= 1, "{name}: {}", r.stderr);
+        assert_eq!(
+            TraceReader::open(&sliced).unwrap().event_count(),
+            n,
+            "{name}"
+        );
+        let pq = dir.join(format!("{name}.parquet"));
+        let r = analyze(&["export", &path_of(&name), "-o", pq.to_str().unwrap()]);
+        assert!(r.code <= 1, "{name}: {}", r.stderr);
+        let f = std::fs::File::open(&pq).unwrap();
+        let rows = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .metadata()
+            .file_metadata()
+            .num_rows();
+        assert_eq!(rows as u64, n, "{name}");
+    }
+}
+
 #[test]
 fn the_generator_is_committed_and_agrees_with_the_files() {
     let dir: PathBuf = root().join("samples/conformance");
