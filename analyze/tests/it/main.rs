@@ -8,6 +8,7 @@
 mod common;
 
 mod cli;
+mod conformance;
 mod decode_real;
 mod export;
 mod golden;

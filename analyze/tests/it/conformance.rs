@@ -3,11 +3,9 @@
 //! outcome the file's `.json` expects: events, processes, losses, unreadable blocks, rejected
 //! summaries, problem offsets, exit codes and the exact error of a refused file.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::{analyze, root};
+use crate::common::{analyze, root, tmp_dir};
 use format::{BlockSummary, DecodedBlock, OwnedEvent, TraceReader, comm_to_str};
 use serde_json::{Value, json};
 
@@ -241,7 +239,7 @@ fn verify_lists_exactly_the_expected_problems_and_notes() {
 #[cfg(feature = "export")]
 #[test]
 fn slice_and_export_write_the_same_events() {
-    let dir = common::tmp_dir("conformance-out");
+    let dir = tmp_dir("conformance-out");
     for (name, want) in cases() {
         let whole = want["unreadable_blocks"].as_array().unwrap().is_empty();
         if want["refused"].is_object() || !whole {
