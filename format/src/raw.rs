@@ -6,6 +6,8 @@
 //! below. It is *not* the on-disk format (see `FORMAT.md`): the recorder converts it into an
 //! [`Event`](crate::Event) before writing.
 
+use core::mem::offset_of;
+
 /// Largest option value the eBPF program can copy per call (`--snaplen` is capped to this).
 /// A power of two so the program can bound the copy length with a mask the verifier accepts.
 pub const MAX_SNAPLEN: usize = 2048;
@@ -100,58 +102,43 @@ impl RawEventHeader {
     /// if `bytes` is too short. Explicit little-endian field reads, so no alignment is needed.
     pub fn read_from(bytes: &[u8]) -> Option<RawEventHeader> {
         let b: &[u8; RAW_HEADER_SIZE] = bytes.get(..RAW_HEADER_SIZE)?.try_into().ok()?;
-        let u64_at = |o: usize| {
-            u64::from_le_bytes([
-                b[o],
-                b[o + 1],
-                b[o + 2],
-                b[o + 3],
-                b[o + 4],
-                b[o + 5],
-                b[o + 6],
-                b[o + 7],
-            ])
-        };
-        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let u64_at = |o: usize| u64::from_le_bytes(bytes_at(b, o));
+        let u32_at = |o: usize| u32::from_le_bytes(bytes_at(b, o));
         let i32_at = |o: usize| u32_at(o) as i32;
-        let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
-        let mut comm = [0u8; COMM_LEN];
-        comm.copy_from_slice(&b[104..120]);
+        let u16_at = |o: usize| u16::from_le_bytes(bytes_at(b, o));
+        let comm = bytes_at(b, offset_of!(RawEventHeader, comm));
         Some(RawEventHeader {
-            ts_enter_ns: u64_at(0),
-            duration_ns: u64_at(8),
-            cgroup_id: u64_at(16),
-            optval_ptr: u64_at(24),
-            optlen_ptr: u64_at(32),
-            tgid: u32_at(40),
-            tid: u32_at(44),
-            ppid: u32_at(48),
-            uid: u32_at(52),
-            gid: u32_at(56),
-            cpu: u32_at(60),
-            pid_ns: u32_at(64),
-            mnt_ns: u32_at(68),
-            fd: i32_at(72),
-            level: i32_at(76),
-            optname: i32_at(80),
-            optlen_in: i32_at(84),
-            optlen_out: i32_at(88),
-            ret: i32_at(92),
-            value_len: u16_at(96),
-            flags: u16_at(98),
-            _pad0: u32_at(100),
+            ts_enter_ns: u64_at(offset_of!(RawEventHeader, ts_enter_ns)),
+            duration_ns: u64_at(offset_of!(RawEventHeader, duration_ns)),
+            cgroup_id: u64_at(offset_of!(RawEventHeader, cgroup_id)),
+            optval_ptr: u64_at(offset_of!(RawEventHeader, optval_ptr)),
+            optlen_ptr: u64_at(offset_of!(RawEventHeader, optlen_ptr)),
+            tgid: u32_at(offset_of!(RawEventHeader, tgid)),
+            tid: u32_at(offset_of!(RawEventHeader, tid)),
+            ppid: u32_at(offset_of!(RawEventHeader, ppid)),
+            uid: u32_at(offset_of!(RawEventHeader, uid)),
+            gid: u32_at(offset_of!(RawEventHeader, gid)),
+            cpu: u32_at(offset_of!(RawEventHeader, cpu)),
+            pid_ns: u32_at(offset_of!(RawEventHeader, pid_ns)),
+            mnt_ns: u32_at(offset_of!(RawEventHeader, mnt_ns)),
+            fd: i32_at(offset_of!(RawEventHeader, fd)),
+            level: i32_at(offset_of!(RawEventHeader, level)),
+            optname: i32_at(offset_of!(RawEventHeader, optname)),
+            optlen_in: i32_at(offset_of!(RawEventHeader, optlen_in)),
+            optlen_out: i32_at(offset_of!(RawEventHeader, optlen_out)),
+            ret: i32_at(offset_of!(RawEventHeader, ret)),
+            value_len: u16_at(offset_of!(RawEventHeader, value_len)),
+            flags: u16_at(offset_of!(RawEventHeader, flags)),
+            _pad0: u32_at(offset_of!(RawEventHeader, _pad0)),
             comm,
         })
     }
 }
 
-#[cfg(feature = "aya")]
-// SAFETY: RawEventHeader and RawEvent are repr(C), made only of integers and byte arrays, with
-// every padding byte an explicit field, so every bit pattern is a valid value.
-unsafe impl aya::Pod for RawEventHeader {}
-#[cfg(feature = "aya")]
-// SAFETY: as above.
-unsafe impl aya::Pod for RawEvent {}
+/// The `N` bytes of a header at offset `o` (a field's offset, so always inside it).
+fn bytes_at<const N: usize>(b: &[u8; RAW_HEADER_SIZE], o: usize) -> [u8; N] {
+    core::array::from_fn(|i| b[o + i])
+}
 
 #[cfg(test)]
 mod tests {

@@ -6,13 +6,11 @@
 //! Every struct is `#[repr(C)]` with explicit padding so both sides agree on every byte.
 #![no_std]
 
-/// Map names, so the loader and the programs cannot drift apart.
+/// Names of the maps user space opens (the statics in `src/main.rs`); a recorder test checks
+/// each is in the built object, so the loader and the programs cannot drift apart.
 pub const MAP_EVENTS: &str = "EVENTS";
 pub const MAP_CONFIG: &str = "CONFIG";
-pub const MAP_INFLIGHT: &str = "INFLIGHT";
-pub const MAP_SCRATCH: &str = "SCRATCH";
 pub const MAP_LOSSES: &str = "LOSSES";
-pub const MAP_CPU_STATE: &str = "CPU_STATE";
 
 /// Program names (the Rust function names in `src/main.rs`).
 pub const PROG_TP_ENTER: &str = "gsot_tp_enter";
@@ -175,17 +173,12 @@ pub const FILL_CHECK_EVERY: u32 = 64;
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: all four are repr(C), made of integers and byte arrays, with explicit padding
-    // fields, so every bit pattern is a valid value and there are no uninitialized bytes.
+    // User space reads and writes only these two maps' values. SAFETY: both are repr(C),
+    // made of integers and byte arrays, with explicit padding fields, so every bit pattern is
+    // a valid value and there are no uninitialized bytes.
     unsafe impl aya::Pod for super::Config {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::Pending {}
-    // SAFETY: as above.
     unsafe impl aya::Pod for super::LossSlot {}
-    // SAFETY: as above.
-    unsafe impl aya::Pod for super::TaskOffsets {}
-    // SAFETY: as above.
-    unsafe impl aya::Pod for super::CpuState {}
 }
 
 const _: () = assert!(core::mem::size_of::<TaskOffsets>() == 48);

@@ -304,3 +304,54 @@ impl Probes {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `MAP_*` and `PROG_*` name `recorder-ebpf` declares for user space, read from its
+    /// source so a constant added later is checked too.
+    fn declared_names(prefix: &str) -> Vec<(String, String)> {
+        include_str!("../../recorder-ebpf/src/lib.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub const "))
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| {
+                let (name, rest) = l.split_once(": &str = \"")?;
+                Some((name.to_string(), rest.strip_suffix("\";")?.to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_map_and_program_name_user_space_uses_is_in_the_object() {
+        let obj = aya_obj::Object::parse(EBPF_OBJECT).expect("the embedded object parses");
+        let maps = declared_names("MAP_");
+        let progs = declared_names("PROG_");
+        assert_eq!((maps.len(), progs.len()), (3, 12), "{maps:?} {progs:?}");
+        for (constant, name) in &maps {
+            assert!(
+                obj.maps.contains_key(name.as_str()),
+                "{constant} = {name:?} is no map of the object; it has {:?}",
+                obj.maps.keys().collect::<Vec<_>>()
+            );
+        }
+        for (constant, name) in &progs {
+            assert!(
+                obj.programs.contains_key(name.as_str()),
+                "{constant} = {name:?} is no program of the object; it has {:?}",
+                obj.programs.keys().collect::<Vec<_>>()
+            );
+        }
+        // The constants the loader imports are the ones checked above.
+        for used in [
+            MAP_CONFIG,
+            MAP_EVENTS,
+            MAP_LOSSES,
+            PROG_TP_ENTER,
+            PROG_FLOOR_FEXIT,
+        ] {
+            assert!(maps.iter().chain(&progs).any(|(_, n)| n == used), "{used}");
+        }
+    }
+}
