@@ -10,7 +10,8 @@
 //! * [`cmd`]: one module per subcommand.
 
 pub mod cmd;
-pub mod decode;
+/// Names, values and decoders live in `gsot-decode`, shared with the recorder.
+pub use gsot_decode as decode;
 pub mod error;
 #[cfg(feature = "export")]
 pub mod export;
@@ -18,7 +19,7 @@ pub mod filter;
 pub mod input;
 pub mod output;
 pub mod stats;
-pub mod time;
+pub use gsot_decode::time;
 
 use std::ffi::OsString;
 use std::io::{self, Write};

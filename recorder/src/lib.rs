@@ -5,7 +5,6 @@
 
 pub mod bpf;
 pub mod btf;
-pub mod names;
 pub mod record;
 pub mod sys;
 pub mod workload;

@@ -8,8 +8,7 @@
 //! last kind costs a per-event test. `--since`/`--until` become a time range that selects
 //! blocks from the index before any block is read.
 
-pub mod expr;
-pub mod glob;
+pub use gsot_decode::{expr, glob};
 
 use clap::Args;
 use format::{ProcessInfo, ProcessTable, Site, ThreadEntry, TraceReader};

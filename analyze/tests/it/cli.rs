@@ -128,7 +128,7 @@ fn filters_select_exactly_what_a_brute_force_scan_selects() {
         (
             vec![
                 "--where",
-                "duration == 292 || duration <= 250 && duration != 240 || (duration > 1400 && !(duration >= 1450))",
+                "duration == 292ns || duration <= 250ns && duration != 240ns || (duration > 1400ns && !(duration >= 1450ns))",
             ],
             Box::new(|e| {
                 let d = e.duration_ns;
@@ -138,7 +138,7 @@ fn filters_select_exactly_what_a_brute_force_scan_selects() {
         (
             vec![
                 "--where",
-                "uid != 0 && comm == \"nginx\" || ppid == 1 && cpu == 3 && duration < 300",
+                "uid != 0 && comm == \"nginx\" || ppid == 1 && cpu == 3 && duration < 300ns",
             ],
             Box::new(|e| {
                 (e.uid != 0 && comm(e) == "nginx")

@@ -52,7 +52,7 @@ fn stats_from_summaries_equal_stats_from_blocks() {
             "--by",
             "comm,errno",
             "--where",
-            "duration == 292 || duration <= 250 && duration != 240 || duration > 1400 && uid != 0",
+            "duration == 292ns || duration <= 250ns && duration != 240ns || duration > 1400ns && uid != 0",
         ],
         // These need the time column: answered from the blocks in both files.
         &["--by", "comm", "--since", "5ms", "--until", "30ms"],

@@ -2,9 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
+use gsot_decode::levels::{parse_level, resolve_option};
+use gsot_decode::time::parse_std_duration as parse_duration;
 use recorder::record::{Filters, Session};
-use recorder::{names, sys};
+use recorder::sys;
 
 use super::{CommonArgs, parse_size, print_summary, stderr_reporter};
 
@@ -25,15 +27,16 @@ pub(super) struct Args {
     #[arg(long)]
     cgroup: Option<String>,
     /// Only this level: a name (SOL_SOCKET, IPPROTO_TCP, ...) or a number.
-    #[arg(long, value_parser = names::parse_level)]
+    #[arg(long, value_parser = parse_level)]
     level: Option<i32>,
-    /// Only this option: a name (SO_RCVBUF, TCP_INFO, ...) or a number.
-    #[arg(long, value_parser = names::parse_optname)]
-    optname: Option<i32>,
+    /// Only this option: a name (SO_RCVBUF, TCP_INFO, ...) or a number. A name sets the level
+    /// too when only one level has it; otherwise give --level.
+    #[arg(long)]
+    optname: Option<String>,
     /// Only calls that failed.
     #[arg(long)]
     errors_only: bool,
-    /// Stop after this long (e.g. 10s, 5m, 1h, 500ms).
+    /// Stop after this long (e.g. 10s, 1.5s, 5m, 1h, 500ms; a unit is required).
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
     /// Stop after this many events.
@@ -52,13 +55,21 @@ pub(super) fn run(args: Args) -> Result<()> {
         Some(spec) => Some((sys::cgroup_id(spec)?, spec.clone())),
         None => None,
     };
+    let (level, optname) = match &args.optname {
+        Some(name) => {
+            let (level, optname) =
+                resolve_option(args.level, name).map_err(|e| anyhow!("--optname: {e}"))?;
+            (level, Some(optname))
+        }
+        None => (args.level, None),
+    };
     let filters = Filters {
         pid: args.pid,
         comm: args.comm.clone(),
         uid: args.uid,
         cgroup,
-        level: args.level,
-        optname: args.optname,
+        level,
+        optname,
         errors_only: args.errors_only,
     };
     let mut opts = args.common.record_options(filters)?;
@@ -77,17 +88,4 @@ pub(super) fn run(args: Args) -> Result<()> {
     let summary = session.run(&sys::STOP)?;
     print_summary(&summary, started);
     Ok(())
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("bad duration {s:?}: use e.g. 500ms, 10s, 5m, 1h");
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let n: u64 = s[..split].parse().map_err(|_| bad())?;
-    match &s[split..] {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(bad()),
-    }
 }

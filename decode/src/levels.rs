@@ -157,6 +157,56 @@ pub fn option_by_name(s: &str) -> Vec<(i32, i32)> {
     out
 }
 
+/// Parses a level as `--level` takes it: a name ([`level_by_name`]) or a number.
+pub fn parse_level(s: &str) -> Result<i32, String> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Ok(n);
+    }
+    level_by_name(s).ok_or_else(|| {
+        let names: Vec<&str> = LEVELS.iter().map(|l| l.name).collect();
+        format!(
+            "unknown level {s:?}: give a number or one of {}",
+            names.join(", ")
+        )
+    })
+}
+
+/// Resolves `--optname` (a name or a number) against `--level` if given: a (level, optname)
+/// pair. Without a level, a name known at one level only sets that level too; a name known at
+/// several asks for `--level`, naming them.
+pub fn resolve_option(level: Option<i32>, s: &str) -> Result<(Option<i32>, i32), String> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Ok((level, n));
+    }
+    let found = option_by_name(s);
+    let level_text = |l: i32| level_name(l).map_or_else(|| l.to_string(), str::to_string);
+    match (level, found.as_slice()) {
+        (_, []) => Err(format!(
+            "unknown option name {s:?}: give a number or an option name such as SO_RCVBUF or TCP_INFO"
+        )),
+        (Some(l), _) => found
+            .iter()
+            .find(|&&(fl, _)| fl == l)
+            .map(|&(_, o)| (Some(l), o))
+            .ok_or_else(|| {
+                let at: Vec<String> = found.iter().map(|&(fl, _)| level_text(fl)).collect();
+                format!(
+                    "option {s:?} is not an option of level {}: it is one of {}",
+                    level_text(l),
+                    at.join(", ")
+                )
+            }),
+        (None, [(l, o)]) => Ok((Some(*l), *o)),
+        (None, _) => {
+            let at: Vec<String> = found.iter().map(|&(fl, _)| level_text(fl)).collect();
+            Err(format!(
+                "option {s:?} exists at several levels ({}): give --level",
+                at.join(", ")
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +236,28 @@ mod tests {
         assert_eq!(option_by_name("tcp_info"), vec![(6, 11)]);
         assert_eq!(level_by_name("IPPROTO_TCP"), Some(6));
         assert_eq!(level_by_name("sol_tcp"), Some(6));
+    }
+
+    #[test]
+    fn option_names_resolve_with_and_without_a_level() {
+        assert_eq!(parse_level("ipproto_tcp"), Ok(6));
+        assert_eq!(parse_level("41"), Ok(41));
+        assert!(parse_level("SOL_NOPE").unwrap_err().contains("SOL_SOCKET"));
+        assert_eq!(resolve_option(None, "tcp_info"), Ok((Some(6), 11)));
+        assert_eq!(resolve_option(None, "SO_RCVBUF"), Ok((Some(1), 8)));
+        assert_eq!(resolve_option(Some(6), "TCP_INFO"), Ok((Some(6), 11)));
+        assert_eq!(resolve_option(None, "11"), Ok((None, 11)));
+        assert_eq!(
+            resolve_option(None, "MCAST_JOIN_GROUP"),
+            Err("option \"MCAST_JOIN_GROUP\" exists at several levels (SOL_IP, SOL_IPV6): give --level".into())
+        );
+        assert_eq!(
+            resolve_option(Some(1), "TCP_INFO"),
+            Err(
+                "option \"TCP_INFO\" is not an option of level SOL_SOCKET: it is one of SOL_TCP"
+                    .into()
+            )
+        );
+        assert!(resolve_option(None, "SO_NOPE").is_err());
     }
 }

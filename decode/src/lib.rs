@@ -1,4 +1,7 @@
-//! Names and values of getsockopt calls, as the Linux kernel defines them.
+//! The vocabulary of getsockopt shared by every gsotrace tool: names and values of calls as
+//! the Linux kernel defines them, durations and times as users type them ([`time`]), and the
+//! `--where` expression language ([`expr`]). It depends on nothing of gsotrace's, so the
+//! recorder, analyze, the trace generator and the fuzz targets all use the one copy.
 //!
 //! * [`levels`]: every socket level Linux defines, each with its own option table, so an option
 //!   number is only ever named within its level (TCP option 11 is `TCP_INFO`, never
@@ -13,6 +16,8 @@
 //! decoded field by field as far as whole fields go, and the rest is marked truncated.
 
 pub mod errno;
+pub mod expr;
+pub mod glob;
 pub mod ip;
 pub mod ipv6;
 pub mod levels;
@@ -20,6 +25,7 @@ pub mod names;
 pub mod other;
 pub mod socket;
 pub mod tcp;
+pub mod time;
 pub mod udp;
 
 use std::fmt::Write as _;

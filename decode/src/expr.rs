@@ -13,8 +13,8 @@
 //! ```
 
 use super::glob::Glob;
-use crate::decode::{errno, levels};
 use crate::time::parse_duration;
+use crate::{errno, levels};
 
 /// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -539,7 +539,53 @@ impl Parser {
         }
     }
 
+    /// `field op value`: the field and operator here, the value by one parser per field kind.
     fn compare(&mut self) -> Result<Expr, ParseError> {
+        let (name, kind) = self.field()?;
+        let (op, op_col) = self.operator(&name)?;
+        let val_col = self.column();
+        let (mut val, _) = self.next();
+        let mut negative = false;
+        if val == Tok::Minus {
+            negative = true;
+            val = self.next().0;
+        }
+        let rhs = Rhs {
+            name,
+            op_col,
+            cmp: cmp_op(op),
+            glob_op: matches!(op, "~" | "!~"),
+            val,
+            val_col,
+            negative,
+        };
+        if rhs.val == Tok::End || matches!(rhs.val, Tok::Op(_) | Tok::And | Tok::Or | Tok::RParen) {
+            return Err(rhs.err(format!(
+                "expected a value after '{} {op}', found {}",
+                rhs.name,
+                describe(&rhs.val)
+            )));
+        }
+        if rhs.glob_op && !matches!(kind, FieldKind::Comm | FieldKind::Cgroup) {
+            return Err(ParseError {
+                column: op_col,
+                message: format!("'{op}' (glob match) works on comm and cgroup paths only"),
+            });
+        }
+        let pred = match kind {
+            FieldKind::Int(f) => Pred::Int(f, rhs.cmp, rhs.int()?),
+            FieldKind::Comm => rhs.comm()?,
+            FieldKind::Cgroup => rhs.cgroup()?,
+            FieldKind::Level => rhs.level()?,
+            FieldKind::Optname => rhs.optname()?,
+            FieldKind::Errno => rhs.errno()?,
+            FieldKind::Duration => Pred::Duration(rhs.cmp, rhs.duration()?),
+            FieldKind::Time => Pred::Time(rhs.cmp, rhs.duration()?),
+        };
+        Ok(Expr::Pred(pred))
+    }
+
+    fn field(&mut self) -> Result<(String, FieldKind), ParseError> {
         let (tok, col) = self.next();
         let name = match tok {
             Tok::Ident(s) => s,
@@ -560,173 +606,179 @@ impl Parser {
                 FIELDS.iter().map(|f| f.0).collect::<Vec<_>>().join(", ")
             ),
         })?;
+        Ok((name, kind))
+    }
+
+    fn operator(&mut self, name: &str) -> Result<(&'static str, usize), ParseError> {
         let (op_tok, op_col) = self.next();
-        let op = match op_tok {
-            Tok::Op(o) => o,
+        match op_tok {
+            Tok::Op(o) => Ok((o, op_col)),
+            t => Err(ParseError {
+                column: op_col,
+                message: format!(
+                    "expected a comparison (==, !=, <, <=, >, >=, ~) after '{name}', found {}",
+                    describe(&t)
+                ),
+            }),
+        }
+    }
+}
+
+fn cmp_op(op: &str) -> CmpOp {
+    match op {
+        "==" | "~" => CmpOp::Eq,
+        "!=" | "!~" => CmpOp::Ne,
+        "<" => CmpOp::Lt,
+        "<=" => CmpOp::Le,
+        ">" => CmpOp::Gt,
+        _ => CmpOp::Ge,
+    }
+}
+
+/// The right-hand side of a comparison, with what its value parsers need to say where it went
+/// wrong.
+struct Rhs {
+    name: String,
+    op_col: usize,
+    cmp: CmpOp,
+    /// `~` or `!~`: the value is a glob pattern.
+    glob_op: bool,
+    val: Tok,
+    val_col: usize,
+    /// A `-` came before the value.
+    negative: bool,
+}
+
+impl Rhs {
+    fn err(&self, message: String) -> ParseError {
+        ParseError {
+            column: self.val_col,
+            message,
+        }
+    }
+
+    fn eq_only(&self, what: &str) -> Result<(), ParseError> {
+        if matches!(self.cmp, CmpOp::Eq | CmpOp::Ne) {
+            Ok(())
+        } else {
+            Err(ParseError {
+                column: self.op_col,
+                message: format!("{what} can only be compared with == or !="),
+            })
+        }
+    }
+
+    fn int(&self) -> Result<i64, ParseError> {
+        let name = &self.name;
+        let s = match &self.val {
+            Tok::Num(s) => s,
             t => {
-                return Err(ParseError {
-                    column: op_col,
-                    message: format!(
-                        "expected a comparison (==, !=, <, <=, >, >=, ~) after '{name}', found {}",
-                        describe(&t)
-                    ),
-                });
+                return Err(self.err(format!(
+                    "expected a number for '{name}', found {}",
+                    describe(t)
+                )));
             }
         };
-        let val_col = self.column();
-        let (mut val, _) = self.next();
-        let mut negative = false;
-        if val == Tok::Minus {
-            negative = true;
-            val = self.next().0;
-        }
-        let verr = |message: String| ParseError {
-            column: val_col,
-            message,
+        let n = parse_int(s)
+            .ok_or_else(|| self.err(format!("expected a number for '{name}', found '{s}'")))?;
+        Ok(if self.negative { -n } else { n })
+    }
+
+    /// The value as a glob: a pattern after `~`, the literal text after `==`.
+    fn glob(&self, s: &str) -> Result<Glob, ParseError> {
+        let pattern = if self.glob_op {
+            s.to_string()
+        } else {
+            escape_glob(s)
         };
-        if val == Tok::End || matches!(val, Tok::Op(_) | Tok::And | Tok::Or | Tok::RParen) {
-            return Err(verr(format!(
-                "expected a value after '{name} {op}', found {}",
-                describe(&val)
-            )));
-        }
-        let glob_op = matches!(op, "~" | "!~");
-        let cmp = match op {
-            "==" | "~" => CmpOp::Eq,
-            "!=" | "!~" => CmpOp::Ne,
-            "<" => CmpOp::Lt,
-            "<=" => CmpOp::Le,
-            ">" => CmpOp::Gt,
-            _ => CmpOp::Ge,
+        Glob::new(&pattern).map_err(|e| self.err(e))
+    }
+
+    fn comm(&self) -> Result<Pred, ParseError> {
+        self.eq_only("comm")?;
+        let s = match &self.val {
+            Tok::Str(s) | Tok::Ident(s) | Tok::Num(s) => s,
+            t => {
+                return Err(self.err(format!("expected a process name, found {}", describe(t))));
+            }
         };
-        let eq_only = |what: &str| -> Result<(), ParseError> {
-            if matches!(cmp, CmpOp::Eq | CmpOp::Ne) {
-                Ok(())
-            } else {
-                Err(ParseError {
-                    column: op_col,
-                    message: format!("{what} can only be compared with == or !="),
+        Ok(Pred::Comm {
+            glob: self.glob(s)?,
+            negate: self.cmp == CmpOp::Ne,
+        })
+    }
+
+    fn cgroup(&self) -> Result<Pred, ParseError> {
+        match &self.val {
+            Tok::Num(_) if !self.glob_op => Ok(Pred::Int(IntField::Cgroup, self.cmp, self.int()?)),
+            Tok::Str(s) | Tok::Ident(s) => {
+                self.eq_only("a cgroup path")?;
+                Ok(Pred::CgroupPath {
+                    glob: self.glob(s)?,
+                    negate: self.cmp == CmpOp::Ne,
                 })
             }
-        };
-        if glob_op && !matches!(kind, FieldKind::Comm | FieldKind::Cgroup) {
-            return Err(ParseError {
-                column: op_col,
-                message: format!("'{op}' (glob match) works on comm and cgroup paths only"),
-            });
+            t => Err(self.err(format!(
+                "expected a cgroup id or path, found {}",
+                describe(t)
+            ))),
         }
-        let int = |v: &Tok| -> Result<i64, ParseError> {
-            let s = match v {
-                Tok::Num(s) => s,
-                t => {
-                    return Err(verr(format!(
-                        "expected a number for '{name}', found {}",
-                        describe(t)
+    }
+
+    fn level(&self) -> Result<Pred, ParseError> {
+        let l = match &self.val {
+            Tok::Num(_) => self.int()?,
+            Tok::Ident(s) => levels::level_by_name(s).ok_or_else(|| {
+                self.err(format!(
+                    "unknown level '{s}' (try SOL_SOCKET, SOL_TCP, SOL_IP, SOL_IPV6, ...)"
+                ))
+            })? as i64,
+            t => return Err(self.err(format!("expected a level, found {}", describe(t)))),
+        };
+        Ok(Pred::Int(IntField::Level, self.cmp, l))
+    }
+
+    fn optname(&self) -> Result<Pred, ParseError> {
+        match &self.val {
+            Tok::Num(_) => Ok(Pred::Int(IntField::Optname, self.cmp, self.int()?)),
+            Tok::Ident(s) => {
+                self.eq_only("an option name")?;
+                let pairs = levels::option_by_name(s);
+                if pairs.is_empty() {
+                    return Err(self.err(format!(
+                        "unknown option '{s}' (names are as in the kernel headers, e.g. TCP_INFO, SO_RCVBUF)"
                     )));
                 }
-            };
-            let n = parse_int(s)
-                .ok_or_else(|| verr(format!("expected a number for '{name}', found '{s}'")))?;
-            Ok(if negative { -n } else { n })
+                Ok(Pred::Option {
+                    pairs,
+                    negate: self.cmp == CmpOp::Ne,
+                })
+            }
+            t => Err(self.err(format!("expected an option, found {}", describe(t)))),
+        }
+    }
+
+    fn errno(&self) -> Result<Pred, ParseError> {
+        let n = match &self.val {
+            Tok::Num(_) => self.int()?,
+            Tok::Ident(s) => errno::by_name(s).ok_or_else(|| {
+                self.err(format!("unknown errno '{s}' (e.g. EINVAL, ENOPROTOOPT)"))
+            })? as i64,
+            t => return Err(self.err(format!("expected an errno, found {}", describe(t)))),
         };
-        let pred = match kind {
-            FieldKind::Int(f) => Pred::Int(f, cmp, int(&val)?),
-            FieldKind::Comm => {
-                eq_only("comm")?;
-                let s = match &val {
-                    Tok::Str(s) | Tok::Ident(s) | Tok::Num(s) => s.clone(),
-                    t => {
-                        return Err(verr(format!(
-                            "expected a process name, found {}",
-                            describe(t)
-                        )));
-                    }
-                };
-                let glob = if glob_op {
-                    Glob::new(&s).map_err(verr)?
-                } else {
-                    Glob::new(&escape_glob(&s)).map_err(verr)?
-                };
-                Pred::Comm {
-                    glob,
-                    negate: cmp == CmpOp::Ne,
-                }
-            }
-            FieldKind::Cgroup => match &val {
-                Tok::Num(_) if !glob_op => Pred::Int(IntField::Cgroup, cmp, int(&val)?),
-                Tok::Str(s) | Tok::Ident(s) => {
-                    eq_only("a cgroup path")?;
-                    let pattern = if glob_op { s.clone() } else { escape_glob(s) };
-                    Pred::CgroupPath {
-                        glob: Glob::new(&pattern).map_err(verr)?,
-                        negate: cmp == CmpOp::Ne,
-                    }
-                }
-                t => {
-                    return Err(verr(format!(
-                        "expected a cgroup id or path, found {}",
-                        describe(t)
-                    )));
-                }
-            },
-            FieldKind::Level => {
-                match &val {
-                    Tok::Num(_) => Pred::Int(IntField::Level, cmp, int(&val)?),
-                    Tok::Ident(s) => {
-                        let l = levels::level_by_name(s)
-                        .ok_or_else(|| verr(format!("unknown level '{s}' (try SOL_SOCKET, SOL_TCP, SOL_IP, SOL_IPV6, ...)")))?;
-                        Pred::Int(IntField::Level, cmp, l as i64)
-                    }
-                    t => return Err(verr(format!("expected a level, found {}", describe(t)))),
-                }
-            }
-            FieldKind::Optname => match &val {
-                Tok::Num(_) => Pred::Int(IntField::Optname, cmp, int(&val)?),
-                Tok::Ident(s) => {
-                    eq_only("an option name")?;
-                    let pairs = levels::option_by_name(s);
-                    if pairs.is_empty() {
-                        return Err(verr(format!(
-                            "unknown option '{s}' (names are as in the kernel headers, e.g. TCP_INFO, SO_RCVBUF)"
-                        )));
-                    }
-                    Pred::Option {
-                        pairs,
-                        negate: cmp == CmpOp::Ne,
-                    }
-                }
-                t => return Err(verr(format!("expected an option, found {}", describe(t)))),
-            },
-            FieldKind::Errno => match &val {
-                Tok::Num(_) => Pred::Int(IntField::Errno, cmp, int(&val)?),
-                Tok::Ident(s) => {
-                    let n = errno::by_name(s).ok_or_else(|| {
-                        verr(format!("unknown errno '{s}' (e.g. EINVAL, ENOPROTOOPT)"))
-                    })?;
-                    Pred::Int(IntField::Errno, cmp, n as i64)
-                }
-                t => return Err(verr(format!("expected an errno, found {}", describe(t)))),
-            },
-            FieldKind::Duration | FieldKind::Time => {
-                let s = match &val {
-                    Tok::Num(s) if !negative => s,
-                    t => {
-                        return Err(verr(format!(
-                            "expected a duration such as 10us, found {}{}",
-                            if negative { "-" } else { "" },
-                            describe(t)
-                        )));
-                    }
-                };
-                let ns = parse_duration(s).map_err(verr)?;
-                if matches!(kind, FieldKind::Duration) {
-                    Pred::Duration(cmp, ns)
-                } else {
-                    Pred::Time(cmp, ns)
-                }
-            }
-        };
-        Ok(Expr::Pred(pred))
+        Ok(Pred::Int(IntField::Errno, self.cmp, n))
+    }
+
+    /// A duration or a time since the capture's start, in ns.
+    fn duration(&self) -> Result<u64, ParseError> {
+        match &self.val {
+            Tok::Num(s) if !self.negative => parse_duration(s).map_err(|e| self.err(e)),
+            t => Err(self.err(format!(
+                "expected a duration such as 10us, found {}{}",
+                if self.negative { "-" } else { "" },
+                describe(t)
+            ))),
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-/// Parses `10us`, `1.5ms`, `2s`, `1m`, `250` (ns), `3h` into ns.
+/// Parses `10us`, `1.5ms`, `2s`, `1m`, `3h` into ns. A number without a unit is refused
+/// (the recorder once read it as seconds and analyze as nanoseconds), except `0`.
 pub fn parse_duration(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s
@@ -17,7 +18,13 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         ));
     }
     let scale: f64 = match unit {
-        "" | "ns" => 1.0,
+        "" if num.parse::<f64>() == Ok(0.0) => 1.0,
+        "" => {
+            return Err(format!(
+                "duration {s:?} has no unit: write {num}ns, {num}us, {num}ms or {num}s"
+            ));
+        }
+        "ns" => 1.0,
         "us" | "µs" => 1e3,
         "ms" => 1e6,
         "s" => 1e9,
@@ -43,6 +50,11 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         return Err(format!("duration {s:?} is too large"));
     }
     Ok(ns as u64)
+}
+
+/// [`parse_duration`] as a [`std::time::Duration`], for options such as `recorder --duration`.
+pub fn parse_std_duration(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration(s).map(std::time::Duration::from_nanos)
 }
 
 /// A compact duration: `850ns`, `4.1us`, `12.3ms`, `2.5s`.
@@ -190,7 +202,20 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("10us"), Ok(10_000));
         assert_eq!(parse_duration("1.5ms"), Ok(1_500_000));
-        assert_eq!(parse_duration("250"), Ok(250));
+        assert_eq!(
+            parse_duration("7"),
+            Err("duration \"7\" has no unit: write 7ns, 7us, 7ms or 7s".to_string())
+        );
+        assert_eq!(parse_duration("0"), Ok(0));
+        assert_eq!(parse_duration("250ns"), Ok(250));
+        assert_eq!(
+            parse_std_duration("1.5s"),
+            Ok(std::time::Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_std_duration("5m"),
+            Ok(std::time::Duration::from_secs(300))
+        );
         assert_eq!(parse_duration("2s"), Ok(2_000_000_000));
         assert!(parse_duration("2 parsecs").is_err());
         assert!(parse_duration("us").is_err());
