@@ -73,6 +73,9 @@ pub enum Command {
     Replay(cmd::replay::ReplayArgs),
     /// A picture: calls per second over time and a latency histogram per group (SVG or PNG).
     Plot(cmd::plot::PlotArgs),
+    /// Man pages or shell completions, for packaging (scripts/release.sh).
+    #[command(hide = true)]
+    Generate(cmd::generate::GenerateArgs),
 }
 
 /// Runs the program on `args` (the first being the program name).
@@ -124,5 +127,6 @@ fn run_command(command: &Command, out: &mut dyn Write) -> Result<(), AppError> {
         Command::Slice(a) => cmd::slice::run(a, out),
         Command::Replay(a) => cmd::replay::run(a, out),
         Command::Plot(a) => cmd::plot::run(a, out),
+        Command::Generate(a) => cmd::generate::run(a, out),
     }
 }

@@ -3,6 +3,7 @@
 pub mod events;
 #[cfg(feature = "export")]
 pub mod export;
+pub mod generate;
 pub mod info;
 pub mod plot;
 pub mod replay;

@@ -13,6 +13,7 @@ use recorder::sys;
 
 mod bench;
 mod demo;
+mod generate;
 mod record;
 
 #[derive(Parser)]
@@ -37,6 +38,9 @@ enum Cmd {
     /// Runs the demo workload and prints its calls (used by `demo` as its traced child).
     #[command(hide = true)]
     Workload(demo::WorkloadArgs),
+    /// Man pages or shell completions, for packaging (scripts/release.sh).
+    #[command(hide = true)]
+    Generate(generate::Args),
 }
 
 /// Parses the command line, runs the subcommand and turns its outcome into the exit status.
@@ -46,6 +50,7 @@ pub fn main() -> ExitCode {
         Cmd::Demo(args) => demo::run(args),
         Cmd::Bench(args) => bench::run(args),
         Cmd::Workload(args) => demo::run_workload(args),
+        Cmd::Generate(args) => generate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
