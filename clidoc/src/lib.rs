@@ -82,8 +82,14 @@ pub fn files(cmd: Command, kind: Kind) -> io::Result<Vec<File>> {
             let name = cmd.get_name().to_string();
             let mut text = Vec::new();
             clap_complete::generate(shell, &mut cmd, &name, &mut text);
+            // bash-completion loads completions/NAME when NAME is first completed, and Debian
+            // installs them under that name; zsh (_NAME) and fish (NAME.fish) as clap names them.
+            let file_name = match shell {
+                Shell::Bash => name,
+                _ => clap_complete::Generator::file_name(&shell, &name),
+            };
             Ok(vec![File {
-                name: clap_complete::Generator::file_name(&shell, &name),
+                name: file_name,
                 text,
             }])
         }
@@ -324,7 +330,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(names(Kind::Man), ["tool.1", "tool-run.1"]);
-        assert_eq!(names(Kind::CompleteBash), ["tool.bash"]);
+        assert_eq!(names(Kind::CompleteBash), ["tool"]);
         assert_eq!(names(Kind::CompleteZsh), ["_tool"]);
         assert_eq!(names(Kind::CompleteFish), ["tool.fish"]);
     }
@@ -362,6 +368,50 @@ mod tests {
                 r#"complete-fish: tool-run: flag --quiet missing ("-l quiet")"#,
             ]
         );
+    }
+
+    /// What bash offers at the end of `line` with the generated script loaded, as
+    /// bash-completion calls it: the function gets the command, the word and the one before.
+    fn bash_completes(line: &str) -> String {
+        let script = files(tool(), Kind::CompleteBash).unwrap().remove(0).text;
+        let words: Vec<&str> = line.split(' ').collect();
+        let n = words.len();
+        let program = format!(
+            "{}\nCOMP_WORDS=({}); COMP_CWORD={}; _tool tool '{}' '{}'; echo \"${{COMPREPLY[*]}}\"",
+            String::from_utf8(script).unwrap(),
+            words
+                .iter()
+                .map(|w| format!("'{w}'"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            n - 1,
+            words[n - 1],
+            words[n - 2],
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &program])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim_end()
+            .to_string()
+    }
+
+    #[test]
+    fn the_bash_script_completes_subcommands_flags_and_values() {
+        // `secret` is hidden: not offered.
+        assert_eq!(
+            bash_completes("tool "),
+            "-h -V --threads --help --version run"
+        );
+        assert_eq!(bash_completes("tool run --q"), "--quiet");
+        assert_eq!(bash_completes("tool run --mode f"), "fast-path");
     }
 
     #[test]
