@@ -6,7 +6,7 @@
 //! the real command must appear in what each kind generates.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Command, ValueEnum};
 use clap_complete::Shell;
@@ -152,6 +152,56 @@ pub fn run(args: &GenerateArgs, cmd: Command, out: &mut dyn Write) -> io::Result
         writeln!(out, "{}", path.display())?;
     }
     Ok(())
+}
+
+/// What is wrong with a built tool's `generate`, for the tools' integration tests: for every
+/// kind, `EXE generate KIND` must exit 0 and print a non-empty text, and `--out-dir` must
+/// write the same text as the first file it lists.
+pub fn check_binary(exe: &Path) -> Vec<String> {
+    let dir = std::env::temp_dir().join(format!("clidoc-check-{}", std::process::id()));
+    let mut problems = Vec::new();
+    for kind in Kind::ALL {
+        let kind = kind
+            .to_possible_value()
+            .expect("not hidden")
+            .get_name()
+            .to_string();
+        let run = |extra: &[&std::ffi::OsStr]| {
+            let out = std::process::Command::new(exe)
+                .args(["generate", &kind])
+                .args(extra)
+                .output();
+            match out {
+                Ok(o) if o.status.success() => Ok(o.stdout),
+                Ok(o) => Err(format!(
+                    "{}: {}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stderr)
+                )),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let printed = match run(&[]) {
+            Ok(text) if text.is_empty() => Err("printed nothing".to_string()),
+            other => other,
+        };
+        let written = run(&["--out-dir".as_ref(), dir.as_os_str()]).and_then(|listing| {
+            let first = String::from_utf8_lossy(&listing)
+                .lines()
+                .next()
+                .map(PathBuf::from);
+            let first = first.ok_or("--out-dir listed no file")?;
+            std::fs::read(&first).map_err(|e| format!("{}: {e}", first.display()))
+        });
+        match (printed, written) {
+            (Ok(p), Ok(w)) if p == w => {}
+            (Ok(_), Ok(_)) => problems.push(format!("{kind}: --out-dir wrote another text")),
+            (Err(e), _) => problems.push(format!("{kind}: {e}")),
+            (_, Err(e)) => problems.push(format!("{kind} --out-dir: {e}")),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    problems
 }
 
 /// What the generated output gets wrong about `cmd`, one line each (empty: nothing).
@@ -443,6 +493,21 @@ mod tests {
             format!("{0}/man1/tool.1\n{0}/man1/tool-run.1\n", dir.display())
         );
         assert!(page.contains("\\-\\-output"), "{page}");
+    }
+
+    /// `true` takes any arguments and prints nothing: what the tools' tests would see if
+    /// `generate` were a stub.
+    #[test]
+    fn check_binary_reports_a_generate_that_prints_nothing() {
+        assert_eq!(
+            check_binary(Path::new("/bin/true")),
+            [
+                "man: printed nothing",
+                "complete-bash: printed nothing",
+                "complete-zsh: printed nothing",
+                "complete-fish: printed nothing",
+            ]
+        );
     }
 
     #[test]
