@@ -11,7 +11,8 @@
 #
 #   scripts/release.sh
 #
-# A full release build of its own target directory: not part of scripts/test-all.sh.
+# A release build in a target directory of its own: 16.5 min cold (9 CPU-min; 2 cores shared
+# with other builds), 6.5 min when only the workspace's crates changed. Not in test-all.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
