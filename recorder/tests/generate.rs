@@ -1,5 +1,5 @@
 //! `recorder generate KIND` (what scripts/release.sh packages) from the built binary, without
-//! privileges; that the text covers the whole command line is the unit test in src/generate.rs.
+//! privileges; that the text covers the whole command line is the unit test in src/cmd/generate.rs.
 
 #[test]
 fn generate_prints_and_writes_every_kind() {

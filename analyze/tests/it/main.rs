@@ -11,6 +11,7 @@ mod cli;
 mod conformance;
 mod decode_real;
 mod export;
+mod generate;
 mod golden;
 mod plot;
 mod replay;
