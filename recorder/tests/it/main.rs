@@ -5,6 +5,7 @@ mod common;
 
 mod filters;
 mod flood_loss;
+mod generate;
 mod output_errors;
 mod privileges;
 mod record_workload;
