@@ -5,6 +5,8 @@
 
 pub mod bpf;
 pub mod btf;
+pub mod output;
+pub mod privs;
 pub mod record;
 pub mod sys;
 pub mod workload;

@@ -2,9 +2,8 @@
 //! them), keep the process table and the loss records, and stop cleanly.
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::BufWriter;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -118,6 +117,18 @@ pub struct RecordOptions {
     /// How often the ring buffer is drained when no burst forces a wakeup.
     pub drain_interval: Duration,
     pub command_line: Vec<String>,
+    /// `--user`: who the recorder runs as once attached, and who owns its files.
+    pub run_as: Option<crate::privs::RunAs>,
+}
+
+impl RecordOptions {
+    /// The uid that owns the output files (an existing one must already be theirs).
+    fn owner(&self) -> u32 {
+        // SAFETY: geteuid cannot fail.
+        self.run_as
+            .as_ref()
+            .map_or_else(|| unsafe { libc::geteuid() }, |u| u.uid)
+    }
 }
 
 /// What a finished session did.
@@ -210,16 +221,10 @@ pub struct Session {
     committed: u64,
 }
 
-fn create_output(path: &Path) -> std::io::Result<File> {
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    // `mode` only applies to a new file: tighten an existing one too (names and values inside).
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    Ok(f)
+/// Opens an output file (the first or a rotated one) through [`crate::output::create`], for
+/// the user the recorder writes as.
+fn create_output(path: &Path, owner: u32) -> Result<File> {
+    crate::output::create(path, owner).with_context(|| format!("cannot write {}", path.display()))
 }
 
 impl Session {
@@ -252,9 +257,13 @@ impl Session {
             ..Config::default()
         };
         opts.filters.apply(&mut config)?;
+        if let Some(u) = &opts.run_as
+            && (opts.rotate_size.is_some() || opts.rotate_time.is_some())
+        {
+            u.check_writable(opts.output.parent().unwrap_or(Path::new(".")))?;
+        }
         // Create the file before attaching, so an unwritable output fails fast.
-        let first = create_output(&opts.output)
-            .with_context(|| format!("cannot write {}", opts.output.display()))?;
+        let first = create_output(&opts.output, opts.owner())?;
         let probes = match load_and_attach(config, opts.ringbuf_size, &opts.modes) {
             Ok(p) => p,
             Err(e) => {
@@ -299,6 +308,8 @@ impl Session {
         };
         summary.files.push(opts.output.clone());
         let last_loss_count = probes.losses()?.iter().map(|l| l.count).collect();
+        // Attached, maps open, first file there: root's remaining powers are not needed.
+        crate::privs::drop_after_start(opts.run_as.as_ref())?;
         Ok(Session {
             path: opts.output.clone(),
             opts,
@@ -525,7 +536,8 @@ impl Session {
         self.path = rotated_path(&self.opts.output, self.file_index);
         self.header.sequence = self.file_index;
         self.header.start_ts_ns = sys::boot_ns();
-        let file = create_output(&self.path).map_err(|e| self.output_error(e.into()))?;
+        let file = crate::output::create(&self.path, self.opts.owner())
+            .map_err(|e| self.output_error(e.into()))?;
         self.writer = Some(
             Self::new_writer(file, &self.header, &self.opts).map_err(|e| self.output_error(e))?,
         );

@@ -20,7 +20,8 @@ mod record;
 #[command(
     name = "recorder",
     version,
-    about = "Record getsockopt() calls with eBPF into a trace file"
+    about = "Record getsockopt() calls with eBPF into a trace file",
+    after_help = recorder::privs::KEPT_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -135,6 +136,7 @@ impl CommonArgs {
             flush_interval: Duration::from_millis(self.flush_interval_ms.max(1)),
             drain_interval: Duration::from_millis(self.drain_interval_ms.max(1)),
             command_line: std::env::args().collect(),
+            run_as: None,
         })
     }
 }

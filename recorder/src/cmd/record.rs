@@ -48,6 +48,9 @@ pub(super) struct Args {
     /// Start a new file after this long (e.g. 1h).
     #[arg(long, value_parser = parse_duration)]
     rotate_time: Option<Duration>,
+    /// Once attached, run as this user (who then owns the output and creates rotated files).
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
 }
 
 pub(super) fn run(args: Args) -> Result<()> {
@@ -77,6 +80,11 @@ pub(super) fn run(args: Args) -> Result<()> {
     opts.max_events = args.max_events;
     opts.rotate_size = args.rotate_size;
     opts.rotate_time = args.rotate_time;
+    opts.run_as = args
+        .user
+        .as_deref()
+        .map(recorder::privs::RunAs::lookup)
+        .transpose()?;
     sys::install_stop_handlers();
     let started = Instant::now();
     let session = Session::start(opts, stderr_reporter())?;

@@ -6,6 +6,7 @@ mod common;
 mod filters;
 mod flood_loss;
 mod generate;
+mod least_privilege;
 mod output_errors;
 mod privileges;
 mod record_workload;

@@ -47,7 +47,7 @@ fn unwritable_output_fails_at_start_with_one_clear_line() {
         status,
         &err,
         &format!(
-            "cannot write {}: Is a directory (os error 21)",
+            "cannot write {}: it is a directory, not a regular file; nothing was written",
             dir.display()
         ),
     );
