@@ -240,11 +240,13 @@ impl Stream<'_> {
     /// header's `raw_len`, checked by the caller).
     fn fill_to(&mut self, need: usize) -> Result<(), Error> {
         while self.filled < need {
-            // In steps of at least 64 KiB, never past the payload's declared end.
-            let end = need
+            // Grow with what the frame has really produced (at most doubling it, in steps of at
+            // least 64 KiB), never to a size only the header announces (a hostile event count
+            // would otherwise size the buffer), and never past the payload's declared end.
+            let end = (self.filled * 2)
                 .max(self.filled + (64 << 10))
-                .min(self.raw_len)
-                .max(need);
+                .min(need)
+                .min(self.raw_len);
             if self.raw.len() < end {
                 self.raw.resize(end, 0);
             }

@@ -13,6 +13,7 @@ mod decode_real;
 mod export;
 mod generate;
 mod golden;
+mod hostile_memory;
 mod plot;
 mod replay;
 mod slice;

@@ -1,0 +1,112 @@
+//! Files from other people: sizes and counts a file announces must not size analyze's memory.
+//! Each crafted file is read by info/events/stats/verify in a child whose peak RSS (wait4's
+//! ru_maxrss) is compared with the same command on a tiny valid file.
+
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::common::*;
+
+const SECTION_HEADER_LEN: usize = 16;
+const PREAMBLE_LEN: usize = 16;
+
+/// Runs `analyze CMD FILE` and returns (exit code, peak RSS in KiB).
+#[expect(
+    clippy::zombie_processes,
+    reason = "reaped by wait4, which also reports its peak RSS"
+)]
+fn peak_rss(cmd: &str, file: &Path) -> (i32, i64) {
+    let child = Command::new(env!("CARGO_BIN_EXE_analyze"))
+        .arg(cmd)
+        .arg(file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the analyze binary runs");
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child with valid out-pointers; std never reaps it after this.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    let code = std::process::ExitStatus::from_raw(status)
+        .code()
+        .unwrap_or(-1);
+    (code, usage.ru_maxrss)
+}
+
+/// The file offset of the first section tagged `tag`, walking from the preamble.
+fn section(file: &[u8], tag: &[u8; 4]) -> usize {
+    let mut at = PREAMBLE_LEN;
+    loop {
+        let len = u32::from_le_bytes(file[at + 4..at + 8].try_into().unwrap()) as usize;
+        if &file[at..at + 4] == tag {
+            return at;
+        }
+        at += SECTION_HEADER_LEN + len;
+    }
+}
+
+/// Replaces the body of the section at `at` with `body`, fixing its length and CRCs; the
+/// sections after it move (the index then points wrong, so readers fall back to a scan).
+fn replace_body(file: &mut Vec<u8>, at: usize, body: &[u8]) {
+    let old = u32::from_le_bytes(file[at + 4..at + 8].try_into().unwrap()) as usize;
+    let start = at + SECTION_HEADER_LEN;
+    file.splice(start..start + old, body.iter().copied());
+    file[at + 4..at + 8].copy_from_slice(&(body.len() as u32).to_le_bytes());
+    file[at + 8..at + 12].copy_from_slice(&crc32c::crc32c(body).to_le_bytes());
+    let hcrc = crc32c::crc32c(&file[at..at + 12]);
+    file[at + 12..at + 16].copy_from_slice(&hcrc.to_le_bytes());
+}
+
+#[test]
+fn announced_sizes_do_not_size_memory() {
+    let dir = tmp_dir("hostile-memory");
+    let tiny = dir.join("tiny.gsot");
+    synth(&tiny, 1, 20, 10);
+    let valid = std::fs::read(&tiny).unwrap();
+    let blck = section(&valid, b"BLCK");
+    let body = &valid[blck + SECTION_HEADER_LEN..];
+
+    let mut crafted = Vec::new();
+    // The largest event count and payload size the format allows, over the real small frame.
+    let mut huge = valid.clone();
+    let mut b =
+        body[..u32::from_le_bytes(valid[blck + 4..blck + 8].try_into().unwrap()) as usize].to_vec();
+    b[0..4].copy_from_slice(&(1u32 << 20).to_le_bytes());
+    b[4..8].copy_from_slice(&(64u32 << 20).to_le_bytes());
+    replace_body(&mut huge, blck, &b);
+    // Without its trailer the file is read by scanning, where no index count stands guard.
+    let scanned = huge[..huge.len() - 8].to_vec();
+    crafted.push(("block announcing 1 Mi events and a 64 MiB payload", huge));
+    crafted.push(("trailerless file whose block announces the same", scanned));
+    // A process table announcing 2^62 entries (bincode's 9-byte varint).
+    let proc_at = section(&valid, b"PROC");
+    let mut procs = valid.clone();
+    let mut count = vec![253u8];
+    count.extend_from_slice(&(1u64 << 62).to_le_bytes());
+    replace_body(&mut procs, proc_at, &count);
+    crafted.push(("process table announcing 2^62 entries", procs));
+
+    for cmd in ["info", "events", "stats", "verify"] {
+        let (code, base) = peak_rss(cmd, &tiny);
+        assert_eq!(code, 0, "{cmd} on the valid file");
+        for (what, bytes) in &crafted {
+            let path = dir.join("crafted.gsot");
+            std::fs::write(&path, bytes).unwrap();
+            let (_, peak) = peak_rss(cmd, &path);
+            // A small multiple of the file's size over the baseline, plus allocator slack.
+            let bound = base + 8 * bytes.len() as i64 / 1024 + 4096;
+            eprintln!("{cmd} {what}: peak {peak} KiB, baseline {base} KiB, bound {bound} KiB");
+            assert!(
+                peak <= bound,
+                "{cmd} on a {what} ({} bytes): peak RSS {peak} KiB, over {bound} KiB \
+                 (baseline {base} KiB on a valid file)",
+                bytes.len()
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
