@@ -37,6 +37,13 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
     mkdir -p fuzz/corpus/analyze_decode
     (cd fuzz && cargo +nightly fuzz run analyze_decode corpus/analyze_decode seeds/read -- \
         -max_total_time="$((FUZZ_SECONDS / 2))" -rss_limit_mb=1024 -print_final_stats=1 2>&1 | tail -n 6)
+    # The --where parser and the header and process-table decoders, each on its own.
+    for target in where_expr header processes; do
+        step "fuzz $target for $((FUZZ_SECONDS / 3))s"
+        mkdir -p "fuzz/corpus/$target"
+        (cd fuzz && cargo +nightly fuzz run "$target" "corpus/$target" "seeds/${target/_expr/}" -- \
+            -max_total_time="$((FUZZ_SECONDS / 3))" -rss_limit_mb=1024 -print_final_stats=1 2>&1 | tail -n 6)
+    done
 fi
 VMTEST=${VMTEST:-1}
 if [ "$VMTEST" = 1 ]; then

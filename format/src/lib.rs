@@ -19,6 +19,9 @@ mod event;
 #[cfg(feature = "std")]
 mod front;
 #[cfg(feature = "std")]
+#[doc(hidden)]
+pub mod fuzzing;
+#[cfg(feature = "std")]
 mod meta;
 #[cfg(feature = "std")]
 mod reader;
