@@ -14,7 +14,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Makes `batches` bursts of `per_batch` getsockopt(SO_RCVBUF) calls with a pause after each,
 /// so the recorder drains (and may rotate) between them. Returns the calls made.
-fn bursts(batches: u64, per_batch: u64, pause: Duration) -> u64 {
+pub(crate) fn bursts(batches: u64, per_batch: u64, pause: Duration) -> u64 {
     let sock = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut calls = 0;
     for _ in 0..batches {
@@ -28,7 +28,7 @@ fn bursts(batches: u64, per_batch: u64, pause: Duration) -> u64 {
 /// Opens every file of the capture and checks they form one capture: each finished cleanly,
 /// same capture id, sequence 0, 1, 2, ..., events in time order across files, our process in
 /// each file's process table, no loss. Returns the readers.
-fn check_rotated_capture(out: &Path, calls: u64, log: &str) -> Vec<format::TraceReader> {
+pub(crate) fn check_rotated_capture(out: &Path, calls: u64, log: &str) -> Vec<format::TraceReader> {
     let files = rotated_files(out);
     let readers: Vec<_> = files
         .iter()
