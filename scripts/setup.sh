@@ -106,8 +106,9 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 # 6. The VM kernel matrix (vmtest/, run by test-all.sh): qemu boots stock Debian kernels under
 #    software emulation; busybox-static is the guests' shell; cpio packs their initramfs;
 #    zstd/xz/lz4 unpack the kernels' ELF images (booting those skips seconds of emulated
-#    decompression). --no-install-recommends keeps qemu's GUI stack out.
-VM_PKGS="qemu-system-x86 busybox-static cpio zstd xz-utils lz4"
+#    decompression). --no-install-recommends keeps qemu's GUI stack out. GNU time: the
+#    hostile-file test reads analyze's peak RSS with `/usr/bin/time -f %M`.
+VM_PKGS="qemu-system-x86 busybox-static cpio zstd xz-utils lz4 time"
 VM_MISSING=""
 for p in $VM_PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || VM_MISSING="$VM_MISSING $p"

@@ -345,17 +345,6 @@ impl Session {
         self.probes.mode
     }
 
-    /// Adds (or replaces) the pid filter, e.g. once `demo` has started its workload child.
-    pub fn set_pid_filter(&mut self, pid: u32) -> Result<()> {
-        let mut cfg = *self.probes.config();
-        cfg.filters |= FILTER_PID;
-        cfg.pid = pid;
-        self.probes.set_config(cfg)?;
-        self.opts.filters.pid = Some(pid);
-        self.header.filters = self.opts.filters.labels();
-        Ok(())
-    }
-
     fn writer(&mut self) -> &mut Writer {
         self.writer.as_mut().expect("writer present until finish")
     }

@@ -1,16 +1,57 @@
 //! Writes a deterministic synthetic trace: `gen-trace --seed 1 --events 1000000 -o out.gsot`.
 
 use std::io::BufWriter;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::{Parser, ValueEnum};
 use format::WriterOptions;
 use format::synth::{SynthConfig, Workload, write_trace};
 
-const USAGE: &str = "usage: gen-trace [--seed N] [--events N] [--workload mixed|loop] [--processes N] [--snaplen N] [--block-events N] -o FILE
-       gen-trace --print-block-offsets FILE   (one block section offset per line)";
+/// Writes a deterministic synthetic trace (the same arguments give the same bytes).
+#[derive(Parser)]
+#[command(name = "gen-trace", version)]
+struct Args {
+    /// Seed of the generator.
+    #[arg(long, default_value_t = SynthConfig::default().seed)]
+    seed: u64,
+    /// Number of events.
+    #[arg(long, default_value_t = SynthConfig::default().events)]
+    events: u64,
+    /// Shape of the workload.
+    #[arg(long, value_enum, default_value_t = WorkloadArg::Mixed)]
+    workload: WorkloadArg,
+    /// Number of processes (mixed workload).
+    #[arg(long, default_value_t = SynthConfig::default().processes)]
+    processes: u32,
+    /// Value bytes kept per event.
+    #[arg(long, default_value_t = SynthConfig::default().snaplen)]
+    snaplen: u32,
+    /// Events per block at most.
+    #[arg(long, default_value_t = WriterOptions::default().max_block_events)]
+    block_events: u32,
+    /// Where to write the trace.
+    #[arg(short, long, required_unless_present = "print_block_offsets")]
+    output: Option<PathBuf>,
+    /// Print the offset of every block section of FILE, one a line, and write nothing.
+    #[arg(long, value_name = "FILE", conflicts_with = "output")]
+    print_block_offsets: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum WorkloadArg {
+    Mixed,
+    Loop,
+}
 
 fn main() -> ExitCode {
-    match run() {
+    let args = Args::parse();
+    let result = match (&args.print_block_offsets, &args.output) {
+        (Some(path), _) => print_block_offsets(path),
+        (None, Some(path)) => generate(&args, path),
+        (None, None) => unreachable!("clap requires --output without --print-block-offsets"),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gen-trace: {e}");
@@ -19,52 +60,32 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<(), String> {
-    let mut cfg = SynthConfig::default();
-    let mut opts = WriterOptions::default();
-    let mut out = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = |name: &str| args.next().ok_or(format!("{name} needs a value\n{USAGE}"));
-        let num =
-            |s: String, name: &str| s.parse::<u64>().map_err(|e| format!("{name} {s:?}: {e}"));
-        match a.as_str() {
-            "--seed" => cfg.seed = num(val("--seed")?, "--seed")?,
-            "--events" => cfg.events = num(val("--events")?, "--events")?,
-            "--processes" => cfg.processes = num(val("--processes")?, "--processes")? as u32,
-            "--snaplen" => cfg.snaplen = num(val("--snaplen")?, "--snaplen")? as u32,
-            "--block-events" => {
-                opts.max_block_events = num(val("--block-events")?, "--block-events")? as u32
-            }
-            "--workload" => {
-                cfg.workload = match val("--workload")?.as_str() {
-                    "mixed" => Workload::Mixed,
-                    "loop" => Workload::Loop,
-                    w => return Err(format!("unknown workload {w:?}: expected mixed or loop")),
-                }
-            }
-            "-o" | "--output" => out = Some(val("-o")?),
-            "--print-block-offsets" => {
-                let path = val("--print-block-offsets")?;
-                let r = format::TraceReader::open(&path).map_err(|e| format!("{path}: {e}"))?;
-                for b in r.blocks() {
-                    println!("{}", b.offset);
-                }
-                return Ok(());
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(());
-            }
-            _ => return Err(format!("unexpected argument {a:?}\n{USAGE}")),
-        }
+fn print_block_offsets(path: &Path) -> Result<(), String> {
+    let r = format::TraceReader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for b in r.blocks() {
+        println!("{}", b.offset);
     }
-    let path = out.ok_or(format!("-o FILE is required\n{USAGE}"))?;
-    let file = std::fs::File::create(&path).map_err(|e| format!("{path}: {e}"))?;
-    let w = write_trace(cfg, BufWriter::new(file), opts).map_err(|e| format!("{path}: {e}"))?;
-    w.into_inner()
-        .map_err(|e| format!("{path}: {}", e.error()))?
-        .sync_all()
-        .map_err(|e| format!("{path}: {e}"))?;
     Ok(())
+}
+
+fn generate(args: &Args, path: &Path) -> Result<(), String> {
+    let cfg = SynthConfig {
+        seed: args.seed,
+        events: args.events,
+        processes: args.processes,
+        snaplen: args.snaplen,
+        workload: match args.workload {
+            WorkloadArg::Mixed => Workload::Mixed,
+            WorkloadArg::Loop => Workload::Loop,
+        },
+    };
+    let opts = WriterOptions {
+        max_block_events: args.block_events,
+        ..WriterOptions::default()
+    };
+    let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let file = std::fs::File::create(path).map_err(|e| fail(&e))?;
+    let w = write_trace(cfg, BufWriter::new(file), opts).map_err(|e| fail(&e))?;
+    let file = w.into_inner().map_err(|e| fail(e.error()))?;
+    file.sync_all().map_err(|e| fail(&e))
 }

@@ -26,10 +26,10 @@ pub(super) struct WorkloadArgs {
 }
 
 pub(super) fn run(args: Args) -> Result<()> {
-    let opts = args.common.record_options(Filters::default())?;
     sys::install_stop_handlers();
     let started = Instant::now();
-    let mut session = Session::start(opts, stderr_reporter())?;
+    // The workload waits for a line on stdin, so the session can start with the pid filter
+    // already in the kernel: no other process's call is recorded before it is set.
     let exe = std::env::current_exe().context("locating the recorder binary")?;
     let mut child = Command::new(exe)
         .args(["workload", "--wait-stdin"])
@@ -37,7 +37,23 @@ pub(super) fn run(args: Args) -> Result<()> {
         .stdout(Stdio::piped())
         .spawn()
         .context("starting the demo workload")?;
-    session.set_pid_filter(child.id())?;
+    let filters = Filters {
+        pid: Some(child.id()),
+        ..Filters::default()
+    };
+    let session = args
+        .common
+        .record_options(filters)
+        .and_then(|opts| Session::start(opts, stderr_reporter()));
+    let session = match session {
+        Ok(session) => session,
+        Err(e) => {
+            // Killed, not left to read EOF on its stdin and run unrecorded.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
     eprintln!(
         "recorder: recording the demo workload (pid {}) to {}",
         child.id(),
