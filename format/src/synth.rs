@@ -767,6 +767,61 @@ pub fn write_trace<W: Write>(cfg: SynthConfig, out: W, opts: WriterOptions) -> R
 mod tests {
     use super::*;
 
+    /// The generator's constants are written as numbers (format depends on nothing of ours);
+    /// this holds them to the one name table every tool uses, so the two cannot drift.
+    #[test]
+    fn linux_constants_match_the_shared_name_tables() {
+        use gsot_decode::{errno, level_by_name, option_name};
+        for (name, v) in [
+            ("SOL_SOCKET", SOL_SOCKET),
+            ("IPPROTO_IP", IPPROTO_IP),
+            ("IPPROTO_TCP", IPPROTO_TCP),
+            ("IPPROTO_UDP", IPPROTO_UDP),
+            ("IPPROTO_IPV6", IPPROTO_IPV6),
+        ] {
+            assert_eq!(level_by_name(name), Some(v), "{name}");
+        }
+        for (level, name, v) in [
+            (SOL_SOCKET, "SO_TYPE", SO_TYPE),
+            (SOL_SOCKET, "SO_ERROR", SO_ERROR),
+            (SOL_SOCKET, "SO_SNDBUF", SO_SNDBUF),
+            (SOL_SOCKET, "SO_RCVBUF", SO_RCVBUF),
+            (SOL_SOCKET, "SO_KEEPALIVE", SO_KEEPALIVE),
+            (SOL_SOCKET, "SO_LINGER", SO_LINGER),
+            (SOL_SOCKET, "SO_PEERCRED", SO_PEERCRED),
+            (SOL_SOCKET, "SO_RCVTIMEO_OLD", SO_RCVTIMEO_OLD),
+            (SOL_SOCKET, "SO_ACCEPTCONN", SO_ACCEPTCONN),
+            (SOL_SOCKET, "SO_PROTOCOL", SO_PROTOCOL),
+            (SOL_SOCKET, "SO_DOMAIN", SO_DOMAIN),
+            (SOL_SOCKET, "SO_COOKIE", SO_COOKIE),
+            (IPPROTO_TCP, "TCP_NODELAY", TCP_NODELAY),
+            (IPPROTO_TCP, "TCP_MAXSEG", TCP_MAXSEG),
+            (IPPROTO_TCP, "TCP_KEEPIDLE", TCP_KEEPIDLE),
+            (IPPROTO_TCP, "TCP_INFO", TCP_INFO),
+            (IPPROTO_TCP, "TCP_CONGESTION", TCP_CONGESTION),
+            (IPPROTO_TCP, "TCP_USER_TIMEOUT", TCP_USER_TIMEOUT),
+            (IPPROTO_IP, "IP_TOS", IP_TOS),
+            (IPPROTO_IP, "IP_TTL", IP_TTL),
+            (IPPROTO_IP, "IP_MTU", IP_MTU),
+            (IPPROTO_IPV6, "IPV6_UNICAST_HOPS", IPV6_UNICAST_HOPS),
+            (IPPROTO_IPV6, "IPV6_V6ONLY", IPV6_V6ONLY),
+        ] {
+            assert_eq!(option_name(level, v), Some(name), "{name}");
+        }
+        for (name, v) in [
+            ("EBADF", EBADF),
+            ("EFAULT", EFAULT),
+            ("EINVAL", EINVAL),
+            ("ENOTSOCK", ENOTSOCK),
+            ("ENOPROTOOPT", ENOPROTOOPT),
+            ("EOPNOTSUPP", EOPNOTSUPP),
+            ("ENOTCONN", ENOTCONN),
+            ("ECONNREFUSED", ECONNREFUSED),
+        ] {
+            assert_eq!(errno::name(v), Some(name), "{name}");
+        }
+    }
+
     fn stream(seed: u64, workload: Workload) -> Vec<OwnedEvent> {
         let mut s = Synth::new(SynthConfig {
             seed,
