@@ -398,6 +398,12 @@ struct Checked {
     console: PathBuf,
 }
 
+/// Whether the guest's kernel panicked before the driver printed its first `GSOT` line.
+fn panicked_before_driver(console: &Path) -> bool {
+    let text = String::from_utf8_lossy(&std::fs::read(console).unwrap_or_default()).into_owned();
+    text.contains("Kernel panic") && !text.contains("GSOT ")
+}
+
 fn check_run(
     label: &str,
     dir: &Path,
@@ -523,7 +529,21 @@ fn guest_matrix(
                             std::fs::create_dir_all(&dir)?;
                             let console = dir.join("console.log");
                             eprintln!("vmtest: booting {} ({})", k.release, k.image.display());
-                            let (wall, timed_out) = boot(cli, k, initrd, &console)?;
+                            let mut run = boot(cli, k, initrd, &console)?;
+                            if panicked_before_driver(&console) {
+                                // Seen on 6.12 under TCG: an int3 oops while the kernel
+                                // patches its own text at boot, before any of our code runs.
+                                // One retry tells that flake from a real failure.
+                                let first = dir.join("console.first-boot.log");
+                                std::fs::rename(&console, &first)?;
+                                eprintln!(
+                                    "vmtest: {} panicked before the driver started (see {}); booting it again",
+                                    k.release,
+                                    first.display()
+                                );
+                                run = boot(cli, k, initrd, &console)?;
+                            }
+                            let (wall, timed_out) = run;
                             eprintln!(
                                 "vmtest: {} ran for {:.1}s{}",
                                 k.release,
