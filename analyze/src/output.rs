@@ -9,7 +9,7 @@ use format::raw::{
 };
 use format::{CaptureHeader, Event};
 
-use crate::decode::{self, errno, hex_into, json_string, levels};
+use crate::decode::{self, errno, hex_into, json_string, json_string_array, levels};
 use crate::time;
 
 /// A capture header's fields as JSON object members, named as in FORMAT.md; `filters` and
@@ -383,14 +383,7 @@ impl EventWriter {
             "flags" => {
                 let names = flag_names(e.flags);
                 if json {
-                    out.push('[');
-                    for (i, n) in names.iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        json_string(out, n);
-                    }
-                    out.push(']');
+                    json_string_array(out, &names);
                 } else {
                     out.push_str(&names.join("|"));
                 }

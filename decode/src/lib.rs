@@ -487,16 +487,7 @@ impl Value {
                 }
                 out.push(']');
             }
-            Value::Flags(names) => {
-                out.push('[');
-                for (i, n) in names.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    json_string(out, n);
-                }
-                out.push(']');
-            }
+            Value::Flags(names) => json_string_array(out, names),
         }
     }
 
@@ -545,6 +536,18 @@ pub fn json_string(out: &mut String, s: &str) {
         }
     }
     out.push('"');
+}
+
+/// A JSON array of string literals.
+pub fn json_string_array(out: &mut String, items: &[String]) {
+    out.push('[');
+    for (i, s) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_string(out, s);
+    }
+    out.push(']');
 }
 
 /// Lower-case hex of `bytes`, no separators.
