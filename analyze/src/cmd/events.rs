@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::AppError;
-use crate::filter::{Filter, FilterArgs, Tri};
+use format::{BlockInfo, DecodedBlock};
+
+use crate::filter::{FileFilter, Filter, FilterArgs, Tri};
 use crate::input::{self, for_each_selected, ordered_blocks, selected_blocks};
 use crate::output::{EVENT_FIELDS, EventFormat, EventWriter, FileCtx, TimeMode};
 
@@ -100,31 +102,29 @@ pub fn run(a: &EventsArgs, out: &mut dyn Write) -> Result<(), AppError> {
             rel_base: ff.rel_base,
         };
         let blocks = selected_blocks(&inp.reader, &ff);
-        // Each block is formatted on a worker thread; `ends` marks where each event's text
-        // ends so --limit can cut exactly.
+        let limit = left;
+        // The block decoded again on this thread, for the rest of a block that rendered to
+        // more than one piece (a payload can inflate far beyond its file size: FORMAT.md 9).
+        let mut again: Option<DecodedBlock> = None;
         let flow = ordered_blocks(
             inp,
             &blocks,
-            |_, d| {
-                let mut text = String::new();
-                let mut ends = Vec::new();
-                let mut verdicts: Vec<Tri> = Vec::new();
-                for_each_selected(d, &ff, &mut verdicts, |_, e| {
-                    w.write(&mut text, e, &ctx);
-                    ends.push(text.len());
-                });
-                (text, ends)
-            },
-            |(text, ends): (String, Vec<usize>)| -> Result<_, AppError> {
-                if (ends.len() as u64) < left {
-                    out.write_all(text.as_bytes())?;
-                    left -= ends.len() as u64;
-                    return Ok(ControlFlow::Continue(()));
+            |info, d| (*info, render_piece(d, &ff, &w, &ctx, 0, limit)),
+            |(info, mut piece): (BlockInfo, Piece)| -> Result<_, AppError> {
+                loop {
+                    if write_piece(out, &piece, &mut left)?.is_break() {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                    let Some(next) = piece.resume else {
+                        return Ok(ControlFlow::Continue(()));
+                    };
+                    let d = again.get_or_insert_with(DecodedBlock::new);
+                    if let Err(e) = inp.reader.decode_block(&info, d) {
+                        input::report_block(&inp.path, &info, &e);
+                        return Ok(ControlFlow::Continue(()));
+                    }
+                    piece = render_piece(d, &ff, &w, &ctx, next, left);
                 }
-                let cut = ends[left as usize - 1];
-                out.write_all(&text.as_bytes()[..cut])?;
-                left = 0;
-                Ok(ControlFlow::Break(()))
             },
         )?;
         if flow.is_break() {
@@ -132,4 +132,67 @@ pub fn run(a: &EventsArgs, out: &mut dyn Write) -> Result<(), AppError> {
         }
     }
     Ok(())
+}
+
+/// Most text one block's events are rendered into before it is written out.
+const PIECE_BYTES: usize = 1 << 20;
+
+/// Some of one block's selected events as text; `ends` marks where each event's text ends
+/// so --limit can cut exactly.
+struct Piece {
+    text: String,
+    ends: Vec<usize>,
+    /// When more selected events follow: how many of the block's selected events come
+    /// before them.
+    resume: Option<u64>,
+}
+
+/// Renders the block's selected events from the `skip`th on, stopping after `max` events or
+/// once the text reaches [`PIECE_BYTES`].
+fn render_piece(
+    d: &DecodedBlock,
+    ff: &FileFilter<'_>,
+    w: &EventWriter,
+    ctx: &FileCtx<'_>,
+    skip: u64,
+    max: u64,
+) -> Piece {
+    let mut p = Piece {
+        text: String::new(),
+        ends: Vec::new(),
+        resume: None,
+    };
+    let (mut seen, mut full) = (0u64, false);
+    let mut verdicts: Vec<Tri> = Vec::new();
+    for_each_selected(d, ff, &mut verdicts, |_, e| {
+        seen += 1;
+        if seen <= skip || p.resume.is_some() {
+            return;
+        }
+        if full {
+            p.resume = Some(seen - 1);
+            return;
+        }
+        w.write(&mut p.text, e, ctx);
+        p.ends.push(p.text.len());
+        full = p.text.len() >= PIECE_BYTES || p.ends.len() as u64 >= max;
+    });
+    p
+}
+
+/// Writes a piece, or its first `left` events; counts them off `left`.
+fn write_piece(
+    out: &mut dyn Write,
+    p: &Piece,
+    left: &mut u64,
+) -> Result<ControlFlow<()>, AppError> {
+    if (p.ends.len() as u64) < *left {
+        out.write_all(p.text.as_bytes())?;
+        *left -= p.ends.len() as u64;
+        return Ok(ControlFlow::Continue(()));
+    }
+    let cut = p.ends[*left as usize - 1];
+    out.write_all(&p.text.as_bytes()[..cut])?;
+    *left = 0;
+    Ok(ControlFlow::Break(()))
 }

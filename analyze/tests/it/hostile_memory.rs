@@ -10,17 +10,17 @@ use crate::common::*;
 const SECTION_HEADER_LEN: usize = 16;
 const PREAMBLE_LEN: usize = 16;
 
-/// Runs `analyze CMD FILE` and returns (exit code, peak RSS in KiB). Through GNU time, which
+/// Runs `analyze ARGS... FILE` and returns (exit code, peak RSS in KiB). Through GNU time, which
 /// forks it from a small process and reports wait4's ru_maxrss: spawned from this test process
 /// (vfork, shared memory until exec) the child's maximum would start at this process's own
 /// peak, which other tests running alongside raise.
-fn peak_rss(cmd: &str, file: &Path) -> (i32, i64) {
+fn peak_rss(args: &[&str], file: &Path) -> (i32, i64) {
     let report = file.with_extension("rss");
     let status = Command::new("/usr/bin/time")
         .args(["-f", "%M", "-o"])
         .arg(&report)
         .arg(env!("CARGO_BIN_EXE_analyze"))
-        .arg(cmd)
+        .args(args)
         .arg(file)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -87,12 +87,12 @@ fn announced_sizes_do_not_size_memory() {
     crafted.push(("process table announcing 2^62 entries", procs));
 
     for cmd in ["info", "events", "stats", "verify"] {
-        let (code, base) = peak_rss(cmd, &tiny);
+        let (code, base) = peak_rss(&[cmd], &tiny);
         assert_eq!(code, 0, "{cmd} on the valid file");
         for (what, bytes) in &crafted {
             let path = dir.join("crafted.gsot");
             std::fs::write(&path, bytes).unwrap();
-            let (_, peak) = peak_rss(cmd, &path);
+            let (_, peak) = peak_rss(&[cmd], &path);
             // A small multiple of the file's size over the baseline, plus allocator slack.
             let bound = base + 8 * bytes.len() as i64 / 1024 + 4096;
             eprintln!("{cmd} {what}: peak {peak} KiB, baseline {base} KiB, bound {bound} KiB");
@@ -104,5 +104,62 @@ fn announced_sizes_do_not_size_memory() {
             );
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A valid file whose one block inflates some 3,000-fold: 1000 events of 60,000 zero bytes
+/// each make a 60 MB payload in about 20 KB. Decoding a block needs its payload (FORMAT.md 9), so
+/// the bound is one payload, not a multiple of the file: each command holds at most one
+/// payload per worker thread, a block on one thread at a time, and writes what it renders in
+/// pieces of at most 1 MiB per block, stopping at `--limit`.
+#[test]
+fn a_compression_bomb_costs_one_payload_not_its_rendering() {
+    let dir = tmp_dir("hostile-bomb");
+    let tiny = dir.join("tiny.gsot");
+    synth(&tiny, 1, 20, 10);
+    let (h, mut events) = synth_events(2, 1000);
+    for e in &mut events {
+        e.value = vec![0; 60_000];
+        (e.optlen_in, e.optlen_out) = (60_000, 60_000);
+    }
+    let bomb = dir.join("bomb.gsot");
+    write_events(&bomb, &h, &events, 1000);
+    let file_len = std::fs::metadata(&bomb).unwrap().len() as i64;
+    let raw_kib = 60_000 * 1000 / 1024;
+    assert!(file_len < 32 << 10, "the bomb is {file_len} bytes");
+    let runs: [&[&str]; 6] = [
+        &["info"],
+        &["events", "--limit", "1"],
+        &["events"],
+        &["events", "--format", "json", "--limit", "3"],
+        &["stats"],
+        &["verify"],
+    ];
+    for args in runs {
+        let (code, base) = peak_rss(args, &tiny);
+        assert_eq!(code, 0, "{args:?} on the valid file");
+        let (code, peak) = peak_rss(args, &bomb);
+        assert_eq!(code, 0, "{args:?} on the bomb");
+        // One payload (grown as it inflates: up to the next power of two), the file, the
+        // rendering pieces and allocator slack.
+        let bound = base + raw_kib * 9 / 8 + 8 * file_len / 1024 + 8192;
+        eprintln!("{args:?} on the bomb: peak {peak} KiB, baseline {base} KiB, bound {bound} KiB");
+        assert!(
+            peak <= bound,
+            "{args:?} on a {file_len}-byte file inflating to {raw_kib} KiB: peak RSS {peak} KiB, \
+             over {bound} KiB (baseline {base} KiB on a valid file)"
+        );
+    }
+    // Rendered in pieces, the events still come out whole, once each, in order: 9 events
+    // are one piece and a start of the next (120 KB of hex each), 20 are three pieces.
+    let bomb_arg = bomb.to_str().unwrap();
+    let lines = |n: &str| ok(&["events", "--format", "json", "--limit", n, bomb_arg]);
+    let (nine, twenty) = (lines("9"), lines("20"));
+    assert_eq!(twenty.lines().count(), 20);
+    assert!(twenty.starts_with(&nine) && nine.lines().count() == 9);
+    let mut times: Vec<&str> = twenty.lines().map(|l| &l[..l.find(',').unwrap()]).collect();
+    times.dedup();
+    assert_eq!(times.len(), 20, "an event repeated across pieces");
+    assert!(twenty.lines().all(|l| l.ends_with('}') && l.contains(&"00".repeat(60_000))));
     let _ = std::fs::remove_dir_all(&dir);
 }
