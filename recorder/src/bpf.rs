@@ -4,6 +4,7 @@
 use std::fmt;
 use std::os::fd::{AsRawFd, RawFd};
 
+use crate::support::{KernelFacts, Unsupported};
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::programs::{FEntry, FExit, KProbe, Program, TracePoint};
@@ -76,10 +77,22 @@ pub struct Probes {
 /// Loads the object with a `ringbuf_size`-byte ring buffer and attaches `modes` in order,
 /// keeping the first that works. Fails with every mode's reason if none does.
 pub fn load_and_attach(config: Config, ringbuf_size: u32, modes: &[AttachMode]) -> Result<Probes> {
-    let mut ebpf = EbpfLoader::new()
+    let mut ebpf = match EbpfLoader::new()
         .map_max_entries(MAP_EVENTS, ringbuf_size)
         .load(EBPF_OBJECT)
-        .context("loading the eBPF object (maps)")?;
+    {
+        Ok(ebpf) => ebpf,
+        Err(e) => {
+            let e = anyhow!(e).context("loading the eBPF object (maps)");
+            let facts = KernelFacts::probe();
+            return Err(
+                match Unsupported::after_load(&facts, modes, &format!("{e:#}")) {
+                    Some(u) => u.into(),
+                    None => e,
+                },
+            );
+        }
+    };
     let mut config_map: Array<MapData, Config> = take_map(&mut ebpf, MAP_CONFIG)?;
     config_map
         .set(0, config, 0)
@@ -88,6 +101,7 @@ pub fn load_and_attach(config: Config, ringbuf_size: u32, modes: &[AttachMode]) 
     let losses: PerCpuArray<MapData, LossSlot> = take_map(&mut ebpf, MAP_LOSSES)?;
 
     let mut fallbacks = Vec::new();
+    let mut failed = Vec::new();
     for &mode in modes {
         match attach(&mut ebpf, mode) {
             Ok(attached_to) => {
@@ -105,8 +119,12 @@ pub fn load_and_attach(config: Config, ringbuf_size: u32, modes: &[AttachMode]) 
             Err(e) => {
                 unload_mode(&mut ebpf, mode);
                 fallbacks.push(format!("{mode}: {e:#}"));
+                failed.push((mode, format!("{e:#}")));
             }
         }
+    }
+    if let Some(u) = Unsupported::after_attach(&KernelFacts::probe(), &failed) {
+        return Err(u.into());
     }
     bail!("no attach mode works here:\n  {}", fallbacks.join("\n  "))
 }

@@ -8,5 +8,6 @@ pub mod btf;
 pub mod output;
 pub mod privs;
 pub mod record;
+pub mod support;
 pub mod sys;
 pub mod workload;

@@ -160,6 +160,10 @@ fn a_compression_bomb_costs_one_payload_not_its_rendering() {
     let mut times: Vec<&str> = twenty.lines().map(|l| &l[..l.find(',').unwrap()]).collect();
     times.dedup();
     assert_eq!(times.len(), 20, "an event repeated across pieces");
-    assert!(twenty.lines().all(|l| l.ends_with('}') && l.contains(&"00".repeat(60_000))));
+    assert!(
+        twenty
+            .lines()
+            .all(|l| l.ends_with('}') && l.contains(&"00".repeat(60_000)))
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use format::raw::DEFAULT_SNAPLEN;
 use recorder::bpf::AttachMode;
 use recorder::record::{Filters, Notice, RecordOptions, Reporter, Summary};
+use recorder::support::{EXIT_UNSUPPORTED, Unsupported};
 use recorder::sys;
 
 mod bench;
@@ -21,7 +22,7 @@ mod record;
     name = "recorder",
     version,
     about = "Record getsockopt() calls with eBPF into a trace file",
-    after_help = recorder::privs::KEPT_HELP
+    after_help = after_help()
 )]
 struct Cli {
     #[command(subcommand)]
@@ -44,6 +45,16 @@ enum Cmd {
     Generate(generate::Args),
 }
 
+/// Capabilities and exit statuses, under `recorder --help`.
+fn after_help() -> String {
+    format!(
+        "{}\n\nExit status: 0 done, 1 an error, 2 a usage error, {EXIT_UNSUPPORTED} this kernel \
+         cannot record (no attach mode or no buffer kind works: the error names the kernel and \
+         each missing piece: kprobes, BTF, BPF trampolines, the ring buffer, tracefs).",
+        recorder::privs::KEPT_HELP
+    )
+}
+
 /// Parses the command line, runs the subcommand and turns its outcome into the exit status.
 pub fn main() -> ExitCode {
     let result = match Cli::parse().command {
@@ -59,7 +70,10 @@ pub fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("recorder: error: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<Unsupported>() {
+                Some(_) => ExitCode::from(EXIT_UNSUPPORTED),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

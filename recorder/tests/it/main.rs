@@ -13,3 +13,4 @@ mod record_workload;
 mod rotation;
 mod samples_real;
 mod sigkill_recovery;
+mod unsupported_kernel;
