@@ -67,7 +67,12 @@ impl Unsupported {
     /// missing symbol): that is an ordinary error, not a kernel that cannot record.
     pub fn after_attach(facts: &KernelFacts, failed: &[(AttachMode, String)]) -> Option<Self> {
         let mut missing = Vec::new();
-        for (mode, _) in failed {
+        for (mode, error) in failed {
+            // The verifier refusing a program (EACCES) is the recorder's problem with this
+            // kernel, not a piece the kernel lacks.
+            if error.contains("(os error 13)") {
+                return None;
+            }
             let lacks = lacks_for(facts, *mode);
             if lacks.is_empty() {
                 return None;
@@ -221,9 +226,15 @@ mod tests {
         // tracefs present (unreadable, say): the tracepoint failure is not the kernel's.
         let readable = KernelFacts {
             tracefs: true,
-            ..host
+            ..host.clone()
         };
         assert_eq!(Unsupported::after_attach(&readable, &failed), None);
+        // A program the verifier refuses is not a missing piece.
+        let refused = [(
+            AttachMode::Fentry,
+            "loading fentry: ... Permission denied (os error 13). Verifier output: ...".into(),
+        )];
+        assert_eq!(Unsupported::after_attach(&host, &refused), None);
         // Only the modes tried count.
         let only_kprobe = [(AttachMode::Kprobe, "no PMU".to_string())];
         let u = Unsupported::after_attach(&readable, &only_kprobe).unwrap();
