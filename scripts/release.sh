@@ -19,10 +19,11 @@ export PATH="$HOME/.cargo/bin:$PATH"
 say() { echo "release: $*"; }
 fail() { echo "release: $*" >&2; exit 1; }
 
-TRIPLE=x86_64-unknown-linux-gnu
+source scripts/static-build.sh
+TRIPLE=$STATIC_TRIPLE
 CARGO_DEB_VERSION=3.8.0
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-BUILT=$TARGET_DIR/$TRIPLE/release
+BUILT=$STATIC_DIR
 # Staged as cargo-deb's `target/release/dist/` (the assets in recorder's and analyze's
 # Cargo.toml) and tarred as it is.
 STAGE=$BUILT/dist
@@ -37,10 +38,7 @@ if ! command -v file >/dev/null; then
 fi
 
 say "building static recorder and analyze for $TRIPLE"
-# With --target, RUSTFLAGS reach only the target's crates (build scripts and proc macros stay
-# dynamic, as cargo must load them) and the build has its own directory beside target/release.
-RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build --release --locked --target "$TRIPLE" -p recorder -p analyze
+static_build -p recorder -p analyze
 
 static_check() {
     local bin=$1 file_says ldd_says

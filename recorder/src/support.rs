@@ -53,8 +53,9 @@ impl KernelFacts {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Unsupported {
     pub release: String,
-    /// "no attach mode works", "no buffer kind works", or both.
-    pub what: Vec<&'static str>,
+    /// "no attach mode works" (or only "MODE does not work" when only it was asked for),
+    /// "no buffer kind works", or both.
+    pub what: Vec<String>,
     /// Each missing piece with how it was found missing.
     pub missing: Vec<String>,
     /// One line per mode: its failure.
@@ -83,9 +84,15 @@ impl Unsupported {
                 }
             }
         }
+        let what = match failed {
+            [(mode, _)] => {
+                format!("--attach {mode} cannot work")
+            }
+            _ => "no attach mode works".into(),
+        };
         Some(Unsupported {
             release: facts.release.clone(),
-            what: vec!["no attach mode works"],
+            what: vec![what],
             missing,
             tried: failed.iter().map(|(m, e)| format!("{m}: {e}")).collect(),
         })
@@ -99,7 +106,7 @@ impl Unsupported {
         }
         let mut u = Unsupported {
             release: facts.release.clone(),
-            what: vec!["no buffer kind works"],
+            what: vec!["no buffer kind works".into()],
             missing: vec![
                 "the BPF ring buffer (BPF_MAP_TYPE_RINGBUF, Linux 5.8+: creating one fails)".into(),
             ],
@@ -107,7 +114,7 @@ impl Unsupported {
         };
         let lacks: Vec<Vec<String>> = modes.iter().map(|m| lacks_for(facts, *m)).collect();
         if lacks.iter().all(|l| !l.is_empty()) {
-            u.what.insert(0, "no attach mode works");
+            u.what.insert(0, "no attach mode works".into());
         }
         for l in lacks.into_iter().flatten() {
             if !u.missing.contains(&l) {
@@ -240,5 +247,10 @@ mod tests {
         let u = Unsupported::after_attach(&readable, &only_kprobe).unwrap();
         assert_eq!(u.missing.len(), 1);
         assert!(u.missing[0].starts_with("kprobes"));
+        assert!(
+            u.to_string()
+                .starts_with("this kernel (6.18.44) cannot record: --attach kprobe cannot work;"),
+            "{u}"
+        );
     }
 }

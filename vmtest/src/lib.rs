@@ -27,14 +27,17 @@ pub struct Scenario {
     pub hide: &'static [&'static str],
 }
 
+const SYS_KERNEL: &str = "/sys/kernel";
 const BTF_DIR: &str = "/sys/kernel/btf";
 const KPROBE_PMU_DIR: &str = "/sys/bus/event_source/devices/kprobe";
 
 /// What runs in each guest: the four modes, then `auto` on a kernel without BTF (no fentry,
 /// and the recorder falls back to no task offsets) and without BTF or kprobes, which is the
-/// only way to see auto choose kprobe or tracepoint on kernels that support everything.
+/// only way to see auto choose kprobe or tracepoint on kernels that support everything; last
+/// `auto` with all of /sys/kernel (BTF, tracefs, debugfs) and the kprobe PMU hidden, where
+/// nothing can record and the recorder must say so (see [`NOTHING`]).
 /// Hiding is only done inside guests: on the host it would disturb everything else running.
-pub const SCENARIOS: [Scenario; 6] = [
+pub const SCENARIOS: [Scenario; 7] = [
     Scenario {
         name: "kprobe",
         attach: "kprobe",
@@ -65,14 +68,28 @@ pub const SCENARIOS: [Scenario; 6] = [
         attach: "auto",
         hide: &[BTF_DIR, KPROBE_PMU_DIR],
     },
+    Scenario {
+        name: NOTHING,
+        attach: "auto",
+        hide: &[SYS_KERNEL, KPROBE_PMU_DIR],
+    },
 ];
+
+/// The scenario where no mode can work: the recorder must fail with the exit status and
+/// the one error of a kernel that cannot record (`recorder::support`).
+pub const NOTHING: &str = "auto-nothing";
 
 impl Scenario {
     pub fn hides_btf(&self) -> bool {
-        self.hide.contains(&BTF_DIR)
+        self.hide.contains(&BTF_DIR) || self.hides_tracefs()
     }
 
-    /// Modes this scenario makes impossible: fentry needs BTF, kprobe its PMU.
+    fn hides_tracefs(&self) -> bool {
+        self.hide.contains(&SYS_KERNEL)
+    }
+
+    /// Modes this scenario makes impossible: fentry needs BTF, kprobe its PMU, tracepoint
+    /// tracefs.
     pub fn excluded(&self) -> Vec<&'static str> {
         let mut x = Vec::new();
         if self.hides_btf() {
@@ -80,6 +97,9 @@ impl Scenario {
         }
         if self.hide.contains(&KPROBE_PMU_DIR) {
             x.push("kprobe");
+        }
+        if self.hides_tracefs() {
+            x.push("tracepoint");
         }
         x
     }
@@ -538,11 +558,54 @@ fn assemble(
 }
 
 // ---------------------------------------------------------------------------------------------
+// What goes into a guest.
+
+/// The program interpreter (dynamic loader) an x86_64 ELF executable asks for, `None` for a
+/// static one (static-pie included: it has dynamic relocations but no interpreter).
+pub fn elf_interpreter(elf: &[u8]) -> Result<Option<String>, String> {
+    const PT_INTERP: u32 = 3;
+    let at = |off: usize, n: usize| {
+        elf.get(off..off + n)
+            .ok_or_else(|| format!("an ELF file cut short at byte {off}"))
+    };
+    if at(0, 5)? != b"\x7fELF\x02" || at(5, 1)? != [1] {
+        return Err("not a little-endian 64-bit ELF file".into());
+    }
+    let u16_at = |off| at(off, 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u64_at = |off| at(off, 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize);
+    let (phoff, phentsize, phnum) = (u64_at(0x20)?, u16_at(0x36)?, u16_at(0x38)?);
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        if u32::from_le_bytes(at(ph, 4)?.try_into().unwrap()) != PT_INTERP {
+            continue;
+        }
+        let (off, len) = (u64_at(ph + 8)?, u64_at(ph + 32)?);
+        let path = at(off, len)?;
+        return Ok(Some(
+            String::from_utf8_lossy(path.strip_suffix(b"\0").unwrap_or(path)).into_owned(),
+        ));
+    }
+    Ok(None)
+}
+
+// ---------------------------------------------------------------------------------------------
 // What a kernel should support, from its config.
 
-/// Whether each explicit mode must load on a kernel built with `config` (a `config-*` file),
-/// with the options that decide it. `None` when the config is unknown.
-pub fn expected_support(config: &str) -> BTreeMap<&'static str, (bool, String)> {
+/// The kernel before which fentry cannot run the recorder's programs: older verifiers refuse
+/// a tracing program that reads a pointer-to-int argument from its context (5.10 says
+/// `func '__sys_getsockopt' arg4 type INT is not a struct` for `optlen`); 5.16 accepts it
+/// ("bpf: Allow access to int pointer arguments in tracing programs").
+const FENTRY_INT_POINTER_ARGS: (u32, u32) = (5, 16);
+
+/// `major.minor` of a kernel release such as `5.10.0-46-cloud-amd64`.
+fn major_minor(release: &str) -> Option<(u32, u32)> {
+    let mut it = release.split(|c: char| !c.is_ascii_digit());
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// Whether each explicit mode must load on kernel `release` built with `config` (a
+/// `config-*` file), with what decides it.
+pub fn expected_support(config: &str, release: &str) -> BTreeMap<&'static str, (bool, String)> {
     let on = |opt: &str| {
         config
             .lines()
@@ -556,20 +619,28 @@ pub fn expected_support(config: &str) -> BTreeMap<&'static str, (bool, String)> 
             (false, format!("config lacks {}", missing.join(", ")))
         }
     };
+    let mut fentry = need(&[
+        "BPF_SYSCALL",
+        "BPF_JIT",
+        "DEBUG_INFO_BTF",
+        "DYNAMIC_FTRACE_WITH_DIRECT_CALLS",
+    ]);
+    if fentry.0 && major_minor(release).is_some_and(|v| v < FENTRY_INT_POINTER_ARGS) {
+        let (a, b) = FENTRY_INT_POINTER_ARGS;
+        fentry = (
+            false,
+            format!(
+                "a kernel before {a}.{b}: its verifier refuses fentry programs reading the \
+                 int pointer optlen"
+            ),
+        );
+    }
     BTreeMap::from([
         (
             "kprobe",
             need(&["BPF_SYSCALL", "BPF_EVENTS", "KPROBES", "KPROBE_EVENTS"]),
         ),
-        (
-            "fentry",
-            need(&[
-                "BPF_SYSCALL",
-                "BPF_JIT",
-                "DEBUG_INFO_BTF",
-                "DYNAMIC_FTRACE_WITH_DIRECT_CALLS",
-            ]),
-        ),
+        ("fentry", fentry),
         (
             "tracepoint",
             need(&["BPF_SYSCALL", "BPF_EVENTS", "FTRACE_SYSCALLS"]),
@@ -715,6 +786,10 @@ pub fn check_mode(
         problems: m.problems.clone(),
         ..Outcome::default()
     };
+    if m.mode == NOTHING {
+        check_cannot_record(run, m, &mut o);
+        return o;
+    }
     if !m.loaded {
         match failure_reason(&m.log) {
             Some(reason) => o.note = reason,
@@ -723,9 +798,13 @@ pub fn check_mode(
                 m.status, m.log
             )),
         }
-        if let Some((true, why)) = expect {
-            o.problems
-                .push(format!("must load on this kernel ({why}) but did not"));
+        match expect {
+            Some((true, why)) => o
+                .problems
+                .push(format!("must load on this kernel ({why}) but did not")),
+            // Why the kernel cannot, before what the recorder said.
+            Some((false, why)) => o.note = format!("{why}: {}", o.note),
+            None => {}
         }
         return o;
     }
@@ -828,6 +907,34 @@ pub fn check_mode(
         None => {}
     }
     o
+}
+
+/// With every mode's piece hidden, the recorder must refuse to start with exit status 3 and
+/// the error naming the kernel and what it lacks.
+fn check_cannot_record(run: &GuestRun, m: &ModeRun, o: &mut Outcome) {
+    let status = recorder::support::EXIT_UNSUPPORTED.to_string();
+    if m.loaded || m.status != status {
+        o.problems.push(format!(
+            "with nothing to attach to the recorder {} (exit {}), not exit {status}: {:?}",
+            if m.loaded { "recorded" } else { "failed" },
+            m.status,
+            m.log
+        ));
+    }
+    o.note = failure_reason(&m.log).unwrap_or_default();
+    let want = format!(
+        "recorder: error: this kernel ({}) cannot record: no attach mode works; it lacks BTF",
+        run.kernel_release
+    );
+    let names_each = ["kprobes (", "tracefs ("]
+        .iter()
+        .all(|p| o.note.contains(p));
+    if !o.note.starts_with(&want) || !names_each {
+        o.problems.push(format!(
+            "the error does not start {want:?} and name kprobes and tracefs: {:?}",
+            o.note
+        ));
+    }
 }
 
 /// `auto`'s pick must be the first mode of the auto order that loaded on its own on the same
@@ -1226,6 +1333,10 @@ mod tests {
             scenario("auto-nobtf-nokprobe").unwrap().excluded(),
             vec!["fentry", "kprobe"]
         );
+        assert_eq!(
+            scenario(NOTHING).unwrap().excluded(),
+            vec!["fentry", "kprobe", "tracepoint"]
+        );
         let auto = |picked: &str| Outcome {
             mode: "auto-nobtf".into(),
             loaded: true,
@@ -1241,12 +1352,91 @@ mod tests {
     }
 
     #[test]
+    fn with_nothing_to_attach_the_recorder_must_exit_3_naming_the_kernel_and_each_piece() {
+        let run = GuestRun {
+            kernel_release: "5.10.0-46-cloud-amd64".into(),
+            ..GuestRun::default()
+        };
+        let error = "recorder: error: this kernel (5.10.0-46-cloud-amd64) cannot record: no \
+                     attach mode works; it lacks BTF (x), kprobes (y), tracefs (z)";
+        let m = ModeRun {
+            mode: NOTHING.into(),
+            status: "3".into(),
+            log: vec![error.into(), "  fentry: gone".into()],
+            ..ModeRun::default()
+        };
+        let o = check_mode(&run, &m, None, None);
+        assert!(o.problems.is_empty(), "{:?}", o.problems);
+        assert!(o.note.starts_with(error), "{}", o.note);
+        for (what, broken) in [
+            (
+                "exit 1",
+                ModeRun {
+                    status: "1".into(),
+                    ..m.clone()
+                },
+            ),
+            (
+                "recorded",
+                ModeRun {
+                    loaded: true,
+                    ..m.clone()
+                },
+            ),
+            (
+                "other kernel",
+                ModeRun {
+                    log: vec![error.replace("5.10.0-46", "6.1.0-1")],
+                    ..m.clone()
+                },
+            ),
+            (
+                "no tracefs named",
+                ModeRun {
+                    log: vec![error.replace("tracefs", "x")],
+                    ..m.clone()
+                },
+            ),
+        ] {
+            assert!(
+                !check_mode(&run, &broken, None, None).problems.is_empty(),
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_dynamic_executable_names_its_loader_and_a_static_one_none() {
+        // This test binary is built as cargo builds tests here: dynamic unless RUSTFLAGS make
+        // it static, which the build says through the C runtime's feature.
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let interp = elf_interpreter(&me).unwrap();
+        if cfg!(target_feature = "crt-static") {
+            assert_eq!(interp, None);
+        } else {
+            assert!(interp.unwrap().contains("ld-linux"));
+        }
+        assert!(elf_interpreter(b"#!/bin/sh\n").is_err());
+        assert!(elf_interpreter(&me[..100]).is_err());
+        // busybox-static, which the guests run, has none.
+        if let Ok(bb) = std::fs::read("/bin/busybox") {
+            assert_eq!(elf_interpreter(&bb).unwrap(), None);
+        }
+    }
+
+    #[test]
     fn support_follows_the_config() {
         let cfg = "CONFIG_BPF_SYSCALL=y\nCONFIG_BPF_EVENTS=y\nCONFIG_FTRACE_SYSCALLS=y\n\
                    # CONFIG_KPROBES is not set\n";
-        let s = expected_support(cfg);
+        let s = expected_support(cfg, "6.1.0-57-cloud-amd64");
         assert!(s["tracepoint"].0);
         assert!(!s["kprobe"].0 && s["kprobe"].1.contains("KPROBES"));
         assert!(!s["fentry"].0);
+        let full = "CONFIG_BPF_SYSCALL=y\nCONFIG_BPF_JIT=y\nCONFIG_DEBUG_INFO_BTF=y\n\
+                    CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y\n";
+        assert!(expected_support(full, "6.1.0-57-cloud-amd64")["fentry"].0);
+        assert!(expected_support(full, "5.16.0-1-amd64")["fentry"].0);
+        let old = &expected_support(full, "5.10.0-46-cloud-amd64")["fentry"];
+        assert!(!old.0 && old.1.contains("before 5.16"), "{}", old.1);
     }
 }

@@ -3,7 +3,7 @@
 //! over the serial console and checks them here field by field; also runs the same driver on
 //! the host kernel. Prints one table (kernel x mode) and fails if any row failed.
 //!
-//!   vmtest                       the default matrix: Debian 6.1 and 6.12 cloud kernels + host
+//!   vmtest                       the default matrix: Debian 5.10, 6.1 and 6.12 cloud kernels + host
 //!   vmtest --kernels 6.12 --no-host
 //!
 //! Kernel packages are looked up with apt-cache (names change with Debian updates), fetched
@@ -22,8 +22,9 @@ use vmtest::{GuestRun, Outcome};
 #[derive(Parser)]
 #[command(about = "Prove every recorder attach mode on stock Debian kernels booted under qemu")]
 struct Cli {
-    /// Debian kernel series to boot (the newest `linux-image-SERIES.*-cloud-amd64` of each).
-    #[arg(long, value_delimiter = ',', default_values_t = ["6.1".to_string(), "6.12".to_string()])]
+    /// Debian kernel series to boot (the newest `linux-image-SERIES.*-cloud-amd64` of each;
+    /// 5.10 from Debian 11, through a sources list of vmtest's own in the cache).
+    #[arg(long, value_delimiter = ',', default_values_t = ["5.10", "6.1", "6.12"].map(String::from))]
     kernels: Vec<String>,
     /// Where fetched kernels are kept between runs (created if missing). Default:
     /// $GSOT_VMTEST_CACHE, else /var/cache/gsot-vmtest (outside the work tree, so it survives
@@ -90,10 +91,64 @@ fn version_key(s: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Kernel series the machine's Debian 12 suites do not carry, with the Debian suite that does.
+const OWN_SUITES: [(&str, &str); 1] = [("5.10", "bullseye")];
+
+/// Where a series' packages come from: the machine's apt configuration, or for a series in
+/// [`OWN_SUITES`] a sources list and package lists of vmtest's own under the cache, so the
+/// machine's apt setup and lists are never touched.
+struct Apt {
+    opts: Vec<String>,
+}
+
+impl Apt {
+    fn for_series(cache: &Path, series: &str) -> Result<Apt> {
+        let Some((_, suite)) = OWN_SUITES.iter().find(|(s, _)| *s == series) else {
+            return Ok(Apt { opts: Vec::new() });
+        };
+        let dir = cache.join(format!("apt-{suite}"));
+        for sub in ["lists/partial", "archives/partial", "sources.list.d"] {
+            std::fs::create_dir_all(dir.join(sub))?;
+        }
+        let list = dir.join("sources.list");
+        std::fs::write(
+            &list,
+            format!(
+                "deb http://deb.debian.org/debian {suite} main\n\
+                 deb http://deb.debian.org/debian-security {suite}-security main\n"
+            ),
+        )?;
+        let d = |sub: &str| dir.join(sub).display().to_string();
+        let opts = [
+            format!("Dir::Etc::SourceList={}", list.display()),
+            format!("Dir::Etc::SourceParts={}", d("sources.list.d")),
+            format!("Dir::State::Lists={}", d("lists")),
+            format!("Dir::Cache={}", dir.display()),
+            "Dir::Cache::pkgcache=".into(),
+            "Dir::Cache::srcpkgcache=".into(),
+            // _apt cannot write into a root-owned cache.
+            "APT::Sandbox::User=root".into(),
+        ];
+        Ok(Apt {
+            opts: opts.iter().flat_map(|o| ["-o".into(), o.clone()]).collect(),
+        })
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.args(&self.opts);
+        c
+    }
+
+    fn update(&self) -> Result<String> {
+        run(self.cmd("apt-get").args(["update", "-q"]))
+    }
+}
+
 /// Kernel releases of `series` the package lists know, newest first
 /// (`linux-image-6.1.0-56-cloud-amd64` -> `6.1.0-56-cloud-amd64`).
-fn apt_releases(series: &str) -> Result<Vec<String>> {
-    let out = run(Command::new("apt-cache").args([
+fn apt_releases(apt: &Apt, series: &str) -> Result<Vec<String>> {
+    let out = run(apt.cmd("apt-cache").args([
         "search",
         "--names-only",
         r"^linux-image-[0-9.]+.*-cloud-amd64$",
@@ -123,21 +178,22 @@ fn cached_releases(cache: &Path, series: &str) -> Vec<String> {
 }
 
 /// Fetches `linux-image-RELEASE` and keeps its vmlinuz and config under the cache.
-fn fetch(cache: &Path, release: &str) -> Result<()> {
+fn fetch(apt: &Apt, cache: &Path, release: &str) -> Result<()> {
     let tmp = cache.join(format!("tmp-{release}"));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
     let pkg = format!("linux-image-{release}");
     let download = |tmp: &Path| {
         // Sandbox user root: _apt cannot write into a root-owned cache.
-        run(Command::new("apt-get")
+        run(apt
+            .cmd("apt-get")
             .args(["download", "-q", "-o", "APT::Sandbox::User=root", &pkg])
             .current_dir(tmp))
     };
     if let Err(first) = download(&tmp) {
         // Stale package lists name files the mirror no longer has: refresh once and retry.
         eprintln!("vmtest: {first:#}\nvmtest: refreshing the package lists and retrying");
-        run(Command::new("apt-get").args(["update", "-q"]))?;
+        apt.update()?;
         download(&tmp)?;
     }
     let deb = std::fs::read_dir(&tmp)?
@@ -160,19 +216,20 @@ fn fetch(cache: &Path, release: &str) -> Result<()> {
 /// The newest kernel of `series`: from the cache when the package lists name nothing newer,
 /// fetched otherwise; an older cached one when fetching fails.
 fn resolve_kernel(cache: &Path, series: &str) -> Result<Kernel> {
-    let mut wanted = apt_releases(series)?;
+    let apt = Apt::for_series(cache, series)?;
+    let mut wanted = apt_releases(&apt, series)?;
     if wanted.is_empty() {
-        // A fresh machine has no package lists yet.
+        // A fresh machine (or cache) has no package lists yet.
         eprintln!("vmtest: no {series} cloud kernel in the package lists; running apt-get update");
-        run(Command::new("apt-get").args(["update", "-q"]))?;
-        wanted = apt_releases(series)?;
+        apt.update()?;
+        wanted = apt_releases(&apt, series)?;
     }
     let cached = cached_releases(cache, series);
     let release = match wanted.first() {
         Some(newest) if cached.contains(newest) => newest.clone(),
         Some(newest) => {
             eprintln!("vmtest: fetching linux-image-{newest}");
-            match fetch(cache, newest) {
+            match fetch(&apt, cache, newest) {
                 Ok(()) => {
                     // Keep one kernel per series: older ones are of no use any more.
                     for old in &cached {
@@ -253,32 +310,24 @@ fn sibling(name: &str) -> Result<PathBuf> {
     Ok(exe.parent().context("exe dir")?.join(name))
 }
 
-/// Copies `bin` into the initramfs tree without debug info, with the libraries `ldd` lists at
-/// the same paths.
+/// Copies `bin` into the initramfs tree without debug info. It must be statically linked:
+/// the guest has no loader and no libraries, which is what proves the release binary runs on
+/// a bare system.
 fn install_binary(root: &Path, bin: &Path, dest: &str) -> Result<()> {
+    let elf = std::fs::read(bin).with_context(|| format!("reading {}", bin.display()))?;
+    if let Some(interp) = vmtest::elf_interpreter(&elf).map_err(anyhow::Error::msg)? {
+        bail!(
+            "{} is dynamically linked (loader {interp}); the guests carry no libraries: build \
+             it static as scripts/build-static.sh does",
+            bin.display()
+        );
+    }
     let to = root.join(dest.trim_start_matches('/'));
     std::fs::create_dir_all(to.parent().unwrap())?;
     run(Command::new("objcopy")
         .arg("--strip-debug")
         .arg(bin)
         .arg(&to))?;
-    let ldd = Command::new("ldd").arg(bin).output()?;
-    for l in String::from_utf8_lossy(&ldd.stdout).lines() {
-        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
-        let path = match l.split_once("=>") {
-            Some((_, rest)) => rest.split_whitespace().next(),
-            None => l.split_whitespace().next(),
-        };
-        let Some(path) = path.filter(|p| p.starts_with('/')) else {
-            continue;
-        };
-        let lib_to = root.join(path.trim_start_matches('/'));
-        if !lib_to.exists() {
-            std::fs::create_dir_all(lib_to.parent().unwrap())?;
-            // fs::copy follows symlinks: the file itself lands under the name ldd used.
-            std::fs::copy(path, &lib_to).with_context(|| format!("copying {path}"))?;
-        }
-    }
     Ok(())
 }
 
@@ -291,9 +340,10 @@ fn build_initramfs(out: &Path, recorder: &Path, guest: &Path, guest_args: &str) 
         .into_iter()
         .find(|p| Path::new(p).exists())
         .context("busybox not installed (apt-get install busybox-static)")?;
-    let ldd = Command::new("ldd").arg(busybox).output()?;
     ensure!(
-        !String::from_utf8_lossy(&ldd.stdout).contains("=>"),
+        vmtest::elf_interpreter(&std::fs::read(busybox)?)
+            .map_err(anyhow::Error::msg)?
+            .is_none(),
         "{busybox} is dynamically linked; install busybox-static"
     );
     std::fs::copy(busybox, root.join("bin/busybox"))?;
@@ -423,7 +473,10 @@ fn check_run(
         problems.push("the driver never reached its end (GSOT done)".into());
     }
     let expect = match config {
-        Some(p) => Some(vmtest::expected_support(&std::fs::read_to_string(p)?)),
+        Some(p) => Some(vmtest::expected_support(
+            &std::fs::read_to_string(p)?,
+            &run.kernel_release,
+        )),
         None => None,
     };
     let mut rows = Vec::new();
@@ -627,7 +680,7 @@ fn main_inner() -> Result<bool> {
     };
     ensure!(
         recorder.exists(),
-        "no recorder at {} (cargo build --release -p recorder)",
+        "no recorder at {} (source scripts/static-build.sh && static_build -p recorder -p analyze)",
         recorder.display()
     );
     let analyze = sibling("analyze")?;
