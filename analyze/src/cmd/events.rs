@@ -103,27 +103,35 @@ pub fn run(a: &EventsArgs, out: &mut dyn Write) -> Result<(), AppError> {
         };
         let blocks = selected_blocks(&inp.reader, &ff);
         let limit = left;
-        // The block decoded again on this thread, for the rest of a block that rendered to
-        // more than one piece (a payload can inflate far beyond its file size: FORMAT.md 9).
-        let mut again: Option<DecodedBlock> = None;
         let flow = ordered_blocks(
             inp,
             &blocks,
             |info, d| (*info, render_piece(d, &ff, &w, &ctx, 0, limit)),
-            |(info, mut piece): (BlockInfo, Piece)| -> Result<_, AppError> {
+            |(info, piece): (BlockInfo, Piece)| -> Result<_, AppError> {
+                if write_piece(out, &piece, &mut left)?.is_break() {
+                    return Ok(ControlFlow::Break(()));
+                }
+                let Some(mut next) = piece.resume else {
+                    return Ok(ControlFlow::Continue(()));
+                };
+                // The rest of a block whose text is more than a piece (a payload can inflate
+                // far beyond its file size: FORMAT.md 9), decoded again here while the
+                // workers are idle, and dropped when written.
+                let mut d = DecodedBlock::new();
+                if let Err(e) = inp.reader.decode_block(&info, &mut d) {
+                    input::report_block(&inp.path, &info, &e);
+                    return Ok(ControlFlow::Continue(()));
+                }
+                inp.reader.release(&info);
                 loop {
+                    let piece = render_piece(&d, &ff, &w, &ctx, next, left);
                     if write_piece(out, &piece, &mut left)?.is_break() {
                         return Ok(ControlFlow::Break(()));
                     }
-                    let Some(next) = piece.resume else {
-                        return Ok(ControlFlow::Continue(()));
-                    };
-                    let d = again.get_or_insert_with(DecodedBlock::new);
-                    if let Err(e) = inp.reader.decode_block(&info, d) {
-                        input::report_block(&inp.path, &info, &e);
-                        return Ok(ControlFlow::Continue(()));
+                    match piece.resume {
+                        Some(n) => next = n,
+                        None => return Ok(ControlFlow::Continue(())),
                     }
-                    piece = render_piece(d, &ff, &w, &ctx, next, left);
                 }
             },
         )?;
