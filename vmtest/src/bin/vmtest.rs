@@ -8,7 +8,9 @@
 //!
 //! Kernel packages are looked up with apt-cache (names change with Debian updates), fetched
 //! with apt-get download and cached (vmlinuz + config only) under --cache, so a second run
-//! fetches nothing.
+//! fetches nothing. Series the machine's suites lack (5.10: Debian 11) come through package
+//! lists of vmtest's own under the cache ([`OWN_SUITES`]). The recorder and the driver must be
+//! static (scripts/static-build.sh): the initramfs carries no libraries.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
