@@ -29,9 +29,9 @@ pub const PROG_FLOOR_KRETPROBE: &str = "gsot_floor_kretprobe";
 pub const PROG_FLOOR_FENTRY: &str = "gsot_floor_fentry";
 pub const PROG_FLOOR_FEXIT: &str = "gsot_floor_fexit";
 
-/// Slots of the in-flight array: a thread uses slot `tid & (INFLIGHT_MAX_ENTRIES - 1)`, so
-/// two threads collide only if their tids differ by a multiple of this and both are inside
-/// getsockopt at once (the displaced call is counted as lost).
+/// Slots of the in-flight array: a thread uses slot `tid & Config::inflight_mask`, so two
+/// threads collide only if their tids differ by a multiple of the slot count and both are
+/// inside getsockopt at once (the later call is then counted as lost, never silently gone).
 pub const INFLIGHT_MAX_ENTRIES: u32 = 16384;
 const _: () = assert!(INFLIGHT_MAX_ENTRIES.is_power_of_two());
 
@@ -101,12 +101,19 @@ pub struct Config {
     /// NUL-padded comm to match exactly (as the kernel truncates it: 15 bytes + NUL).
     pub comm: [u8; 16],
     pub offsets: TaskOffsets,
+    /// In-flight slot of a thread: `tid & inflight_mask`. `INFLIGHT_MAX_ENTRIES - 1` in use;
+    /// tests set fewer bits to force collisions between threads.
+    pub inflight_mask: u32,
+    pub _pad: u32,
 }
 
 /// What the entry program saves for the exit program, in the thread's in-flight slot.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pending {
+    /// Who holds the slot: [`claim_word`] of the thread and its entry time, 0 when free. Only
+    /// changed by compare-and-swap; see `INFLIGHT` in `src/main.rs` for the protocol.
+    pub owner: u64,
     pub ts_enter_ns: u64,
     /// The thread whose call this is: a slot is shared by every tid with the same low bits.
     pub pid_tgid: u64,
@@ -120,6 +127,31 @@ pub struct Pending {
     pub flags: u32,
     pub _pad: u32,
 }
+
+/// The owner word of a claim: the tid in the high half (never 0 for a task that makes
+/// syscalls), the entry time in units of 2^20 ns (about 1 ms) in the low half, so a claim's
+/// age is known from the one word that is compared and swapped.
+pub const fn claim_word(tid: u32, now_ns: u64) -> u64 {
+    ((tid as u64) << 32) | ((now_ns >> CLAIM_TIME_SHIFT) as u32 as u64)
+}
+
+/// The tid of a claim word.
+pub const fn claim_tid(word: u64) -> u32 {
+    (word >> 32) as u32
+}
+
+/// Whether a claim made at `word` is older than [`CLAIM_STALE_NS`] at `now_ns`: its exit was
+/// missed (a kretprobe out of instances) or the call is blocked so long that displacing it,
+/// counted as a loss, is better than losing every colliding call meanwhile.
+pub const fn claim_is_stale(word: u64, now_ns: u64) -> bool {
+    let age = ((now_ns >> CLAIM_TIME_SHIFT) as u32).wrapping_sub(word as u32);
+    age as u64 > (CLAIM_STALE_NS >> CLAIM_TIME_SHIFT)
+}
+
+const CLAIM_TIME_SHIFT: u32 = 20;
+/// See [`claim_is_stale`]: far above any getsockopt that does not sleep, and far below the
+/// time a reused slot could otherwise stay blocked.
+pub const CLAIM_STALE_NS: u64 = 1_000_000_000;
 
 /// Per-CPU count of records the kernel could not hand over (ring buffer full, or too many
 /// calls in flight), with the interval in which they were dropped.
@@ -182,5 +214,5 @@ mod pod {
 }
 
 const _: () = assert!(core::mem::size_of::<TaskOffsets>() == 48);
-const _: () = assert!(core::mem::size_of::<Config>() == 32 + 16 + 16 + 48);
-const _: () = assert!(core::mem::size_of::<Pending>() == 56);
+const _: () = assert!(core::mem::size_of::<Config>() == 32 + 16 + 16 + 48 + 8);
+const _: () = assert!(core::mem::size_of::<Pending>() == 64);

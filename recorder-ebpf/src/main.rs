@@ -8,6 +8,8 @@
 //! wakeup (user space drains on a timer), unless the buffer is filling up.
 #![no_std]
 #![no_main]
+// For the one BPF_CMPXCHG instruction (see `cas`): BPF inline assembly is unstable.
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 use aya_ebpf::{
     EbpfContext as _,
@@ -31,7 +33,7 @@ use format::raw::{
 use recorder_ebpf::{
     Config, CpuState, FILL_CHECK_EVERY, FILTER_CGROUP, FILTER_COMM, FILTER_ERRORS_ONLY,
     FILTER_LEVEL, FILTER_OPTNAME, FILTER_PID, FILTER_UID, INFLIGHT_MAX_ENTRIES, LossSlot, Pending,
-    TASK_IDS_TTL_NS, TaskOffsets,
+    TASK_IDS_TTL_NS, TaskOffsets, claim_is_stale, claim_tid, claim_word,
 };
 
 /// Resized by the loader (`--ringbuf-size`); this is only the size in the object file.
@@ -41,21 +43,82 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 #[map]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
-/// The call each thread has in flight, in slot `tid & (INFLIGHT_MAX_ENTRIES - 1)`, holding its
-/// `pid_tgid` so a thread never takes another's call for its own. An array, not a hash map:
-/// the verifier inlines an array lookup (no helper call, no hashing, no bucket lock), and
-/// entries need no insert or delete. `ts_enter_ns == 0` marks no call in flight.
+/// The call each thread has in flight, in slot `tid & Config::inflight_mask`. An array, not a
+/// hash map: the verifier inlines an array lookup (no helper call, no hashing, no bucket
+/// lock), and entries need no insert or delete.
 ///
-/// Two threads in flight at once whose tids share the low bits share the slot: the later
-/// entry takes it and the earlier call is counted as lost (its exit finds another pid_tgid).
-/// Left unguarded: both entries writing the slot within the same few nanoseconds on two CPUs,
-/// which could leave fields of one with the pid_tgid of the other.
+/// Threads whose tids share the low bits share a slot, so it is claimed: the entry program
+/// compare-and-swaps `Pending::owner` from free (0) to its own claim word and only then writes
+/// the other fields; the exit program copies the fields and releases the slot by swapping its
+/// claim word back to 0, and records the call only if that swap succeeds. A call that finds
+/// the slot held by another thread's call is counted as lost at once; a claim older than
+/// `CLAIM_STALE_NS` (an exit that never came) is taken over and counted as lost by the taker,
+/// which is why the exit must swap rather than store. So every call made while both programs
+/// are attached is either recorded or counted exactly once (the loader attaches the exit
+/// program first, so no claim is left without an exit program to release it).
 #[map]
 static INFLIGHT: Array<Pending> = Array::with_max_entries(INFLIGHT_MAX_ENTRIES, 0);
 
 #[inline(always)]
-fn inflight_slot(pid_tgid: u64) -> Option<*mut Pending> {
-    INFLIGHT.get_ptr_mut(pid_tgid as u32 & (INFLIGHT_MAX_ENTRIES - 1))
+fn inflight_slot(cfg: &Config, pid_tgid: u64) -> Option<*mut Pending> {
+    INFLIGHT.get_ptr_mut(pid_tgid as u32 & cfg.inflight_mask & (INFLIGHT_MAX_ENTRIES - 1))
+}
+
+/// Compare-and-swap of `*word` from `old` to `new`; returns what `*word` held.
+///
+/// BPF_CMPXCHG (kernel 5.12+) as one instruction of inline assembly: rustc builds for the
+/// generic BPF CPU, without atomics (the target has `atomic_cas` off and passes
+/// `--cpu generic` to bpf-linker, which refuses a second `--cpu`), and the assembler takes
+/// the instruction whatever the CPU. Raising the whole object to CPU v3 would also change
+/// the code of every other program for the sake of this one instruction.
+#[cfg(target_arch = "bpf")]
+#[inline(always)]
+fn cas(word: *mut u64, old: u64, new: u64) -> u64 {
+    let prev: u64;
+    // SAFETY: `word` points into a map value, 8-byte aligned (checked by the verifier); the
+    // instruction reads and writes only those 8 bytes and r0.
+    unsafe {
+        core::arch::asm!(
+            "r0 = cmpxchg_64(r1 + 0, r0, r2)",
+            in("r1") word,
+            inout("r0") old => prev,
+            in("r2") new,
+            options(nostack),
+        );
+    }
+    prev
+}
+
+/// The host build (clippy) has no BPF atomics; the same operation through core's.
+#[cfg(not(target_arch = "bpf"))]
+#[inline(always)]
+fn cas(word: *mut u64, old: u64, new: u64) -> u64 {
+    use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    // SAFETY: as above; never run, only type-checked.
+    let word = unsafe { AtomicU64::from_ptr(word) };
+    word.compare_exchange(old, new, SeqCst, SeqCst)
+        .unwrap_or_else(|v| v)
+}
+
+/// Claims `slot` for thread `tid` entering at `now`; false if the call cannot be recorded
+/// (another thread's call holds the slot, or won it first). Counts a stale claim it displaces.
+#[inline(always)]
+fn claim(cfg: &Config, slot: *mut Pending, tid: u32, now: u64) -> bool {
+    // SAFETY: an in-bounds array slot; `owner` is only changed by compare-and-swap.
+    let owner = unsafe { &raw mut (*slot).owner };
+    // SAFETY: as above; a plain read, checked by the swap below.
+    let seen = unsafe { owner.read_volatile() };
+    // A claim of this same tid is one whose exit never came: a thread has one call at a time.
+    if seen != 0 && claim_tid(seen) != tid && !claim_is_stale(seen, now) {
+        return false;
+    }
+    if cas(owner, seen, claim_word(tid, now)) != seen {
+        return false;
+    }
+    if seen != 0 {
+        count_loss(cfg, now);
+    }
+    true
 }
 
 /// A `RawEvent` is 2 KiB, far over the 512-byte BPF stack: build it in a per-CPU slot instead.
@@ -265,33 +328,35 @@ fn on_enter(fd: i32, level: i32, optname: i32, optval: u64, optlen: u64) {
     }
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_boot_ns() };
-    let mut pending = Pending {
-        ts_enter_ns: now,
-        pid_tgid,
-        optval_ptr: optval,
-        optlen_ptr: optlen,
-        fd,
-        level,
-        optname,
-        optlen_in: 0,
-        flags: 0,
-        _pad: 0,
-    };
-    // SAFETY: bpf_probe_read_user fails cleanly on a bad user pointer.
-    match unsafe { aya_ebpf::helpers::bpf_probe_read_user(optlen as *const i32) } {
-        Ok(v) => pending.optlen_in = v,
-        Err(_) => pending.flags |= u32::from(FLAG_OPTLEN_IN_UNREADABLE),
-    }
-    let Some(slot) = inflight_slot(pid_tgid) else {
+    let Some(slot) = inflight_slot(cfg, pid_tgid) else {
         return;
     };
-    // SAFETY: an in-bounds array slot; see INFLIGHT for who else may write it.
-    let slot = unsafe { &mut *slot };
-    if slot.ts_enter_ns != 0 && slot.pid_tgid != pid_tgid {
-        // Another thread's call is in flight in this slot: it will not be recorded.
+    if !claim(cfg, slot, pid_tgid as u32, now) {
         count_loss(cfg, now);
+        return;
     }
-    *slot = pending;
+    let mut optlen_in = 0;
+    let mut flags = 0;
+    // SAFETY: bpf_probe_read_user fails cleanly on a bad user pointer; the destination is
+    // the BPF stack.
+    match unsafe { aya_ebpf::helpers::bpf_probe_read_user(optlen as *const i32) } {
+        Ok(v) => optlen_in = v,
+        Err(_) => flags |= u32::from(FLAG_OPTLEN_IN_UNREADABLE),
+    }
+    // SAFETY: this thread holds the slot's claim, so no other program writes these fields
+    // until its exit releases it (a taker of a stale claim writes only after its swap, a
+    // second later). `owner` is left alone: only the swaps change it.
+    unsafe {
+        (*slot).ts_enter_ns = now;
+        (*slot).pid_tgid = pid_tgid;
+        (*slot).optval_ptr = optval;
+        (*slot).optlen_ptr = optlen;
+        (*slot).fd = fd;
+        (*slot).level = level;
+        (*slot).optname = optname;
+        (*slot).optlen_in = optlen_in;
+        (*slot).flags = flags;
+    }
 }
 
 /// `bpf_probe_read_user` of `len` bytes at user address `src` into `dst`; true if it worked
@@ -305,22 +370,33 @@ fn read_user<T>(dst: *mut T, len: u32, src: u64) -> bool {
 
 #[inline(always)]
 fn on_exit(ret: i64) {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(slot) = inflight_slot(pid_tgid) else {
-        return;
-    };
-    // SAFETY: an in-bounds array slot; copy it out, then mark it consumed in place.
-    let pending = unsafe { *slot };
-    if pending.ts_enter_ns == 0 || pending.pid_tgid != pid_tgid {
-        // The entry was filtered out, the call began before the capture, or another thread
-        // took the slot (counted as a loss there).
-        return;
-    }
-    // SAFETY: as above.
-    unsafe { (*slot).ts_enter_ns = 0 };
     let Some(cfg) = CONFIG.get(0) else {
         return;
     };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(slot) = inflight_slot(cfg, pid_tgid) else {
+        return;
+    };
+    // SAFETY: an in-bounds array slot; `owner` is only changed by compare-and-swap.
+    let owner = unsafe { &raw mut (*slot).owner };
+    // SAFETY: as above.
+    let word = unsafe { owner.read_volatile() };
+    if word == 0 || claim_tid(word) != pid_tgid as u32 {
+        // The entry was filtered out, the call began before the capture, or it found the
+        // slot taken (counted as a loss there).
+        return;
+    }
+    // SAFETY: as above. Copied before the release: once released, the next claim rewrites it.
+    let pending = unsafe { slot.read_volatile() };
+    if cas(owner, word, 0) != word {
+        // Taken over as stale while in flight, and counted as lost by the taker.
+        return;
+    }
+    if pending.pid_tgid != pid_tgid {
+        // A claim left by an exited thread whose tid this one reuses: its exit was missed.
+        count_loss(cfg, pending.ts_enter_ns);
+        return;
+    }
     let ret = ret as i32;
     if cfg.filters & FILTER_ERRORS_ONLY != 0 && ret >= 0 {
         return;

@@ -222,9 +222,11 @@ fn attach(ebpf: &mut Ebpf, mode: AttachMode) -> Result<String> {
                      CONFIG_FTRACE_SYSCALLS)"
                 ),
             }
+            // Exit first, in every mode: a claim made by the entry program is then always
+            // released by an exit program (see INFLIGHT in recorder-ebpf).
             for (prog, tp) in [
-                (PROG_TP_ENTER, "sys_enter_getsockopt"),
                 (PROG_TP_EXIT, "sys_exit_getsockopt"),
+                (PROG_TP_ENTER, "sys_enter_getsockopt"),
             ] {
                 let p: &mut TracePoint = program(ebpf, prog)?;
                 p.load().with_context(|| format!("loading {prog}"))?;
@@ -240,30 +242,30 @@ fn attach(ebpf: &mut Ebpf, mode: AttachMode) -> Result<String> {
                 );
             }
             let (func, enter) = kprobe_target()?;
-            let p: &mut KProbe = program(ebpf, enter)?;
-            p.load().with_context(|| format!("loading {enter}"))?;
-            p.attach(func, 0)
-                .with_context(|| format!("kprobe on {func}"))?;
             let p: &mut KProbe = program(ebpf, PROG_KRETPROBE_EXIT)?;
             p.load()
                 .with_context(|| format!("loading {PROG_KRETPROBE_EXIT}"))?;
             p.attach(func, 0)
                 .with_context(|| format!("kretprobe on {func}"))?;
+            let p: &mut KProbe = program(ebpf, enter)?;
+            p.load().with_context(|| format!("loading {enter}"))?;
+            p.attach(func, 0)
+                .with_context(|| format!("kprobe on {func}"))?;
             Ok(format!("kprobe+kretprobe on {func}"))
         }
         AttachMode::Fentry => {
             let btf = aya::Btf::from_sys_fs().context("kernel BTF (/sys/kernel/btf/vmlinux)")?;
             let func = "__sys_getsockopt";
-            let p: &mut FEntry = program(ebpf, PROG_FENTRY_ENTER)?;
-            p.load(func, &btf)
-                .with_context(|| format!("loading fentry on {func}"))?;
-            p.attach()
-                .with_context(|| format!("attaching fentry on {func}"))?;
             let p: &mut FExit = program(ebpf, PROG_FEXIT_EXIT)?;
             p.load(func, &btf)
                 .with_context(|| format!("loading fexit on {func}"))?;
             p.attach()
                 .with_context(|| format!("attaching fexit on {func}"))?;
+            let p: &mut FEntry = program(ebpf, PROG_FENTRY_ENTER)?;
+            p.load(func, &btf)
+                .with_context(|| format!("loading fentry on {func}"))?;
+            p.attach()
+                .with_context(|| format!("attaching fentry on {func}"))?;
             Ok(format!("fentry+fexit on {func}"))
         }
     }

@@ -13,7 +13,7 @@ use format::raw::{MAX_SNAPLEN, RAW_HEADER_SIZE, RawEventHeader};
 use format::{CaptureHeader, Event, LossRecord, ProcessInfo, TraceWriter, WriterOptions};
 use recorder_ebpf::{
     Config, FILTER_CGROUP, FILTER_COMM, FILTER_ERRORS_ONLY, FILTER_LEVEL, FILTER_OPTNAME,
-    FILTER_PID, FILTER_UID, TaskOffsets,
+    FILTER_PID, FILTER_UID, INFLIGHT_MAX_ENTRIES, TaskOffsets,
 };
 
 use crate::bpf::{AttachMode, Probes, load_and_attach};
@@ -119,6 +119,8 @@ pub struct RecordOptions {
     pub command_line: Vec<String>,
     /// `--user`: who the recorder runs as once attached, and who owns its files.
     pub run_as: Option<crate::privs::RunAs>,
+    /// In-flight slots (a power of two, at most `INFLIGHT_MAX_ENTRIES`); fewer only in tests.
+    pub inflight_slots: u32,
 }
 
 impl RecordOptions {
@@ -241,6 +243,9 @@ impl Session {
         if !opts.ringbuf_size.is_power_of_two() || opts.ringbuf_size < 4096 {
             bail!("--ringbuf-size must be a power of two of at least 4096 bytes");
         }
+        if !opts.inflight_slots.is_power_of_two() || opts.inflight_slots > INFLIGHT_MAX_ENTRIES {
+            bail!("--inflight-slots must be a power of two of at most {INFLIGHT_MAX_ENTRIES}");
+        }
         let offsets = match crate::btf::Btf::from_sys_fs().and_then(|b| b.task_offsets()) {
             Ok(o) => o,
             Err(e) => {
@@ -254,6 +259,7 @@ impl Session {
             wakeup_threshold: opts.ringbuf_size / 2,
             loss_window_ns: sys::boot_ns(),
             offsets,
+            inflight_mask: opts.inflight_slots - 1,
             ..Config::default()
         };
         opts.filters.apply(&mut config)?;

@@ -128,6 +128,10 @@ struct CommonArgs {
     /// How often the ring buffer is drained when no burst wakes the recorder earlier.
     #[arg(long, default_value_t = 50, hide = true)]
     drain_interval_ms: u64,
+    /// Test only: in-flight slots shared by all threads (a power of two), fewer to force
+    /// threads to collide.
+    #[arg(long, default_value_t = recorder_ebpf::INFLIGHT_MAX_ENTRIES, hide = true)]
+    inflight_slots: u32,
 }
 
 impl CommonArgs {
@@ -151,6 +155,7 @@ impl CommonArgs {
             drain_interval: Duration::from_millis(self.drain_interval_ms.max(1)),
             command_line: std::env::args().collect(),
             run_as: None,
+            inflight_slots: self.inflight_slots,
         })
     }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod exactness;
 mod filters;
 mod flood_loss;
 mod generate;
