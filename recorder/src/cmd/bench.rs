@@ -65,9 +65,42 @@ fn time_loop(fd: i32, calls: u64) -> LoopCost {
     }
 }
 
+/// Times `calls` getppid() calls on a thread pinned to `cpu`: a syscall the recorder does
+/// not trace, whose cost shows what attaching it taxes every other syscall of the machine
+/// (syscall tracepoints move every task onto the slow syscall path). CPU time is what counts
+/// here: the recorder shares that CPU.
+fn time_getppid(cpu: usize, calls: u64) -> Result<LoopCost> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            sys::pin_to_cpu(cpu).with_context(|| format!("pinning to CPU {cpu}"))?;
+            let (t, cpu_ns) = (Instant::now(), sys::thread_cpu_ns());
+            for _ in 0..calls {
+                // SAFETY: getppid has no arguments and cannot fail.
+                std::hint::black_box(unsafe { libc::getppid() });
+            }
+            let cpu_ns = sys::thread_cpu_ns() - cpu_ns;
+            Ok(LoopCost {
+                wall: t.elapsed().as_nanos() as f64 / calls as f64,
+                cpu: cpu_ns as f64 / calls as f64,
+            })
+        })
+        .join()
+        .expect("the getppid thread does not panic")
+    })
+}
+
+/// The getppid loop's CPU, if the machine has a CPU besides the getsockopt loop's (asked
+/// before this thread is pinned).
+fn other_cpu(cpu: usize) -> Option<usize> {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (n > 1).then(|| (cpu + 1) % n)
+}
+
 /// What one traced loop cost and what the recorder used meanwhile.
 struct RecorderRun {
     traced: LoopCost,
+    /// The getppid loop on the other CPU while the recorder was attached.
+    getppid: Option<LoopCost>,
     /// The recorder's CPU time before the loop started (loading programs, reading BTF).
     startup_cpu_ns: f64,
     /// The recorder's CPU time in all, from its rusage.
@@ -84,11 +117,15 @@ pub(super) fn run(args: Args) -> Result<()> {
     let sock = std::net::TcpListener::bind("127.0.0.1:0")?;
     let fd = sock.as_raw_fd();
     let (calls, cpu) = (args.calls, args.cpu);
+    // Before pinning, which narrows what this thread may run on to one CPU.
+    let other = other_cpu(cpu);
     sys::pin_to_cpu(cpu).with_context(|| format!("pinning to CPU {cpu}"))?;
     time_loop(fd, calls / 10); // warm-up
     let untraced_before = time_loop(fd, calls);
+    let getppid_untraced = other.map(|c| time_getppid(c, calls)).transpose()?;
     let floor = floor(args.attach, fd, calls);
-    let run = recorder_run(&args, &out, fd)?;
+    // A `--no-sockets` run (the socket walk off) goes beside this one, as its own row.
+    let run = recorder_run(&args, &out, fd, other, &[])?;
     let untraced_after = time_loop(fd, calls);
     let untraced = LoopCost::mean(untraced_before, untraced_after);
 
@@ -105,6 +142,14 @@ pub(super) fn run(args: Args) -> Result<()> {
         untraced.wall, untraced_before.wall, untraced_after.wall, untraced.cpu
     );
     report(untraced, floor, &run, events, lost, calls);
+    if let (Some(c), Some(before), Some(during)) = (other, getppid_untraced, run.getppid) {
+        println!(
+            "bench: getppid on CPU {c} (not traced): untraced {:.0} ns/call, with the recorder attached {:.0} ns/call (CPU time), ratio {:.2}x: what attaching costs every other syscall",
+            before.cpu,
+            during.cpu,
+            during.cpu / before.cpu
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
     if run.status != 0 {
         bail!("the recorder failed:\n{}", run.log);
@@ -139,21 +184,32 @@ fn floor(attach: Attach, fd: i32, calls: u64) -> Option<(&'static str, LoopCost)
     }
 }
 
-/// Runs `recorder record` on the other CPUs (as it would beside a busy service), times the
-/// loop once it is recording, then stops it and collects what it used.
-fn recorder_run(args: &Args, out: &Path, fd: i32) -> Result<RecorderRun> {
-    let mut child = spawn_recorder(args, out)?;
+/// Runs `recorder record` (with `extra` arguments) on the other CPUs (as it would beside a
+/// busy service), times the loop once it is recording, then the getppid loop on
+/// `getppid_cpu`, then stops it and collects what it used.
+fn recorder_run(
+    args: &Args,
+    out: &Path,
+    fd: i32,
+    getppid_cpu: Option<usize>,
+    extra: &[&str],
+) -> Result<RecorderRun> {
+    let mut child = spawn_recorder(args, out, extra)?;
     let mut child_err = std::io::BufReader::new(child.stderr.take().context("stderr")?);
     let mut log = wait_until_recording(&mut child_err)?;
     // Start-up (loading programs, reading BTF) is not per-event work: count from here.
     let startup_cpu_ns = sys::process_cpu_ns(child.id() as i32).unwrap_or(0) as f64;
     let traced = time_loop(fd, args.calls);
+    let getppid = getppid_cpu
+        .map(|c| time_getppid(c, args.calls))
+        .transpose()?;
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     std::io::Read::read_to_string(&mut child_err, &mut log)?;
     let (status, usage) = wait_with_usage(&child);
     Ok(RecorderRun {
         traced,
+        getppid,
         startup_cpu_ns,
         total_cpu_ns: cpu_ns(&usage),
         peak_rss_kib: usage.ru_maxrss,
@@ -162,7 +218,7 @@ fn recorder_run(args: &Args, out: &Path, fd: i32) -> Result<RecorderRun> {
     })
 }
 
-fn spawn_recorder(args: &Args, out: &Path) -> Result<Child> {
+fn spawn_recorder(args: &Args, out: &Path, extra: &[&str]) -> Result<Child> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.args(["record", "-o"])
@@ -176,6 +232,7 @@ fn spawn_recorder(args: &Args, out: &Path) -> Result<Child> {
             "16M",
         ])
         .args(&args.extra)
+        .args(extra)
         .stderr(Stdio::piped());
     let ncpus = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
