@@ -8,6 +8,7 @@ pub mod btf;
 pub mod output;
 pub mod privs;
 pub mod record;
+mod sink;
 pub mod support;
 pub mod sys;
 pub mod workload;

@@ -1,22 +1,21 @@
 //! A recording session: set up the probes, drain the ring buffer into trace files (rotating
 //! them), keep the process table and the loss records, and stop cleanly.
 
-use std::collections::HashSet;
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use format::raw::{MAX_SNAPLEN, RAW_HEADER_SIZE, RawEventHeader};
-use format::{CaptureHeader, Event, LossRecord, ProcessInfo, TraceWriter, WriterOptions};
+use format::raw::{MAX_SNAPLEN, RAW_HEADER_SIZE};
+use format::{CaptureHeader, LossRecord};
 use recorder_ebpf::{
     Config, FILTER_CGROUP, FILTER_COMM, FILTER_ERRORS_ONLY, FILTER_LEVEL, FILTER_OPTNAME,
     FILTER_PID, FILTER_UID, INFLIGHT_MAX_ENTRIES, TaskOffsets,
 };
 
 use crate::bpf::{AttachMode, Probes, load_and_attach};
+use crate::sink::{BATCH_BYTES, Msg, QUEUE_BATCHES, Sink, create_output, push_record};
 use crate::sys;
 
 /// Filters applied in the kernel.
@@ -121,11 +120,14 @@ pub struct RecordOptions {
     pub run_as: Option<crate::privs::RunAs>,
     /// In-flight slots (a power of two, at most `INFLIGHT_MAX_ENTRIES`); fewer only in tests.
     pub inflight_slots: u32,
+    /// Test only: the writer thread sleeps this long per batch, as a stalled compression or
+    /// disk would make it.
+    pub test_write_delay: Duration,
 }
 
 impl RecordOptions {
     /// The uid that owns the output files (an existing one must already be theirs).
-    fn owner(&self) -> u32 {
+    pub(crate) fn owner(&self) -> u32 {
         // SAFETY: geteuid cannot fail.
         self.run_as
             .as_ref()
@@ -182,7 +184,7 @@ impl std::fmt::Display for Notice {
 }
 
 /// Receives a session's notices as they happen.
-pub type Reporter = Box<dyn FnMut(Notice)>;
+pub type Reporter = Box<dyn FnMut(Notice) + Send>;
 
 /// The n-th file of a rotated capture: `trace.gsot`, `trace.1.gsot`, `trace.2.gsot`, ...
 pub fn rotated_path(base: &Path, n: u32) -> PathBuf {
@@ -200,33 +202,13 @@ pub fn rotated_path(base: &Path, n: u32) -> PathBuf {
     base.with_file_name(name)
 }
 
-type Writer = TraceWriter<BufWriter<File>>;
-
-/// A running capture.
+/// A running capture: the probes and the drain on the calling thread, the files on a writer
+/// thread of their own (see [`crate::sink`]) once it runs.
 pub struct Session {
     opts: RecordOptions,
-    report: Reporter,
     probes: Probes,
-    header: CaptureHeader,
-    writer: Option<Writer>,
-    file_index: u32,
-    file_started: Instant,
-    path: PathBuf,
-    seen: HashSet<u32>,
+    sink: Sink,
     last_loss_count: Vec<u64>,
-    summary: Summary,
-    finished_bytes: u64,
-    /// Events in the files already finished.
-    finished_events: u64,
-    /// Events of the current file in blocks completely written to it: what an output error
-    /// leaves readable there (the open block and a block cut short by the error are not).
-    committed: u64,
-}
-
-/// Opens an output file (the first or a rotated one) through [`crate::output::create`], for
-/// the user the recorder writes as.
-fn create_output(path: &Path, owner: u32) -> Result<File> {
-    crate::output::create(path, owner).with_context(|| format!("cannot write {}", path.display()))
 }
 
 impl Session {
@@ -306,201 +288,149 @@ impl Session {
                 ("attached_to".into(), probes.attached_to.clone()),
             ],
         };
-        let writer = Self::new_writer(first, &header, &opts)
-            .with_context(|| format!("writing {}", opts.output.display()))?;
-        let mut summary = Summary {
-            mode: probes.mode.name().to_string(),
-            ..Summary::default()
-        };
-        summary.files.push(opts.output.clone());
+        let sink = Sink::try_new(first, opts.clone(), report, header, probes.mode.name())?;
         let last_loss_count = probes.losses()?.iter().map(|l| l.count).collect();
         // Attached, maps open, first file there: root's remaining powers are not needed.
         crate::privs::drop_after_start(opts.run_as.as_ref())?;
         Ok(Session {
-            path: opts.output.clone(),
             opts,
-            report,
             probes,
-            header,
-            writer: Some(writer),
-            file_index: 0,
-            file_started: Instant::now(),
-            seen: HashSet::new(),
+            sink,
             last_loss_count,
-            summary,
-            finished_bytes: 0,
-            finished_events: 0,
-            committed: 0,
         })
-    }
-
-    fn new_writer(file: File, header: &CaptureHeader, opts: &RecordOptions) -> Result<Writer> {
-        let wopts = WriterOptions {
-            max_block_events: opts.block_events,
-            max_block_age: opts.flush_interval,
-            ..WriterOptions::default()
-        };
-        Ok(TraceWriter::try_new(
-            BufWriter::with_capacity(256 << 10, file),
-            header,
-            wopts,
-        )?)
     }
 
     pub fn mode(&self) -> AttachMode {
         self.probes.mode
     }
 
-    fn writer(&mut self) -> &mut Writer {
-        self.writer.as_mut().expect("writer present until finish")
-    }
-
-    fn events_so_far(&self) -> u64 {
-        self.finished_events + self.writer.as_ref().map_or(0, |w| w.stats().events)
-    }
-
     /// Runs until `stop` is set, `--duration` passes or `--max-events` is reached, then drains
     /// what is left, finishes the file and returns the summary. An output error stops the
     /// capture too: the file keeps everything flushed before it, and the error is returned.
-    pub fn run(mut self, stop: &AtomicBool) -> Result<Summary> {
-        let started = Instant::now();
-        let result = self.run_loop(stop, started);
-        // Whatever happened, drain once more and close the file properly if we still can.
-        let drained = match &result {
-            Ok(()) => self.drain(),
-            Err(_) => Ok(()),
+    pub fn run(self, stop: &AtomicBool) -> Result<Summary> {
+        let Session {
+            opts,
+            probes,
+            sink,
+            last_loss_count,
+        } = self;
+        let (queue, inbox) = mpsc::sync_channel(QUEUE_BATCHES);
+        let (empties_tx, empties) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("gsot-writer".into())
+            .spawn(move || sink.run(inbox, empties_tx))
+            .context("starting the writer thread")?;
+        let mut drain = Drain {
+            probes,
+            last_loss_count,
+            queue,
+            empties,
+            batch: Vec::with_capacity(BATCH_BYTES),
+            forwarded: 0,
+            max: opts.max_events.unwrap_or(u64::MAX),
         };
-        let finished = self.finish_file();
-        result.and(drained).and(finished)?;
-        self.summary.events = self.finished_events;
-        self.summary.bytes_written = self.finished_bytes;
-        Ok(self.summary)
+        let drained = drain.run(&opts, stop);
+        // Hanging up is what tells the writer to finish the file.
+        drop(drain);
+        let written = writer
+            .join()
+            .map_err(|_| anyhow!("the writer thread panicked"))?;
+        // An output error first: it is also why a drain would have found the queue closed.
+        let summary = written?;
+        drained?;
+        Ok(summary)
     }
+}
 
-    fn run_loop(&mut self, stop: &AtomicBool, started: Instant) -> Result<()> {
-        let timeout_ms = self.opts.drain_interval.as_millis().clamp(1, 1000) as i32;
+/// The drain: moves ring buffer records into batches for the writer thread and collects the
+/// kernel's loss counters. When the queue is full it waits, and the kernel counts what its
+/// ring buffer cannot take meanwhile (with CPU and interval), as when the drain falls behind.
+struct Drain {
+    probes: Probes,
+    last_loss_count: Vec<u64>,
+    queue: SyncSender<Msg>,
+    empties: Receiver<Vec<u8>>,
+    batch: Vec<u8>,
+    /// Events handed to the writer so far.
+    forwarded: u64,
+    max: u64,
+}
+
+/// Largest record a batch may have to take (length prefix, header, value).
+const MAX_RECORD: usize = 4 + RAW_HEADER_SIZE + MAX_SNAPLEN;
+
+impl Drain {
+    fn run(&mut self, opts: &RecordOptions, stop: &AtomicBool) -> Result<()> {
+        let started = Instant::now();
+        let timeout_ms = opts.drain_interval.as_millis().clamp(1, 1000) as i32;
         let wakeups = sys::WakeupWait::new(self.probes.events_fd())
             .context("waiting on the ring buffer (epoll)")?;
         loop {
             if stop.load(Ordering::Relaxed) {
-                return Ok(());
+                break;
             }
-            if self.opts.duration.is_some_and(|d| started.elapsed() >= d) {
-                return Ok(());
+            if opts.duration.is_some_and(|d| started.elapsed() >= d) {
+                break;
             }
             wakeups.wait(timeout_ms);
-            self.drain()?;
-            if self.reached_max_events() {
+            if !self.drain()? {
+                // The writer stopped (an output error, which it returns).
                 return Ok(());
             }
-            match self.writer().poll_flush() {
-                Ok(true) => self.committed = self.writer().stats().events,
-                Ok(false) => {}
-                Err(e) => return Err(self.output_error(e.into())),
-            }
-            self.maybe_rotate()?;
-        }
-    }
-
-    fn reached_max_events(&self) -> bool {
-        self.opts
-            .max_events
-            .is_some_and(|m| self.events_so_far() >= m)
-    }
-
-    /// The one-line error that ends a capture whose output failed (disk full, I/O error):
-    /// which file, why, and how many events the files keep (those of the blocks written
-    /// before the error; readers recover them from a file without its index).
-    fn output_error(&self, e: anyhow::Error) -> anyhow::Error {
-        // format's I/O errors print their source too: say each cause once.
-        let mut causes: Vec<String> = Vec::new();
-        for c in e.chain() {
-            let c = c.to_string();
-            if causes.last() != Some(&c) {
-                causes.push(c);
+            if self.forwarded >= self.max {
+                return Ok(());
             }
         }
-        // What the file keeps is what a reader recovers from it: the blocks whose bytes all
-        // reached the disk. The writer cannot know that exactly (its last block, or the block
-        // summary after it, may be cut anywhere by the error), so the file is read back.
-        let kept = format::TraceReader::open(&self.path)
-            .map(|r| r.event_count())
-            .unwrap_or(self.committed);
-        anyhow!(
-            "writing {}: {}; stopped, keeping the {} events of the blocks written before the error",
-            self.path.display(),
-            causes.join(": "),
-            self.finished_events + kept
-        )
+        self.drain().map(|_| ())
     }
 
-    /// Moves everything in the ring buffer into the writer, then collects loss counters.
-    fn drain(&mut self) -> Result<()> {
-        let max = self.opts.max_events.unwrap_or(u64::MAX);
-        let mut budget = max.saturating_sub(self.events_so_far());
-        let Session {
+    /// Moves everything in the ring buffer to the writer, then the loss counters. False if
+    /// the writer has hung up.
+    fn drain(&mut self) -> Result<bool> {
+        let Drain {
             probes,
-            writer,
-            seen,
-            committed,
+            queue,
+            empties,
+            batch,
+            forwarded,
+            max,
             ..
         } = self;
-        let writer = writer.as_mut().expect("writer present until finish");
-        let mut blocks = writer.stats().blocks;
-        let mut write_error = None;
-        // Consecutive events mostly come from one process: skip the set lookup for those.
-        let mut last_tgid = None;
         while let Some(item) = probes.events.next() {
-            if budget == 0 || write_error.is_some() {
-                // Keep consuming so the kernel side does not count phantom losses, but the
-                // file is complete (max events) or broken (error).
+            if *forwarded >= *max {
+                // Keep consuming so the kernel side does not count phantom losses: the file
+                // is complete.
                 continue;
             }
-            let Some(h) = RawEventHeader::read_from(&item) else {
-                continue;
-            };
-            let value_end = (RAW_HEADER_SIZE + h.value_len as usize).min(item.len());
-            let ev = Event::from_raw(&h, &item[RAW_HEADER_SIZE..value_end]);
-            if last_tgid != Some(h.tgid) {
-                last_tgid = Some(h.tgid);
-                if seen.insert(h.tgid) {
-                    writer.add_process(process_info(&h));
-                }
+            push_record(batch, &item);
+            drop(item);
+            *forwarded += 1;
+            if batch.len() + MAX_RECORD > BATCH_BYTES && !send(queue, empties, batch) {
+                return Ok(false);
             }
-            match writer.write(&ev) {
-                // A block closed by this write holds every event so far: none is left open.
-                Ok(()) => {
-                    let stats = writer.stats();
-                    if stats.blocks != blocks {
-                        blocks = stats.blocks;
-                        *committed = stats.events;
-                    }
-                }
-                Err(e) => write_error = Some(e),
-            }
-            budget -= 1;
         }
-        if let Some(e) = write_error {
-            return Err(self.output_error(e.into()));
+        if !batch.is_empty() && !send(queue, empties, batch) {
+            return Ok(false);
         }
         self.collect_losses()
     }
 
-    fn collect_losses(&mut self) -> Result<()> {
+    fn collect_losses(&mut self) -> Result<bool> {
         let slots = self.probes.losses()?;
         let mut any = false;
         for (cpu, slot) in slots.iter().enumerate() {
             let prev = self.last_loss_count.get(cpu).copied().unwrap_or(0);
             if slot.count > prev {
-                let lost = slot.count - prev;
-                self.summary.lost += lost;
-                self.writer().add_loss(LossRecord {
+                any = true;
+                let loss = LossRecord {
                     cpu: cpu as u32,
-                    lost,
+                    lost: slot.count - prev,
                     start_ns: slot.first_ns,
                     end_ns: slot.last_ns,
-                });
-                any = true;
+                };
+                if self.queue.send(Msg::Loss(loss)).is_err() {
+                    return Ok(false);
+                }
             }
         }
         self.last_loss_count = slots.iter().map(|s| s.count).collect();
@@ -510,101 +440,19 @@ impl Session {
             cfg.loss_window_ns = sys::boot_ns();
             self.probes.set_config(cfg)?;
         }
-        Ok(())
-    }
-
-    fn maybe_rotate(&mut self) -> Result<()> {
-        let stats = self.writer().stats();
-        let by_size = self
-            .opts
-            .rotate_size
-            .is_some_and(|s| stats.bytes_written >= s);
-        let by_time = self
-            .opts
-            .rotate_time
-            .is_some_and(|t| self.file_started.elapsed() >= t);
-        if !(by_size || by_time) || stats.events == 0 {
-            return Ok(());
-        }
-        self.finish_file()?;
-        self.file_index += 1;
-        self.path = rotated_path(&self.opts.output, self.file_index);
-        self.header.sequence = self.file_index;
-        self.header.start_ts_ns = sys::boot_ns();
-        let file = crate::output::create(&self.path, self.opts.owner())
-            .map_err(|e| self.output_error(e.into()))?;
-        self.writer = Some(
-            Self::new_writer(file, &self.header, &self.opts).map_err(|e| self.output_error(e))?,
-        );
-        self.file_started = Instant::now();
-        // Each file names the processes it holds events of.
-        self.seen.clear();
-        self.summary.files.push(self.path.clone());
-        (self.report)(Notice::Rotated(self.path.clone()));
-        Ok(())
-    }
-
-    fn finish_file(&mut self) -> Result<()> {
-        let Some(mut w) = self.writer.take() else {
-            return Ok(());
-        };
-        // Blocks first, so an error in the index or trailer still counts them as kept.
-        if let Err(e) = w.flush() {
-            return Err(self.output_error(e.into()));
-        }
-        let stats = w.stats();
-        self.committed = stats.events;
-        let bw = w.finish().map_err(|e| self.output_error(e.into()))?;
-        let file = bw
-            .into_inner()
-            .map_err(|e| self.output_error(anyhow!("{}", e.error())))?;
-        file.sync_all().map_err(|e| self.output_error(e.into()))?;
-        self.finished_events += stats.events;
-        self.committed = 0;
-        self.finished_bytes += file
-            .metadata()
-            .map(|m| m.len())
-            .unwrap_or(stats.bytes_written);
-        Ok(())
+        Ok(true)
     }
 }
 
-/// A process table entry from /proc, falling back to the event's own fields for processes
-/// that are already gone.
-fn process_info(h: &RawEventHeader) -> ProcessInfo {
-    let pid = h.tgid;
-    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
-    let read = |name: &str| std::fs::read_to_string(proc_dir.join(name)).ok();
-    let comm = read("comm")
-        .map(|s| s.trim_end_matches('\n').to_string())
-        .unwrap_or_else(|| format::Event::from_raw(h, &[]).comm_str().into_owned());
-    let exe = std::fs::read_link(proc_dir.join("exe"))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let cgroup = read("cgroup")
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("0::").map(str::to_string))
-        })
-        .unwrap_or_default();
-    let ppid = read("stat")
-        .and_then(|s| parse_stat_ppid(&s))
-        .unwrap_or(h.ppid);
-    ProcessInfo {
-        pid,
-        ppid,
-        first_seen_ns: h.ts_enter_ns,
-        comm,
-        exe,
-        cgroup,
-    }
-}
-
-/// Field 4 of /proc/PID/stat; the comm in field 2 may contain spaces and parentheses, so
-/// parsing starts after its last ')'.
-fn parse_stat_ppid(stat: &str) -> Option<u32> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
+/// Hands the filled `batch` to the writer (waiting while the queue is full) and starts a new
+/// one in a buffer the writer gave back. False if the writer has hung up.
+fn send(queue: &SyncSender<Msg>, empties: &Receiver<Vec<u8>>, batch: &mut Vec<u8>) -> bool {
+    let next = empties
+        .try_recv()
+        .unwrap_or_else(|_| Vec::with_capacity(BATCH_BYTES));
+    queue
+        .send(Msg::Batch(std::mem::replace(batch, next)))
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -617,12 +465,6 @@ mod tests {
         assert_eq!(rotated_path(p, 0), p);
         assert_eq!(rotated_path(p, 1), Path::new("/tmp/x/trace.1.gsot"));
         assert_eq!(rotated_path(Path::new("out"), 12), Path::new("out.12"));
-    }
-
-    #[test]
-    fn stat_ppid_survives_odd_comms() {
-        assert_eq!(parse_stat_ppid("42 (a) b) S 7 42 42 0"), Some(7));
-        assert_eq!(parse_stat_ppid("garbage"), None);
     }
 
     #[test]

@@ -132,6 +132,9 @@ struct CommonArgs {
     /// threads to collide.
     #[arg(long, default_value_t = recorder_ebpf::INFLIGHT_MAX_ENTRIES, hide = true)]
     inflight_slots: u32,
+    /// Test only: milliseconds the writer thread sleeps per batch, to stall compression.
+    #[arg(long, default_value_t = 0, hide = true)]
+    test_write_delay_ms: u64,
 }
 
 impl CommonArgs {
@@ -156,6 +159,7 @@ impl CommonArgs {
             command_line: std::env::args().collect(),
             run_as: None,
             inflight_slots: self.inflight_slots,
+            test_write_delay: Duration::from_millis(self.test_write_delay_ms),
         })
     }
 }

@@ -1,0 +1,355 @@
+//! The file side of a recording session, on its own thread: turns drained records into events,
+//! compresses them into trace files (rotating them), keeps each file's process table and
+//! loss records, and finishes the files. The drain ([`crate::record`]) hands it batches
+//! through a bounded queue, so a slow compression or disk never stops the ring buffer drain
+//! for longer than the queue takes to fill.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow};
+use format::raw::{RAW_HEADER_SIZE, RawEventHeader};
+use format::{CaptureHeader, Event, LossRecord, ProcessInfo, TraceWriter, WriterOptions};
+
+use crate::record::{Notice, RecordOptions, Reporter, Summary, rotated_path};
+
+/// Bytes of records per batch: large enough that the queue costs little per event, small
+/// enough that the queue's bound keeps memory low (see [`QUEUE_BATCHES`]).
+pub(crate) const BATCH_BYTES: usize = 256 << 10;
+/// Batches the queue holds: 4 MiB of records in flight between drain and compression at most.
+pub(crate) const QUEUE_BATCHES: usize = 16;
+
+/// What the drain sends.
+pub(crate) enum Msg {
+    /// Ring buffer records, each as a little-endian `u32` length and its bytes.
+    Batch(Vec<u8>),
+    /// Records the kernel could not hand over, on one CPU in one interval.
+    Loss(LossRecord),
+}
+
+/// Appends one ring buffer record to `batch` in the layout [`Msg::Batch`] describes.
+pub(crate) fn push_record(batch: &mut Vec<u8>, record: &[u8]) {
+    batch.extend_from_slice(&(record.len() as u32).to_le_bytes());
+    batch.extend_from_slice(record);
+}
+
+/// The records of a batch, in order.
+fn records(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = batch;
+    std::iter::from_fn(move || {
+        let (len, tail) = rest.split_first_chunk::<4>()?;
+        let len = (u32::from_le_bytes(*len) as usize).min(tail.len());
+        let (record, tail) = tail.split_at(len);
+        rest = tail;
+        Some(record)
+    })
+}
+
+type Writer = TraceWriter<BufWriter<File>>;
+
+/// Opens an output file (the first or a rotated one) through [`crate::output::create`], for
+/// the user the recorder writes as.
+pub(crate) fn create_output(path: &Path, owner: u32) -> Result<File> {
+    crate::output::create(path, owner).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The output files of a session.
+pub(crate) struct Sink {
+    opts: RecordOptions,
+    report: Reporter,
+    header: CaptureHeader,
+    writer: Option<Writer>,
+    file_index: u32,
+    file_started: Instant,
+    path: PathBuf,
+    seen: HashSet<u32>,
+    summary: Summary,
+    finished_bytes: u64,
+    /// Events in the files already finished.
+    finished_events: u64,
+    /// Events of the current file in blocks completely written to it: what an output error
+    /// leaves readable there (the open block and a block cut short by the error are not).
+    committed: u64,
+}
+
+impl Sink {
+    /// Starts the first file, `first`, already created at `opts.output`.
+    pub(crate) fn try_new(
+        first: File,
+        opts: RecordOptions,
+        report: Reporter,
+        header: CaptureHeader,
+        mode: &str,
+    ) -> Result<Sink> {
+        let writer = new_writer(first, &header, &opts)
+            .with_context(|| format!("writing {}", opts.output.display()))?;
+        let summary = Summary {
+            mode: mode.to_string(),
+            files: vec![opts.output.clone()],
+            ..Summary::default()
+        };
+        Ok(Sink {
+            path: opts.output.clone(),
+            opts,
+            report,
+            header,
+            writer: Some(writer),
+            file_index: 0,
+            file_started: Instant::now(),
+            seen: HashSet::new(),
+            summary,
+            finished_bytes: 0,
+            finished_events: 0,
+            committed: 0,
+        })
+    }
+
+    /// Writes what arrives until the drain hangs up, then finishes the file. On an output
+    /// error it returns at once: dropping `queue` tells the drain to stop.
+    pub(crate) fn run(mut self, queue: Receiver<Msg>, empties: Sender<Vec<u8>>) -> Result<Summary> {
+        // Often enough for the flush interval and time rotation to be kept to within this.
+        let tick = self.opts.flush_interval.min(Duration::from_millis(100));
+        let result = loop {
+            match queue.recv_timeout(tick) {
+                Ok(Msg::Batch(mut batch)) => {
+                    if let Err(e) = self.write_batch(&batch) {
+                        break Err(e);
+                    }
+                    batch.clear();
+                    // The drain may have gone: then the buffer is simply dropped.
+                    let _ = empties.send(batch);
+                }
+                Ok(Msg::Loss(loss)) => {
+                    self.summary.lost += loss.lost;
+                    self.writer().add_loss(loss);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break Ok(()),
+            }
+            if let Err(e) = self.poll() {
+                break Err(e);
+            }
+        };
+        drop(queue);
+        // Whatever happened, close the file properly if we still can.
+        let finished = self.finish_file();
+        result.and(finished)?;
+        self.summary.events = self.finished_events;
+        self.summary.bytes_written = self.finished_bytes;
+        Ok(self.summary)
+    }
+
+    fn writer(&mut self) -> &mut Writer {
+        self.writer.as_mut().expect("writer present until finish")
+    }
+
+    fn write_batch(&mut self, batch: &[u8]) -> Result<()> {
+        if !self.opts.test_write_delay.is_zero() {
+            std::thread::sleep(self.opts.test_write_delay);
+        }
+        let Sink {
+            writer,
+            seen,
+            committed,
+            ..
+        } = self;
+        let writer = writer.as_mut().expect("writer present until finish");
+        let mut blocks = writer.stats().blocks;
+        // Consecutive events mostly come from one process: skip the set lookup for those.
+        let mut last_tgid = None;
+        let mut error = None;
+        for item in records(batch) {
+            let Some(h) = RawEventHeader::read_from(item) else {
+                continue;
+            };
+            let value_end = (RAW_HEADER_SIZE + h.value_len as usize).min(item.len());
+            let ev = Event::from_raw(&h, &item[RAW_HEADER_SIZE..value_end]);
+            if last_tgid != Some(h.tgid) {
+                last_tgid = Some(h.tgid);
+                if seen.insert(h.tgid) {
+                    writer.add_process(process_info(&h));
+                }
+            }
+            if let Err(e) = writer.write(&ev) {
+                error = Some(e);
+                break;
+            }
+            // A block closed by this write holds every event so far: none is left open.
+            let stats = writer.stats();
+            if stats.blocks != blocks {
+                blocks = stats.blocks;
+                *committed = stats.events;
+            }
+        }
+        match error {
+            Some(e) => Err(self.output_error(e.into())),
+            None => Ok(()),
+        }
+    }
+
+    /// The time-driven work: flushing an old open block, rotating.
+    fn poll(&mut self) -> Result<()> {
+        match self.writer().poll_flush() {
+            Ok(true) => self.committed = self.writer().stats().events,
+            Ok(false) => {}
+            Err(e) => return Err(self.output_error(e.into())),
+        }
+        self.maybe_rotate()
+    }
+
+    /// The one-line error that ends a capture whose output failed (disk full, I/O error):
+    /// which file, why, and how many events the files keep (those of the blocks written
+    /// before the error; readers recover them from a file without its index).
+    fn output_error(&self, e: anyhow::Error) -> anyhow::Error {
+        // format's I/O errors print their source too: say each cause once.
+        let mut causes: Vec<String> = Vec::new();
+        for c in e.chain() {
+            let c = c.to_string();
+            if causes.last() != Some(&c) {
+                causes.push(c);
+            }
+        }
+        // What the file keeps is what a reader recovers from it: the blocks whose bytes all
+        // reached the disk. The writer cannot know that exactly (its last block, or the block
+        // summary after it, may be cut anywhere by the error), so the file is read back.
+        let kept = format::TraceReader::open(&self.path)
+            .map(|r| r.event_count())
+            .unwrap_or(self.committed);
+        anyhow!(
+            "writing {}: {}; stopped, keeping the {} events of the blocks written before the error",
+            self.path.display(),
+            causes.join(": "),
+            self.finished_events + kept
+        )
+    }
+
+    fn maybe_rotate(&mut self) -> Result<()> {
+        let stats = self.writer().stats();
+        let by_size = self
+            .opts
+            .rotate_size
+            .is_some_and(|s| stats.bytes_written >= s);
+        let by_time = self
+            .opts
+            .rotate_time
+            .is_some_and(|t| self.file_started.elapsed() >= t);
+        if !(by_size || by_time) || stats.events == 0 {
+            return Ok(());
+        }
+        self.finish_file()?;
+        self.file_index += 1;
+        self.path = rotated_path(&self.opts.output, self.file_index);
+        self.header.sequence = self.file_index;
+        self.header.start_ts_ns = crate::sys::boot_ns();
+        let file = crate::output::create(&self.path, self.opts.owner())
+            .map_err(|e| self.output_error(e.into()))?;
+        self.writer =
+            Some(new_writer(file, &self.header, &self.opts).map_err(|e| self.output_error(e))?);
+        self.file_started = Instant::now();
+        // Each file names the processes it holds events of.
+        self.seen.clear();
+        self.summary.files.push(self.path.clone());
+        (self.report)(Notice::Rotated(self.path.clone()));
+        Ok(())
+    }
+
+    fn finish_file(&mut self) -> Result<()> {
+        let Some(mut w) = self.writer.take() else {
+            return Ok(());
+        };
+        // Blocks first, so an error in the index or trailer still counts them as kept.
+        if let Err(e) = w.flush() {
+            return Err(self.output_error(e.into()));
+        }
+        let stats = w.stats();
+        self.committed = stats.events;
+        let bw = w.finish().map_err(|e| self.output_error(e.into()))?;
+        let file = bw
+            .into_inner()
+            .map_err(|e| self.output_error(anyhow!("{}", e.error())))?;
+        file.sync_all().map_err(|e| self.output_error(e.into()))?;
+        self.finished_events += stats.events;
+        self.committed = 0;
+        self.finished_bytes += file
+            .metadata()
+            .map(|m| m.len())
+            .unwrap_or(stats.bytes_written);
+        Ok(())
+    }
+}
+
+fn new_writer(file: File, header: &CaptureHeader, opts: &RecordOptions) -> Result<Writer> {
+    let wopts = WriterOptions {
+        max_block_events: opts.block_events,
+        max_block_age: opts.flush_interval,
+        ..WriterOptions::default()
+    };
+    Ok(TraceWriter::try_new(
+        BufWriter::with_capacity(256 << 10, file),
+        header,
+        wopts,
+    )?)
+}
+
+/// A process table entry from /proc, falling back to the event's own fields for processes
+/// that are already gone.
+fn process_info(h: &RawEventHeader) -> ProcessInfo {
+    let pid = h.tgid;
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let read = |name: &str| std::fs::read_to_string(proc_dir.join(name)).ok();
+    let comm = read("comm")
+        .map(|s| s.trim_end_matches('\n').to_string())
+        .unwrap_or_else(|| format::Event::from_raw(h, &[]).comm_str().into_owned());
+    let exe = std::fs::read_link(proc_dir.join("exe"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cgroup = read("cgroup")
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        })
+        .unwrap_or_default();
+    let ppid = read("stat")
+        .and_then(|s| parse_stat_ppid(&s))
+        .unwrap_or(h.ppid);
+    ProcessInfo {
+        pid,
+        ppid,
+        first_seen_ns: h.ts_enter_ns,
+        comm,
+        exe,
+        cgroup,
+    }
+}
+
+/// Field 4 of /proc/PID/stat; the comm in field 2 may contain spaces and parentheses, so
+/// parsing starts after its last ')'.
+fn parse_stat_ppid(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_ppid_survives_odd_comms() {
+        assert_eq!(parse_stat_ppid("42 (a) b) S 7 42 42 0"), Some(7));
+        assert_eq!(parse_stat_ppid("garbage"), None);
+    }
+
+    #[test]
+    fn a_batch_gives_back_its_records_in_order() {
+        let mut batch = Vec::new();
+        for r in [&b"abc"[..], b"", b"0123456789"] {
+            push_record(&mut batch, r);
+        }
+        let got: Vec<&[u8]> = records(&batch).collect();
+        assert_eq!(got, [&b"abc"[..], b"", b"0123456789"]);
+    }
+}
