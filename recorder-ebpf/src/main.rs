@@ -2,10 +2,13 @@
 //! tracepoints, kprobe/kretprobe, fentry/fexit), all funnelled into [`on_enter`] and
 //! [`on_exit`] so every mode records exactly the same event.
 //!
-//! Entry saves the arguments, the entry time and `*optlen` per thread in `INFLIGHT`; exit
-//! reads `*optlen` again and the option value from user memory into a per-CPU scratch
-//! `RawEvent`, and hands `RAW_HEADER_SIZE + value_len` bytes to the ring buffer without a
-//! wakeup (user space drains on a timer), unless the buffer is filling up.
+//! Entry claims the thread's in-flight slot (see `INFLIGHT`) and saves the arguments, the
+//! entry time and `*optlen` there; exit releases it, reads `*optlen` again and the option
+//! value from user memory, and hands the record to the ring buffer without a wakeup (user
+//! space drains on a timer), unless the buffer is filling up. A small value next to its
+//! `optlen` (an int option) is read straight into a record reserved in the ring buffer; any
+//! other goes through a per-CPU scratch `RawEvent` and is copied out as
+//! `RAW_HEADER_SIZE + value_len` bytes.
 #![no_std]
 #![no_main]
 // For the one BPF_CMPXCHG instruction (see `cas`): BPF inline assembly is unstable.
@@ -28,7 +31,7 @@ use aya_ebpf::{
 };
 use format::raw::{
     FLAG_OPTLEN_IN_UNREADABLE, FLAG_OPTLEN_OUT_UNREADABLE, FLAG_VALUE_TRUNCATED,
-    FLAG_VALUE_UNREADABLE, MAX_SNAPLEN, RAW_HEADER_SIZE, RawEvent,
+    FLAG_VALUE_UNREADABLE, MAX_SNAPLEN, RAW_HEADER_SIZE, RawEvent, RawEventHeader,
 };
 use recorder_ebpf::{
     Config, CpuState, FILL_CHECK_EVERY, FILTER_CGROUP, FILTER_COMM, FILTER_ERRORS_ONLY,
@@ -403,47 +406,106 @@ fn on_exit(ret: i64) {
     }
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_boot_ns() };
-    let Some(ev) = SCRATCH.get_ptr_mut(0) else {
-        return;
-    };
-    // SAFETY: the per-CPU slot is ours until this program returns (programs do not migrate
-    // CPUs and this one cannot nest with itself on a CPU).
-    let ev = unsafe { &mut *ev };
-    let mut flags = pending.flags as u16;
+    let flags = pending.flags as u16;
     let Some(state) = CPU_STATE.get_ptr_mut(0) else {
         return;
     };
-    // SAFETY: per-CPU slot, only touched by this program on this CPU (see SCRATCH).
+    // SAFETY: per-CPU slot, only touched by this program on this CPU (programs do not migrate
+    // CPUs and this one cannot nest with itself on a CPU).
     let state = unsafe { &mut *state };
-    // pid_tgid alone tells tasks apart here: a global pid is not reused within the TTL. So
-    // the task pointer (a helper call) is only fetched when the ids are read again.
-    if state.pid_tgid != pid_tgid || now.wrapping_sub(state.ids_read_ns) > TASK_IDS_TTL_NS {
-        // SAFETY: helper without arguments; the pointer is only probe-read.
-        let task = unsafe { bpf_get_current_task() };
-        let ids = task_ids(task, &cfg.offsets);
-        state.task = task;
-        state.pid_tgid = pid_tgid;
-        state.ids_read_ns = now;
-        state.uid_gid = bpf_get_current_uid_gid();
-        // SAFETY: helper without arguments.
-        state.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-        state.comm = bpf_get_current_comm().unwrap_or_default();
-        state.ppid = ids.ppid;
-        state.pid_ns = ids.pid_ns;
-        state.mnt_ns = ids.mnt_ns;
+    refresh_task_ids(cfg, state, pid_tgid, now);
+    let wake = u64::from(wakeup_flag(cfg, state));
+    let done = Done { pid_tgid, now, ret };
+    if small_record(&pending, &done, state, cfg.snaplen, flags, wake) {
+        return;
     }
-
+    let Some(ev) = SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: the per-CPU slot is ours until this program returns (see CPU_STATE above).
+    let ev = unsafe { &mut *ev };
+    let mut flags = flags;
     let (optlen_out, value_len) = read_optlen_and_value(ev, &pending, ret, cfg.snaplen, &mut flags);
-
     // After the reads: a window read may have landed partly on the header.
-    let h = &mut ev.header;
+    fill_header(
+        &mut ev.header,
+        &pending,
+        &done,
+        state,
+        (optlen_out, value_len, flags),
+    );
+    // The mask, after black_box so LLVM cannot drop it, gives older verifiers (6.1) a bound
+    // they cannot derive from `n <= covered` (a comparison of two registers).
+    let size = RAW_HEADER_SIZE + (core::hint::black_box(value_len as usize) & (MAX_SNAPLEN - 1));
+    // SAFETY: `size` <= RAW_HEADER_SIZE + MAX_SNAPLEN - 1 < size_of::<RawEvent>(), so the slice
+    // stays inside the scratch slot.
+    let bytes = unsafe { core::slice::from_raw_parts((ev as *const RawEvent).cast::<u8>(), size) };
+    if EVENTS.output::<[u8]>(bytes, wake).is_err() {
+        count_loss(cfg, now);
+    }
+}
+
+/// What the exit program knows of the call besides its `Pending`.
+struct Done {
+    pid_tgid: u64,
+    now: u64,
+    ret: i32,
+}
+
+/// pid_tgid alone tells tasks apart here: a global pid is not reused within the TTL. So the
+/// ids (helper calls and eight kernel reads) are only read again when the task or the TTL says.
+#[inline(always)]
+fn refresh_task_ids(cfg: &Config, state: &mut CpuState, pid_tgid: u64, now: u64) {
+    if state.pid_tgid == pid_tgid && now.wrapping_sub(state.ids_read_ns) <= TASK_IDS_TTL_NS {
+        return;
+    }
+    // SAFETY: helper without arguments; the pointer is only probe-read.
+    let task = unsafe { bpf_get_current_task() };
+    let ids = task_ids(task, &cfg.offsets);
+    state.task = task;
+    state.pid_tgid = pid_tgid;
+    state.ids_read_ns = now;
+    state.uid_gid = bpf_get_current_uid_gid();
+    // SAFETY: helper without arguments.
+    state.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    state.comm = bpf_get_current_comm().unwrap_or_default();
+    state.ppid = ids.ppid;
+    state.pid_ns = ids.pid_ns;
+    state.mnt_ns = ids.mnt_ns;
+}
+
+/// No wakeup (user space drains on a timer) unless the ring buffer is filling up, which is
+/// only asked once per `FILL_CHECK_EVERY` records (a helper call).
+#[inline(always)]
+fn wakeup_flag(cfg: &Config, state: &mut CpuState) -> u32 {
+    state.since_fill_check += 1;
+    if state.since_fill_check < FILL_CHECK_EVERY {
+        return BPF_RB_NO_WAKEUP;
+    }
+    state.since_fill_check = 0;
+    if EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)) >= u64::from(cfg.wakeup_threshold) {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }
+}
+
+/// Every header field; `out` is (`*optlen` at exit, value bytes, flags).
+#[inline(always)]
+fn fill_header(
+    h: &mut RawEventHeader,
+    pending: &Pending,
+    done: &Done,
+    state: &CpuState,
+    out: (i32, u32, u16),
+) {
     h.ts_enter_ns = pending.ts_enter_ns;
-    h.duration_ns = now.wrapping_sub(pending.ts_enter_ns);
+    h.duration_ns = done.now.wrapping_sub(pending.ts_enter_ns);
     h.cgroup_id = state.cgroup_id;
     h.optval_ptr = pending.optval_ptr;
     h.optlen_ptr = pending.optlen_ptr;
-    h.tgid = (pid_tgid >> 32) as u32;
-    h.tid = pid_tgid as u32;
+    h.tgid = (done.pid_tgid >> 32) as u32;
+    h.tid = done.pid_tgid as u32;
     h.uid = state.uid_gid as u32;
     h.gid = (state.uid_gid >> 32) as u32;
     // SAFETY: helper without arguments (inlined by the JIT).
@@ -452,36 +514,101 @@ fn on_exit(ret: i64) {
     h.level = pending.level;
     h.optname = pending.optname;
     h.optlen_in = pending.optlen_in;
-    h.optlen_out = optlen_out;
-    h.ret = ret;
-    h.value_len = value_len as u16;
-    h.flags = flags;
+    h.optlen_out = out.0;
+    h.ret = done.ret;
+    h.value_len = out.1 as u16;
+    h.flags = out.2;
     h._pad0 = 0;
     copy_comm(&mut h.comm, &state.comm);
     h.ppid = state.ppid;
     h.pid_ns = state.pid_ns;
     h.mnt_ns = state.mnt_ns;
+}
 
-    // The mask, after black_box so LLVM cannot drop it, gives older verifiers (6.1) a bound
-    // they cannot derive from `n <= covered` (a comparison of two registers).
-    let size = RAW_HEADER_SIZE + (core::hint::black_box(value_len as usize) & (MAX_SNAPLEN - 1));
-    // SAFETY: `size` <= RAW_HEADER_SIZE + MAX_SNAPLEN - 1 < size_of::<RawEvent>(), so the slice
-    // stays inside the scratch slot.
-    let bytes = unsafe { core::slice::from_raw_parts((ev as *const RawEvent).cast::<u8>(), size) };
-    state.since_fill_check += 1;
-    let wake = if state.since_fill_check >= FILL_CHECK_EVERY {
-        state.since_fill_check = 0;
-        if EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)) >= u64::from(cfg.wakeup_threshold) {
-            BPF_RB_FORCE_WAKEUP
-        } else {
-            BPF_RB_NO_WAKEUP
-        }
-    } else {
-        BPF_RB_NO_WAKEUP
-    };
-    if EVENTS.output::<[u8]>(bytes, u64::from(wake)).is_err() {
-        count_loss(cfg, now);
+/// Value bytes a small record holds, and the bytes of its one user read (from the lower of
+/// `optval` and `optlen`).
+const SMALL_VALUE: usize = 16;
+
+/// A record built in place in the ring buffer, for a value of at most [`SMALL_VALUE`] bytes
+/// whose `*optlen` lies within [`SMALL_VALUE`] bytes of it (the usual `int v; socklen_t len;`):
+/// one user read straight into the record and a submit, instead of a read into the per-CPU
+/// scratch record and a copy of it into the ring buffer. User space reads `value_len` bytes of
+/// value and ignores the rest.
+#[repr(C)]
+struct SmallRecord {
+    header: RawEventHeader,
+    value: [u8; SMALL_VALUE],
+}
+
+/// Records the call as a [`SmallRecord`] if it is one; false (nothing recorded) if it is not,
+/// or if the ring buffer is full (the larger path then counts the loss).
+#[inline(always)]
+fn small_record(
+    pending: &Pending,
+    done: &Done,
+    state: &CpuState,
+    snaplen: u32,
+    flags: u16,
+    wake: u64,
+) -> bool {
+    let (optval, optlen_ptr) = (pending.optval_ptr, pending.optlen_ptr);
+    if optval == 0 || pending.optlen_in > SMALL_VALUE as i32 {
+        return false;
     }
+    let lo = if optlen_ptr < optval {
+        optlen_ptr
+    } else {
+        optval
+    };
+    let back = optval - lo;
+    let optlen_at = optlen_ptr - lo;
+    if back >= SMALL_VALUE as u64 || optlen_at > SMALL_VALUE as u64 - 4 {
+        return false;
+    }
+    let Some(mut rec) = EVENTS.reserve::<SmallRecord>(0) else {
+        return false;
+    };
+    let r = rec.as_mut_ptr();
+    // `RAW_HEADER_SIZE - back`, as a constant plus a masked non-negative variable: the
+    // verifier refuses a helper's memory argument at a variable offset that may be negative
+    // (which subtracting `back` from the pointer gives), and black_box keeps LLVM from
+    // folding the mask away (older verifiers, 6.1, need it after a spill).
+    let up = core::hint::black_box(SMALL_VALUE - 1 - back as usize) & (SMALL_VALUE - 1);
+    let start = RAW_HEADER_SIZE - (SMALL_VALUE - 1) + up;
+    // SAFETY: `start` >= RAW_HEADER_SIZE - SMALL_VALUE + 1 and the read's SMALL_VALUE bytes end
+    // by RAW_HEADER_SIZE + SMALL_VALUE, inside the reserved record.
+    let dst = unsafe { r.cast::<u8>().add(start) };
+    if !read_user(dst, SMALL_VALUE as u32, lo) {
+        rec.discard(0);
+        return false;
+    }
+    let at = core::hint::black_box(optlen_at as usize) & (SMALL_VALUE - 1);
+    // SAFETY: `at` + 4 <= SMALL_VALUE, inside what was just read.
+    let optlen_out = unsafe { dst.add(at).cast::<i32>().read_unaligned() };
+    let mut flags = flags;
+    let mut value_len = 0;
+    if done.ret == 0 && optlen_out > 0 {
+        let n = (optlen_out as u32).min(snaplen);
+        if n > SMALL_VALUE as u32 - back as u32 {
+            rec.discard(0);
+            return false;
+        }
+        if optlen_out as u32 > n {
+            flags |= FLAG_VALUE_TRUNCATED;
+        }
+        value_len = n;
+    }
+    // SAFETY: `r` is the reserved record, ours until submitted; after the read, which may have
+    // landed partly on the header.
+    fill_header(
+        unsafe { &mut (*r).header },
+        pending,
+        done,
+        state,
+        (optlen_out, value_len, flags),
+    );
+    rec.submit(wake);
+    true
 }
 
 /// Bytes of user memory read at once at exit when `*optlen` and the value's start lie within

@@ -14,4 +14,5 @@ mod record_workload;
 mod rotation;
 mod samples_real;
 mod sigkill_recovery;
+mod small_values;
 mod unsupported_kernel;
