@@ -11,6 +11,11 @@
 pub const MAP_EVENTS: &str = "EVENTS";
 pub const MAP_CONFIG: &str = "CONFIG";
 pub const MAP_LOSSES: &str = "LOSSES";
+/// The first kernel with BPF_CMPXCHG, which exact in-flight claims need. Before it the loader
+/// takes each entry and exit program's variant named with [`PLAIN_SUFFIX`].
+pub const CAS_KERNEL: (u32, u32) = (5, 12);
+/// Suffix of the entry and exit programs that claim in-flight slots by plain stores.
+pub const PLAIN_SUFFIX: &str = "_plain";
 
 /// Program names (the Rust function names in `src/main.rs`).
 pub const PROG_TP_ENTER: &str = "gsot_tp_enter";

@@ -105,12 +105,24 @@ fn cas(word: *mut u64, old: u64, new: u64) -> u64 {
 
 /// Claims `slot` for thread `tid` entering at `now`; false if the call cannot be recorded
 /// (another thread's call holds the slot, or won it first). Counts a stale claim it displaces.
+///
+/// Without `EXACT` (kernels before 5.12, no BPF_CMPXCHG) the slot is claimed by plain stores,
+/// as before the swap existed: the later entry displaces, and counts, an earlier call, and an
+/// exit releasing its slot just as another thread claims it can lose that call uncounted.
 #[inline(always)]
-fn claim(cfg: &Config, slot: *mut Pending, tid: u32, now: u64) -> bool {
+fn claim<const EXACT: bool>(cfg: &Config, slot: *mut Pending, tid: u32, now: u64) -> bool {
     // SAFETY: an in-bounds array slot; `owner` is only changed by compare-and-swap.
     let owner = unsafe { &raw mut (*slot).owner };
     // SAFETY: as above; a plain read, checked by the swap below.
     let seen = unsafe { owner.read_volatile() };
+    if !EXACT {
+        if seen != 0 {
+            count_loss(cfg, now);
+        }
+        // SAFETY: as above (the protocol for kernels without compare-and-swap).
+        unsafe { owner.write_volatile(claim_word(tid, now)) };
+        return true;
+    }
     // A claim of this same tid is one whose exit never came: a thread has one call at a time.
     if seen != 0 && claim_tid(seen) != tid && !claim_is_stale(seen, now) {
         return false;
@@ -153,37 +165,104 @@ fn tp_field(ctx: &TracePointContext, offset: usize) -> u64 {
     unsafe { *(ctx.as_ptr().cast::<u8>().add(offset).cast::<u64>()) }
 }
 
-#[tracepoint]
-pub fn gsot_tp_enter(ctx: TracePointContext) -> u32 {
-    on_enter(
-        tp_field(&ctx, TP_FD) as i32,
-        tp_field(&ctx, TP_LEVEL) as i32,
-        tp_field(&ctx, TP_OPTNAME) as i32,
-        tp_field(&ctx, TP_OPTVAL),
-        tp_field(&ctx, TP_OPTLEN),
+// Every program comes twice: `gsot_*` claims in-flight slots by compare-and-swap (exact) and
+// `gsot_*_plain` by plain stores, for kernels before 5.12, whose verifier refuses any
+// BPF_CMPXCHG in a program's instructions, reachable or not (see `claim`). The loader picks.
+macro_rules! exact_and_plain {
+    ($(#[$attr:meta])* $exact:ident, $plain:ident, $ctx:ty, $body:ident) => {
+        $(#[$attr])*
+        pub fn $exact(ctx: $ctx) -> u32 {
+            $body::<true>(&ctx)
+        }
+        $(#[$attr])*
+        pub fn $plain(ctx: $ctx) -> u32 {
+            $body::<false>(&ctx)
+        }
+    };
+}
+
+exact_and_plain!(
+    #[tracepoint]
+    gsot_tp_enter,
+    gsot_tp_enter_plain,
+    TracePointContext,
+    tp_enter
+);
+exact_and_plain!(
+    #[tracepoint]
+    gsot_tp_exit,
+    gsot_tp_exit_plain,
+    TracePointContext,
+    tp_exit
+);
+exact_and_plain!(
+    #[kprobe]
+    gsot_kprobe_enter,
+    gsot_kprobe_enter_plain,
+    ProbeContext,
+    kprobe_enter
+);
+exact_and_plain!(
+    #[cfg(bpf_target_arch = "x86_64")]
+    #[kprobe]
+    gsot_kprobe_enter_wrapped,
+    gsot_kprobe_enter_wrapped_plain,
+    ProbeContext,
+    kprobe_enter_wrapped
+);
+exact_and_plain!(
+    #[kretprobe]
+    gsot_kretprobe_exit,
+    gsot_kretprobe_exit_plain,
+    RetProbeContext,
+    kretprobe_exit
+);
+exact_and_plain!(
+    #[fentry(function = "__sys_getsockopt")]
+    gsot_fentry_enter,
+    gsot_fentry_enter_plain,
+    FEntryContext,
+    fentry_enter
+);
+exact_and_plain!(
+    #[fexit(function = "__sys_getsockopt")]
+    gsot_fexit_exit,
+    gsot_fexit_exit_plain,
+    FExitContext,
+    fexit_exit
+);
+
+#[inline(always)]
+fn tp_enter<const EXACT: bool>(ctx: &TracePointContext) -> u32 {
+    on_enter::<EXACT>(
+        tp_field(ctx, TP_FD) as i32,
+        tp_field(ctx, TP_LEVEL) as i32,
+        tp_field(ctx, TP_OPTNAME) as i32,
+        tp_field(ctx, TP_OPTVAL),
+        tp_field(ctx, TP_OPTLEN),
     );
     0
 }
 
-#[tracepoint]
-pub fn gsot_tp_exit(ctx: TracePointContext) -> u32 {
-    on_exit(tp_field(&ctx, TP_RET) as i64);
+#[inline(always)]
+fn tp_exit<const EXACT: bool>(ctx: &TracePointContext) -> u32 {
+    on_exit::<EXACT>(tp_field(ctx, TP_RET) as i64);
     0
 }
 
 /// On `__sys_getsockopt(int fd, int level, int optname, char __user *optval, int __user *optlen)`.
-#[kprobe]
-pub fn gsot_kprobe_enter(ctx: ProbeContext) -> u32 {
+#[inline(always)]
+fn kprobe_enter<const EXACT: bool>(ctx: &ProbeContext) -> u32 {
     let arg = |n| ctx.arg::<u64>(n).unwrap_or(0);
-    on_enter(arg(0) as i32, arg(1) as i32, arg(2) as i32, arg(3), arg(4));
+    on_enter::<EXACT>(arg(0) as i32, arg(1) as i32, arg(2) as i32, arg(3), arg(4));
     0
 }
 
 /// On `__x64_sys_getsockopt(const struct pt_regs *regs)`: the syscall's arguments are in the
 /// user-space registers the wrapper receives (rdi, rsi, rdx, r10, r8).
 #[cfg(bpf_target_arch = "x86_64")]
-#[kprobe]
-pub fn gsot_kprobe_enter_wrapped(ctx: ProbeContext) -> u32 {
+#[inline(always)]
+fn kprobe_enter_wrapped<const EXACT: bool>(ctx: &ProbeContext) -> u32 {
     use aya_ebpf::bindings::pt_regs;
     let Some(regs) = ctx.arg::<*const pt_regs>(0) else {
         return 0;
@@ -193,7 +272,7 @@ pub fn gsot_kprobe_enter_wrapped(ctx: ProbeContext) -> u32 {
     let Ok(user) = (unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(regs) }) else {
         return 0;
     };
-    on_enter(
+    on_enter::<EXACT>(
         user.rdi as i32,
         user.rsi as i32,
         user.rdx as i32,
@@ -204,15 +283,15 @@ pub fn gsot_kprobe_enter_wrapped(ctx: ProbeContext) -> u32 {
 }
 
 /// Shared by both kprobe entry programs: `__sys_getsockopt` and the wrapper return the same.
-#[kretprobe]
-pub fn gsot_kretprobe_exit(ctx: RetProbeContext) -> u32 {
-    on_exit(ctx.ret::<u64>() as i32 as i64);
+#[inline(always)]
+fn kretprobe_exit<const EXACT: bool>(ctx: &RetProbeContext) -> u32 {
+    on_exit::<EXACT>(ctx.ret::<u64>() as i32 as i64);
     0
 }
 
-#[fentry(function = "__sys_getsockopt")]
-pub fn gsot_fentry_enter(ctx: FEntryContext) -> u32 {
-    on_enter(
+#[inline(always)]
+fn fentry_enter<const EXACT: bool>(ctx: &FEntryContext) -> u32 {
+    on_enter::<EXACT>(
         ctx.arg::<u64>(0) as i32,
         ctx.arg::<u64>(1) as i32,
         ctx.arg::<u64>(2) as i32,
@@ -224,9 +303,9 @@ pub fn gsot_fentry_enter(ctx: FEntryContext) -> u32 {
 
 /// fexit's context holds the five arguments followed by the return value, so reading slot 5
 /// works on every kernel with fexit (`bpf_get_func_ret` needs 5.17).
-#[fexit(function = "__sys_getsockopt")]
-pub fn gsot_fexit_exit(ctx: FExitContext) -> u32 {
-    on_exit(ctx.arg::<u64>(5) as i32 as i64);
+#[inline(always)]
+fn fexit_exit<const EXACT: bool>(ctx: &FExitContext) -> u32 {
+    on_exit::<EXACT>(ctx.arg::<u64>(5) as i32 as i64);
     0
 }
 
@@ -320,7 +399,7 @@ fn passes_entry_filters(cfg: &Config, tgid: u32, level: i32, optname: i32) -> bo
 }
 
 #[inline(always)]
-fn on_enter(fd: i32, level: i32, optname: i32, optval: u64, optlen: u64) {
+fn on_enter<const EXACT: bool>(fd: i32, level: i32, optname: i32, optval: u64, optlen: u64) {
     let Some(cfg) = CONFIG.get(0) else {
         return;
     };
@@ -334,7 +413,7 @@ fn on_enter(fd: i32, level: i32, optname: i32, optval: u64, optlen: u64) {
     let Some(slot) = inflight_slot(cfg, pid_tgid) else {
         return;
     };
-    if !claim(cfg, slot, pid_tgid as u32, now) {
+    if !claim::<EXACT>(cfg, slot, pid_tgid as u32, now) {
         count_loss(cfg, now);
         return;
     }
@@ -372,7 +451,7 @@ fn read_user<T>(dst: *mut T, len: u32, src: u64) -> bool {
 }
 
 #[inline(always)]
-fn on_exit(ret: i64) {
+fn on_exit<const EXACT: bool>(ret: i64) {
     let Some(cfg) = CONFIG.get(0) else {
         return;
     };
@@ -391,7 +470,10 @@ fn on_exit(ret: i64) {
     }
     // SAFETY: as above. Copied before the release: once released, the next claim rewrites it.
     let pending = unsafe { slot.read_volatile() };
-    if cas(owner, word, 0) != word {
+    if !EXACT {
+        // SAFETY: as above (the protocol for kernels without compare-and-swap).
+        unsafe { owner.write_volatile(0) };
+    } else if cas(owner, word, 0) != word {
         // Taken over as stale while in flight, and counted as lost by the taker.
         return;
     }
@@ -582,9 +664,15 @@ fn small_record(
         rec.discard(0);
         return false;
     }
-    let at = core::hint::black_box(optlen_at as usize) & (SMALL_VALUE - 1);
-    // SAFETY: `at` + 4 <= SMALL_VALUE, inside what was just read.
-    let optlen_out = unsafe { dst.add(at).cast::<i32>().read_unaligned() };
+    // Where `*optlen` landed, from the record's start, checked against the record's end in
+    // one register: the verifier (6.1) cannot tell that one of `back` and `optlen_at` is 0.
+    let at = core::hint::black_box(start + optlen_at as usize);
+    if at > core::mem::size_of::<SmallRecord>() - 4 {
+        rec.discard(0);
+        return false;
+    }
+    // SAFETY: `at` + 4 <= the record's size, and inside what was just read.
+    let optlen_out = unsafe { r.cast::<u8>().add(at).cast::<i32>().read_unaligned() };
     let mut flags = flags;
     let mut value_len = 0;
     if done.ret == 0 && optlen_out > 0 {

@@ -10,9 +10,10 @@ use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::programs::{FEntry, FExit, KProbe, Program, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use recorder_ebpf::{
-    Config, LossSlot, MAP_CONFIG, MAP_EVENTS, MAP_LOSSES, PROG_FENTRY_ENTER, PROG_FEXIT_EXIT,
-    PROG_FLOOR_FENTRY, PROG_FLOOR_FEXIT, PROG_FLOOR_KPROBE, PROG_FLOOR_KRETPROBE, PROG_FLOOR_TP,
-    PROG_KPROBE_ENTER, PROG_KPROBE_ENTER_WRAPPED, PROG_KRETPROBE_EXIT, PROG_TP_ENTER, PROG_TP_EXIT,
+    CAS_KERNEL, Config, LossSlot, MAP_CONFIG, MAP_EVENTS, MAP_LOSSES, PLAIN_SUFFIX,
+    PROG_FENTRY_ENTER, PROG_FEXIT_EXIT, PROG_FLOOR_FENTRY, PROG_FLOOR_FEXIT, PROG_FLOOR_KPROBE,
+    PROG_FLOOR_KRETPROBE, PROG_FLOOR_TP, PROG_KPROBE_ENTER, PROG_KPROBE_ENTER_WRAPPED,
+    PROG_KRETPROBE_EXIT, PROG_TP_ENTER, PROG_TP_EXIT,
 };
 
 /// The BPF object `build.rs` compiled from `recorder-ebpf`.
@@ -64,6 +65,9 @@ pub struct Probes {
     /// Keeps the programs (and so their links) alive.
     _ebpf: Ebpf,
     pub mode: AttachMode,
+    /// In-flight slots are claimed by compare-and-swap (kernel 5.12+), so every call is
+    /// recorded or counted; before that, a collision race can lose a call uncounted.
+    pub exact_claims: bool,
     /// One line per mode `auto` tried and gave up on, with the reason.
     pub fallbacks: Vec<String>,
     /// What was attached where, for the start-up message.
@@ -77,6 +81,7 @@ pub struct Probes {
 /// Loads the object with a `ringbuf_size`-byte ring buffer and attaches `modes` in order,
 /// keeping the first that works. Fails with every mode's reason if none does.
 pub fn load_and_attach(config: Config, ringbuf_size: u32, modes: &[AttachMode]) -> Result<Probes> {
+    let exact_claims = kernel_at_least(&crate::sys::uname_field(|u| &u.release), CAS_KERNEL);
     let mut ebpf = match EbpfLoader::new()
         .map_max_entries(MAP_EVENTS, ringbuf_size)
         .load(EBPF_OBJECT)
@@ -103,11 +108,12 @@ pub fn load_and_attach(config: Config, ringbuf_size: u32, modes: &[AttachMode]) 
     let mut fallbacks = Vec::new();
     let mut failed = Vec::new();
     for &mode in modes {
-        match attach(&mut ebpf, mode) {
+        match attach(&mut ebpf, mode, exact_claims) {
             Ok(attached_to) => {
                 return Ok(Probes {
                     _ebpf: ebpf,
                     mode,
+                    exact_claims,
                     fallbacks,
                     attached_to,
                     events,
@@ -127,6 +133,27 @@ pub fn load_and_attach(config: Config, ringbuf_size: u32, modes: &[AttachMode]) 
         return Err(u.into());
     }
     bail!("no attach mode works here:\n  {}", fallbacks.join("\n  "))
+}
+
+/// The name of a program's exact variant (`name`) or its plain one.
+fn variant(name: &str, exact: bool) -> String {
+    if exact {
+        name.to_string()
+    } else {
+        format!("{name}{PLAIN_SUFFIX}")
+    }
+}
+
+/// Whether a kernel release string (`6.1.0-57-cloud-amd64`) is at least `major.minor`; an
+/// unparsable one is taken as too old.
+fn kernel_at_least(release: &str, (major, minor): (u32, u32)) -> bool {
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => false,
+    }
 }
 
 /// Attaches empty programs to the hooks of `mode` and keeps them attached while the returned
@@ -207,7 +234,9 @@ fn kprobe_target() -> Result<(&'static str, &'static str)> {
     }
 }
 
-fn attach(ebpf: &mut Ebpf, mode: AttachMode) -> Result<String> {
+/// Attaches `mode`'s entry and exit programs, in their exact variant or (`exact` false, a
+/// kernel without BPF compare-and-swap) their plain one.
+fn attach(ebpf: &mut Ebpf, mode: AttachMode, exact: bool) -> Result<String> {
     match mode {
         AttachMode::Tracepoint => {
             let dir = "/sys/kernel/tracing/events/syscalls";
@@ -228,7 +257,7 @@ fn attach(ebpf: &mut Ebpf, mode: AttachMode) -> Result<String> {
                 (PROG_TP_EXIT, "sys_exit_getsockopt"),
                 (PROG_TP_ENTER, "sys_enter_getsockopt"),
             ] {
-                let p: &mut TracePoint = program(ebpf, prog)?;
+                let p: &mut TracePoint = program(ebpf, &variant(prog, exact))?;
                 p.load().with_context(|| format!("loading {prog}"))?;
                 p.attach("syscalls", tp)
                     .with_context(|| format!("attaching to syscalls/{tp}"))?;
@@ -242,12 +271,12 @@ fn attach(ebpf: &mut Ebpf, mode: AttachMode) -> Result<String> {
                 );
             }
             let (func, enter) = kprobe_target()?;
-            let p: &mut KProbe = program(ebpf, PROG_KRETPROBE_EXIT)?;
+            let p: &mut KProbe = program(ebpf, &variant(PROG_KRETPROBE_EXIT, exact))?;
             p.load()
                 .with_context(|| format!("loading {PROG_KRETPROBE_EXIT}"))?;
             p.attach(func, 0)
                 .with_context(|| format!("kretprobe on {func}"))?;
-            let p: &mut KProbe = program(ebpf, enter)?;
+            let p: &mut KProbe = program(ebpf, &variant(enter, exact))?;
             p.load().with_context(|| format!("loading {enter}"))?;
             p.attach(func, 0)
                 .with_context(|| format!("kprobe on {func}"))?;
@@ -256,12 +285,12 @@ fn attach(ebpf: &mut Ebpf, mode: AttachMode) -> Result<String> {
         AttachMode::Fentry => {
             let btf = aya::Btf::from_sys_fs().context("kernel BTF (/sys/kernel/btf/vmlinux)")?;
             let func = "__sys_getsockopt";
-            let p: &mut FExit = program(ebpf, PROG_FEXIT_EXIT)?;
+            let p: &mut FExit = program(ebpf, &variant(PROG_FEXIT_EXIT, exact))?;
             p.load(func, &btf)
                 .with_context(|| format!("loading fexit on {func}"))?;
             p.attach()
                 .with_context(|| format!("attaching fexit on {func}"))?;
-            let p: &mut FEntry = program(ebpf, PROG_FENTRY_ENTER)?;
+            let p: &mut FEntry = program(ebpf, &variant(PROG_FENTRY_ENTER, exact))?;
             p.load(func, &btf)
                 .with_context(|| format!("loading fentry on {func}"))?;
             p.attach()
@@ -283,9 +312,12 @@ fn unload_mode(ebpf: &mut Ebpf, mode: AttachMode) {
         ],
         AttachMode::Fentry => &[PROG_FENTRY_ENTER, PROG_FEXIT_EXIT],
     };
-    for &name in names {
+    for name in names
+        .iter()
+        .flat_map(|&n| [variant(n, true), variant(n, false)])
+    {
         // Unloading a program that never loaded fails harmlessly.
-        let _ = match ebpf.program_mut(name) {
+        let _ = match ebpf.program_mut(&name) {
             Some(Program::TracePoint(p)) => p.unload(),
             Some(Program::KProbe(p)) => p.unload(),
             Some(Program::FEntry(p)) => p.unload(),
@@ -344,6 +376,15 @@ mod tests {
     }
 
     #[test]
+    fn kernel_versions_compare_by_major_and_minor() {
+        assert!(kernel_at_least("6.1.0-57-cloud-amd64", (5, 12)));
+        assert!(kernel_at_least("5.12.0", (5, 12)));
+        assert!(!kernel_at_least("5.10.0-46-cloud-amd64", (5, 12)));
+        assert!(!kernel_at_least("4.19.0", (5, 12)));
+        assert!(!kernel_at_least("garbage", (5, 12)));
+    }
+
+    #[test]
     fn every_map_and_program_name_user_space_uses_is_in_the_object() {
         let obj = aya_obj::Object::parse(EBPF_OBJECT).expect("the embedded object parses");
         let maps = declared_names("MAP_");
@@ -356,7 +397,14 @@ mod tests {
                 obj.maps.keys().collect::<Vec<_>>()
             );
         }
-        for (constant, name) in &progs {
+        // Every entry and exit program also comes in its plain variant (kernels before 5.12).
+        let plain: Vec<(String, String)> = progs
+            .iter()
+            .filter(|(c, _)| !c.starts_with("PROG_FLOOR_"))
+            .map(|(c, n)| (format!("{c} (plain)"), variant(n, false)))
+            .collect();
+        assert_eq!(plain.len(), 7);
+        for (constant, name) in progs.iter().chain(&plain) {
             assert!(
                 obj.programs.contains_key(name.as_str()),
                 "{constant} = {name:?} is no program of the object; it has {:?}",

@@ -167,6 +167,9 @@ pub enum Notice {
     Attached { mode: AttachMode, to: String },
     /// A new output file was started.
     Rotated(PathBuf),
+    /// The kernel has no BPF compare-and-swap: two threads' calls colliding in one in-flight
+    /// slot at the wrong moment can go unrecorded and uncounted.
+    InexactClaims,
 }
 
 impl std::fmt::Display for Notice {
@@ -179,6 +182,11 @@ impl std::fmt::Display for Notice {
             Notice::NotUsing(why) => write!(f, "not using {why}"),
             Notice::Attached { mode, to } => write!(f, "attached via {mode} ({to})"),
             Notice::Rotated(path) => write!(f, "rotated to {}", path.display()),
+            Notice::InexactClaims => write!(
+                f,
+                "warning: kernel before 5.12 (no BPF compare-and-swap): a call colliding with \
+                 another thread's in its in-flight slot can go uncounted"
+            ),
         }
     }
 }
@@ -267,6 +275,9 @@ impl Session {
             mode: probes.mode,
             to: probes.attached_to.clone(),
         });
+        if !probes.exact_claims {
+            report(Notice::InexactClaims);
+        }
 
         let header = CaptureHeader {
             capture_id: sys::random_id(),
@@ -286,6 +297,11 @@ impl Session {
             extra: vec![
                 ("ringbuf_size".into(), opts.ringbuf_size.to_string()),
                 ("attached_to".into(), probes.attached_to.clone()),
+                // How in-flight calls are claimed: "cas" (exact) or "plain" (before 5.12).
+                (
+                    "inflight_claims".into(),
+                    if probes.exact_claims { "cas" } else { "plain" }.into(),
+                ),
             ],
         };
         let sink = Sink::try_new(first, opts.clone(), report, header, probes.mode.name())?;
