@@ -6,6 +6,39 @@ use std::os::fd::AsRawFd as _;
 
 use crate::common::*;
 
+const CALLS: u64 = 300_000;
+
+/// What a flood of [`CALLS`] getsockopt calls left in a capture.
+struct Flood {
+    reader: format::TraceReader,
+    events: Vec<format::OwnedEvent>,
+    captured: u64,
+    lost: u64,
+    /// Boot-time ns just before and after the flood.
+    boot_before: u64,
+    boot_after: u64,
+    log: String,
+}
+
+/// Floods `rec` with [`CALLS`] calls, stops it and reads what it captured and lost.
+fn flood(rec: Recorder) -> Flood {
+    let sock = TcpListener::bind("127.0.0.1:0").unwrap();
+    let boot_before = recorder::sys::boot_ns();
+    assert_eq!(recorder::workload::flood(sock.as_raw_fd(), CALLS), CALLS);
+    let boot_after = recorder::sys::boot_ns();
+    let (reader, events, log) = stop_and_read(rec);
+    let lost = reader.losses().iter().map(|l| l.lost).sum();
+    Flood {
+        captured: events.len() as u64,
+        reader,
+        events,
+        lost,
+        boot_before,
+        boot_after,
+        log,
+    }
+}
+
 #[test]
 fn captured_plus_lost_equals_calls_made() {
     let Some(_kernel) = live_kernel("captured_plus_lost_equals_calls_made") else {
@@ -16,15 +49,15 @@ fn captured_plus_lost_equals_calls_made() {
     let me = std::process::id().to_string();
     // 4 KiB holds about 30 records; the drain timer is left at its default.
     let rec = start_recorder(&out, &["--pid", &me, "--ringbuf-size", "4096"]);
-    let sock = TcpListener::bind("127.0.0.1:0").unwrap();
-    const CALLS: u64 = 300_000;
-    let boot_before = recorder::sys::boot_ns();
-    assert_eq!(recorder::workload::flood(sock.as_raw_fd(), CALLS), CALLS);
-    let boot_after = recorder::sys::boot_ns();
-    let (reader, events, log) = stop_and_read(rec);
-
-    let captured = events.len() as u64;
-    let lost: u64 = reader.losses().iter().map(|l| l.lost).sum();
+    let Flood {
+        reader,
+        events,
+        captured,
+        lost,
+        boot_before,
+        boot_after,
+        log,
+    } = flood(rec);
     assert!(lost > 0, "a 4 KiB ring buffer cannot hold a flood:\n{log}");
     assert_eq!(
         captured + lost,
@@ -75,15 +108,15 @@ fn a_stalled_writer_loses_nothing_uncounted() {
             "20",
         ],
     );
-    let sock = TcpListener::bind("127.0.0.1:0").unwrap();
-    const CALLS: u64 = 300_000;
-    let boot_before = recorder::sys::boot_ns();
-    assert_eq!(recorder::workload::flood(sock.as_raw_fd(), CALLS), CALLS);
-    let boot_after = recorder::sys::boot_ns();
-    let (reader, events, log) = stop_and_read(rec);
-
-    let captured = events.len() as u64;
-    let lost: u64 = reader.losses().iter().map(|l| l.lost).sum();
+    let Flood {
+        reader,
+        events,
+        captured,
+        lost,
+        boot_before,
+        boot_after,
+        log,
+    } = flood(rec);
     assert!(
         lost > 0,
         "a writer taking 20 ms a batch cannot keep up with a flood:\n{log}"
