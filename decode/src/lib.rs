@@ -15,6 +15,7 @@
 //! Every decoder takes the captured bytes as they are: a value shorter than its struct is
 //! decoded field by field as far as whole fields go, and the rest is marked truncated.
 
+pub mod cgroup;
 pub mod errno;
 pub mod expr;
 pub mod glob;

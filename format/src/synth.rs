@@ -180,7 +180,13 @@ struct Process {
 
 const COMMS: &[(&str, &str, &str)] = &[
     ("nginx", "/usr/sbin/nginx", "/system.slice/nginx.service"),
-    ("envoy", "/usr/local/bin/envoy", "/kubepods/pod-envoy"),
+    // Real shapes (decode's cgroup parser attributes them): containerd under the systemd
+    // driver, and a bare id under the cgroupfs driver.
+    (
+        "envoy",
+        "/usr/local/bin/envoy",
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod5f0c2a7e_9b1d_4c3e_8a2f_6d7e8f9a0b1c.slice/cri-containerd-9f2b6c1d4e8a3f7b0c5d2e9a6b1f4c8d3e7a0b5c2d9f6e1a4b8c3d7e0f5a2b9c.scope",
+    ),
     (
         "java",
         "/usr/lib/jvm/java-17/bin/java",
@@ -214,7 +220,11 @@ const COMMS: &[(&str, &str, &str)] = &[
         "/usr/sbin/haproxy",
         "/system.slice/haproxy.service",
     ),
-    ("grpc-server", "/opt/app/grpc-server", "/kubepods/pod-grpc"),
+    (
+        "grpc-server",
+        "/opt/app/grpc-server",
+        "/kubepods/besteffort/pod0d3e5f7a-1b2c-4d6e-9f8a-7b6c5d4e3f2a/4c1a7e9b2d5f8c3a6e0b9d4f7a2c5e8b1d6f9a3c0e7b4d2a5f8c1e6b9d3a7f0e",
+    ),
     (
         "containerd",
         "/usr/bin/containerd",
@@ -871,6 +881,39 @@ mod tests {
             .find(|e| e.optname == SO_LINGER && e.ret == 0)
             .unwrap();
         assert_eq!(linger.value.len(), 8);
+    }
+
+    #[test]
+    fn synthetic_cgroups_are_real_shapes() {
+        use gsot_decode::cgroup::{self, QosClass, Runtime};
+        let mut pods = Vec::new();
+        for (comm, _, path) in COMMS {
+            let c = cgroup::parse(path);
+            if c.pod_uid.is_empty() {
+                // Everything else is a systemd unit or slice, never a pod by accident.
+                assert!(!c.is_container(), "{comm}: {path}");
+                assert!(!(c.systemd_unit.is_empty() && c.slice.is_empty()), "{path}");
+            } else {
+                pods.push((*comm, c.runtime, c.qos, c.short_id().to_string()));
+            }
+        }
+        assert_eq!(
+            pods,
+            [
+                (
+                    "envoy",
+                    Some(Runtime::Containerd),
+                    Some(QosClass::Burstable),
+                    "9f2b6c1d4e8a".into()
+                ),
+                (
+                    "grpc-server",
+                    None,
+                    Some(QosClass::BestEffort),
+                    "4c1a7e9b2d5f".into()
+                ),
+            ]
+        );
     }
 
     #[test]
