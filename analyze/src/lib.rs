@@ -9,6 +9,7 @@
 //! * [`error`]: how the program ends, with which exit code;
 //! * [`cmd`]: one module per subcommand.
 
+pub mod attr;
 pub mod cmd;
 /// Names, values and decoders live in `gsot-decode`, shared with the recorder.
 pub use gsot_decode as decode;

@@ -9,6 +9,8 @@ use format::raw::{
 };
 use format::{CaptureHeader, Event};
 
+use crate::attr::Attributor;
+use crate::decode::cgroup::{self, Attribution};
 use crate::decode::{self, errno, hex_into, json_string, json_string_array, levels};
 use crate::time;
 
@@ -128,8 +130,23 @@ pub const EVENT_FIELDS: &[(&str, &str)] = &[
         "value_truncated",
         "true when the value was decoded only in part (snap length, or a cut field)",
     ),
+    attr_field(0),
+    attr_field(1),
+    attr_field(2),
+    attr_field(3),
+    attr_field(4),
+    attr_field(5),
+    attr_field(6),
+    attr_field(7),
+    attr_field(8),
+    attr_field(9),
     ("file", "input file (only when several files are read)"),
 ];
+
+/// The `i`th attribution field's name and meaning, as the cgroup module lists them.
+const fn attr_field(i: usize) -> (&'static str, &'static str) {
+    (cgroup::FIELDS[i].1, cgroup::FIELDS[i].2)
+}
 
 /// Formats events of one file.
 pub struct EventWriter {
@@ -146,6 +163,8 @@ pub struct FileCtx<'a> {
     pub boot_to_wall: i64,
     /// Boot ns of the capture start in this file's clock.
     pub rel_base: u64,
+    /// Which container, pod or unit each process is.
+    pub attr: &'a Attributor,
 }
 
 impl EventWriter {
@@ -200,10 +219,11 @@ impl EventWriter {
     }
 
     pub fn write(&self, out: &mut String, e: &Event<'_>, f: &FileCtx<'_>) {
+        let a = f.attr.at(e.tgid, e.ts_ns);
         match self.format {
-            EventFormat::Text => self.text(out, e, f),
-            EventFormat::Json => self.json(out, e, f),
-            EventFormat::Csv => self.csv(out, e, f),
+            EventFormat::Text => self.text(out, e, f, a),
+            EventFormat::Json => self.json(out, e, f, a),
+            EventFormat::Csv => self.csv(out, e, f, a),
         }
     }
 
@@ -229,15 +249,24 @@ impl EventWriter {
         }
     }
 
-    /// `12:00:01.123456 nginx[812/815] getsockopt(7, SOL_TCP, TCP_INFO, {...}, 280 => 232) = 0 <4.1us>`
-    fn text(&self, out: &mut String, e: &Event<'_>, f: &FileCtx<'_>) {
+    /// `12:00:01.123456 nginx[812/815] getsockopt(7, SOL_TCP, TCP_INFO, {...}, 280 => 232) = 0 <4.1us>`,
+    /// with ` pod=NAME/NAMESPACE ctr=NAME` (or the UID and short id) in the brackets of a
+    /// process in a pod or container.
+    fn text(&self, out: &mut String, e: &Event<'_>, f: &FileCtx<'_>, a: &Attribution) {
         if self.show_file {
             let _ = write!(out, "{}: ", f.path);
         }
         self.time(out, e, f);
         out.push(' ');
         out.push_str(&e.comm_str());
-        let _ = write!(out, "[{}/{}] getsockopt({}, ", e.tgid, e.tid, e.fd);
+        let _ = write!(out, "[{}/{}", e.tgid, e.tid);
+        if let Some(pod) = a.pod_label() {
+            let _ = write!(out, " pod={pod}");
+        }
+        if let Some(c) = a.container_label() {
+            let _ = write!(out, " ctr={c}");
+        }
+        let _ = write!(out, "] getsockopt({}, ", e.fd);
         match levels::level_name(e.level) {
             Some(n) => out.push_str(n),
             None => {
@@ -294,7 +323,7 @@ impl EventWriter {
         out.push_str(">\n");
     }
 
-    fn json(&self, out: &mut String, e: &Event<'_>, f: &FileCtx<'_>) {
+    fn json(&self, out: &mut String, e: &Event<'_>, f: &FileCtx<'_>, a: &Attribution) {
         out.push('{');
         for (n, &i) in self.fields.iter().enumerate() {
             if n > 0 {
@@ -303,23 +332,31 @@ impl EventWriter {
             let name = EVENT_FIELDS[i].0;
             json_string(out, name);
             out.push(':');
-            self.field(out, e, f, name, true);
+            self.field(out, e, f, a, name, true);
         }
         out.push_str("}\n");
     }
 
-    fn csv(&self, out: &mut String, e: &Event<'_>, f: &FileCtx<'_>) {
+    fn csv(&self, out: &mut String, e: &Event<'_>, f: &FileCtx<'_>, a: &Attribution) {
         for (n, &i) in self.fields.iter().enumerate() {
             if n > 0 {
                 out.push(',');
             }
-            self.field(out, e, f, EVENT_FIELDS[i].0, false);
+            self.field(out, e, f, a, EVENT_FIELDS[i].0, false);
         }
         out.push('\n');
     }
 
     /// One field, as JSON (`json`) or as a CSV cell.
-    fn field(&self, out: &mut String, e: &Event<'_>, f: &FileCtx<'_>, name: &str, json: bool) {
+    fn field(
+        &self,
+        out: &mut String,
+        e: &Event<'_>,
+        f: &FileCtx<'_>,
+        a: &Attribution,
+        name: &str,
+        json: bool,
+    ) {
         let null = |out: &mut String| {
             if json {
                 out.push_str("null")
@@ -414,7 +451,10 @@ impl EventWriter {
                 out.push_str(if t { "true" } else { "false" });
             }
             "file" => string(out, f.path),
-            _ => null(out),
+            _ => match cgroup::Field::by_name(name).and_then(|c| a.get(c)) {
+                Some(v) => string(out, v),
+                None => null(out),
+            },
         }
     }
 }

@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use format::{BlockFront, BlockInfo, BlockSummary, FrontParts, Site, ThreadEntry};
 
+use crate::attr::Attributor;
+use crate::decode::cgroup;
 use crate::filter::{FileFilter, IntField, Tri, int_field};
 use crate::input::{Input, report_block};
 
@@ -144,6 +146,12 @@ pub enum GroupField {
     Comm,
     /// (level, optname): an option is only named within its level.
     Option,
+    /// An attribution field of the process, interned ([`crate::attr::intern`]).
+    Attr(cgroup::Field),
+    /// The pod's name (and namespace), else its UID.
+    Pod,
+    /// The container's name, else its short id.
+    Container,
 }
 
 pub const GROUP_FIELDS: &[&str] = &[
@@ -165,7 +173,15 @@ pub const GROUP_FIELDS: &[&str] = &[
     "optlen",
     "optlen_out",
     "value_len",
+    "pod",
+    "container",
 ];
+
+/// [`GROUP_FIELDS`] and the attribution fields.
+pub fn group_field_names() -> Vec<&'static str> {
+    let attr = cgroup::FIELDS.iter().map(|f| f.1);
+    GROUP_FIELDS.iter().copied().chain(attr).collect()
+}
 
 pub fn parse_group_field(s: &str) -> Option<GroupField> {
     use IntField::*;
@@ -188,19 +204,37 @@ pub fn parse_group_field(s: &str) -> Option<GroupField> {
         "optlen" | "optlen_in" => GroupField::Int(OptlenIn),
         "optlen_out" => GroupField::Int(OptlenOut),
         "value_len" => GroupField::Int(ValueLen),
-        _ => return None,
+        "pod" => GroupField::Pod,
+        "container" => GroupField::Container,
+        _ => GroupField::Attr(cgroup::Field::by_name(s)?),
     })
 }
 
 /// One part of a group key. comm is its 16 NUL-padded bytes; an option is level << 32 | optname.
 pub type KeyPart = u128;
 
-pub fn key_part(f: GroupField, s: &Site, t: &ThreadEntry) -> KeyPart {
+/// A site's key part; attribution is the process's latest entry (a process that moved to
+/// another container during the capture is grouped by the last).
+pub fn key_part(f: GroupField, s: &Site, t: &ThreadEntry, attr: &Attributor) -> KeyPart {
+    let ids = || attr.ids_of(attr.latest(t.tgid));
     match f {
         GroupField::Comm => u128::from_le_bytes(t.comm),
         GroupField::Option => ((s.level as u32 as u128) << 32) | s.optname as u32 as u128,
         GroupField::Int(i) => int_field(i, s, t) as u128,
+        GroupField::Attr(a) => ids().fields[crate::attr::field_index(a)] as u128,
+        GroupField::Pod => ids().pod as u128,
+        GroupField::Container => ids().container as u128,
     }
+}
+
+/// Whether grouping by `by` needs the process table's attribution.
+pub fn needs_attribution(by: &[GroupField]) -> bool {
+    by.iter().any(|f| {
+        matches!(
+            f,
+            GroupField::Attr(_) | GroupField::Pod | GroupField::Container
+        )
+    })
 }
 
 /// What is kept per group (and per group and interval in the rate view).
@@ -361,7 +395,8 @@ fn map_sites(
         } else {
             let t = &threads[s.thread as usize];
             sc.key.clear();
-            sc.key.extend(q.by.iter().map(|&f| key_part(f, s, t)));
+            sc.key
+                .extend(q.by.iter().map(|&f| key_part(f, s, t, ff.attributor())));
             sc.site_slot.push(agg.slot(&sc.key));
         }
         sc.site_err.push(s.ret < 0);

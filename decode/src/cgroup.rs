@@ -119,6 +119,139 @@ impl CgroupInfo {
     }
 }
 
+/// An attribution field, as `--where`, `--fields`, Parquet and `stats --by` name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    Runtime,
+    ContainerId,
+    ContainerName,
+    Image,
+    PodUid,
+    PodName,
+    PodNamespace,
+    K8sContainer,
+    Qos,
+    SystemdUnit,
+}
+
+/// Every attribution field: its name everywhere, and what it means. The one list of them.
+pub const FIELDS: &[(Field, &str, &str)] = &[
+    (
+        Field::Runtime,
+        "container_runtime",
+        "container runtime: docker, containerd, cri-o, podman, lxc, systemd-nspawn",
+    ),
+    (
+        Field::ContainerId,
+        "container_id",
+        "container id, 64 hex digits (text shows the first 12)",
+    ),
+    (
+        Field::ContainerName,
+        "container_name",
+        "container name, from the runtime or the cgroup path",
+    ),
+    (Field::Image, "image", "container image, from the runtime"),
+    (
+        Field::PodUid,
+        "pod_uid",
+        "Kubernetes pod UID, from the cgroup path",
+    ),
+    (
+        Field::PodName,
+        "pod_name",
+        "Kubernetes pod name, from the runtime's labels",
+    ),
+    (
+        Field::PodNamespace,
+        "pod_namespace",
+        "Kubernetes namespace of the pod, from the runtime's labels",
+    ),
+    (
+        Field::K8sContainer,
+        "k8s_container",
+        "container name within its pod, from the runtime's labels",
+    ),
+    (
+        Field::Qos,
+        "qos_class",
+        "pod QoS class: guaranteed, burstable, besteffort",
+    ),
+    (
+        Field::SystemdUnit,
+        "systemd_unit",
+        "systemd unit (nginx.service) of a process in no container",
+    ),
+];
+
+impl Field {
+    pub fn by_name(name: &str) -> Option<Field> {
+        FIELDS.iter().find(|f| f.1 == name).map(|f| f.0)
+    }
+
+    pub fn name(self) -> &'static str {
+        FIELDS.iter().find(|f| f.0 == self).map_or("", |f| f.1)
+    }
+}
+
+/// What the runtime said of a container at capture time (empty where it said nothing).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Names {
+    pub container_name: String,
+    pub image: String,
+    pub pod_name: String,
+    pub pod_namespace: String,
+    pub k8s_container: String,
+}
+
+/// A process's attribution: its cgroup path parsed, with the runtime's names where known.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Attribution {
+    pub cgroup: CgroupInfo,
+    pub names: Names,
+}
+
+impl Attribution {
+    /// Whether the process is in a container.
+    pub fn is_container(&self) -> bool {
+        self.cgroup.is_container()
+    }
+
+    /// A field's value; `None` when unknown.
+    pub fn get(&self, f: Field) -> Option<&str> {
+        let (c, n) = (&self.cgroup, &self.names);
+        let s = match f {
+            Field::Runtime => c.runtime.map_or("", Runtime::name),
+            Field::ContainerId => &c.container_id,
+            Field::ContainerName if n.container_name.is_empty() => &c.container_name,
+            Field::ContainerName => &n.container_name,
+            Field::Image => &n.image,
+            Field::PodUid => &c.pod_uid,
+            Field::PodName => &n.pod_name,
+            Field::PodNamespace => &n.pod_namespace,
+            Field::K8sContainer => &n.k8s_container,
+            Field::Qos => c.qos.map_or("", QosClass::name),
+            Field::SystemdUnit => &c.systemd_unit,
+        };
+        (!s.is_empty()).then_some(s)
+    }
+
+    /// The container as a person names it: its name, else its short id.
+    pub fn container_label(&self) -> Option<&str> {
+        self.get(Field::ContainerName)
+            .or_else(|| self.get(Field::ContainerId).map(short_id))
+    }
+
+    /// The pod as a person names it: `name/namespace`, else its UID.
+    pub fn pod_label(&self) -> Option<String> {
+        match (self.get(Field::PodName), self.get(Field::PodNamespace)) {
+            (Some(n), Some(ns)) => Some(format!("{n}/{ns}")),
+            (Some(n), None) => Some(n.to_string()),
+            _ => self.get(Field::PodUid).map(str::to_string),
+        }
+    }
+}
+
 /// The 12-character short form of a container id (the whole id if shorter).
 pub fn short_id(id: &str) -> &str {
     id.get(..12).unwrap_or(id)

@@ -13,6 +13,7 @@
 //! ```
 
 use super::glob::Glob;
+use crate::cgroup;
 use crate::time::parse_duration;
 use crate::{errno, levels};
 
@@ -83,6 +84,14 @@ pub enum Pred {
         glob: Glob,
         negate: bool,
     },
+    /// An attribution field of the process (container, pod, unit) matches a glob. An unknown
+    /// value matches nothing: `pod_name != x` holds for a process in no pod, `pod_name ~ *`
+    /// does not.
+    Attr {
+        field: cgroup::Field,
+        glob: Glob,
+        negate: bool,
+    },
     /// Call duration in ns.
     Duration(CmpOp, u64),
     /// Time since the capture start in ns.
@@ -150,7 +159,7 @@ impl Expr {
             Expr::Pred(Pred::Option { .. }) => 2,
             Expr::Pred(Pred::Duration(..) | Pred::Time(..)) => 3,
             Expr::Pred(Pred::Comm { .. }) => 4,
-            Expr::Pred(Pred::CgroupPath { .. }) => 8,
+            Expr::Pred(Pred::CgroupPath { .. } | Pred::Attr { .. }) => 8,
             Expr::Not(e) => e.cost(),
             Expr::And(v) | Expr::Or(v) => v.iter().map(Expr::cost).sum(),
         }
@@ -407,10 +416,19 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("time", "time since the capture start (2s, 150ms)"),
 ];
 
+/// [`FIELDS`] and then the attribution fields ([`cgroup::FIELDS`]).
+pub fn fields() -> impl Iterator<Item = (&'static str, &'static str)> {
+    FIELDS
+        .iter()
+        .copied()
+        .chain(cgroup::FIELDS.iter().map(|f| (f.1, f.2)))
+}
+
 enum FieldKind {
     Int(IntField),
     Comm,
     Cgroup,
+    Attr(cgroup::Field),
     Level,
     Optname,
     Errno,
@@ -442,7 +460,7 @@ fn field_kind(name: &str) -> Option<FieldKind> {
         "flags" => FieldKind::Int(Flags),
         "duration" | "dur" | "latency" => FieldKind::Duration,
         "time" => FieldKind::Time,
-        _ => return None,
+        _ => FieldKind::Attr(cgroup::Field::by_name(name)?),
     })
 }
 
@@ -566,16 +584,24 @@ impl Parser {
                 describe(&rhs.val)
             )));
         }
-        if rhs.glob_op && !matches!(kind, FieldKind::Comm | FieldKind::Cgroup) {
+        if rhs.glob_op
+            && !matches!(
+                kind,
+                FieldKind::Comm | FieldKind::Cgroup | FieldKind::Attr(_)
+            )
+        {
             return Err(ParseError {
                 column: op_col,
-                message: format!("'{op}' (glob match) works on comm and cgroup paths only"),
+                message: format!(
+                    "'{op}' (glob match) works on comm, cgroup paths and container fields only"
+                ),
             });
         }
         let pred = match kind {
             FieldKind::Int(f) => Pred::Int(f, rhs.cmp, rhs.int()?),
             FieldKind::Comm => rhs.comm()?,
             FieldKind::Cgroup => rhs.cgroup()?,
+            FieldKind::Attr(f) => rhs.attr(f)?,
             FieldKind::Level => rhs.level()?,
             FieldKind::Optname => rhs.optname()?,
             FieldKind::Errno => rhs.errno()?,
@@ -603,7 +629,7 @@ impl Parser {
             column: col,
             message: format!(
                 "unknown field '{name}'; fields: {}",
-                FIELDS.iter().map(|f| f.0).collect::<Vec<_>>().join(", ")
+                fields().map(|f| f.0).collect::<Vec<_>>().join(", ")
             ),
         })?;
         Ok((name, kind))
@@ -703,6 +729,24 @@ impl Rhs {
             }
         };
         Ok(Pred::Comm {
+            glob: self.glob(s)?,
+            negate: self.cmp == CmpOp::Ne,
+        })
+    }
+
+    fn attr(&self, field: cgroup::Field) -> Result<Pred, ParseError> {
+        self.eq_only(field.name())?;
+        let s = match &self.val {
+            Tok::Str(s) | Tok::Ident(s) | Tok::Num(s) => s,
+            t => {
+                return Err(self.err(format!(
+                    "expected a name or a \"string\", found {}",
+                    describe(t)
+                )));
+            }
+        };
+        Ok(Pred::Attr {
+            field,
             glob: self.glob(s)?,
             negate: self.cmp == CmpOp::Ne,
         })

@@ -9,6 +9,7 @@ use clap::Args;
 use crate::AppError;
 use format::{BlockInfo, DecodedBlock};
 
+use crate::attr::Attributor;
 use crate::filter::{FileFilter, Filter, FilterArgs, Tri};
 use crate::input::{self, for_each_selected, ordered_blocks, selected_blocks};
 use crate::output::{EVENT_FIELDS, EventFormat, EventWriter, FileCtx, TimeMode};
@@ -65,16 +66,19 @@ pub fn run(a: &EventsArgs, out: &mut dyn Write) -> Result<(), AppError> {
         return Ok(());
     }
     let (order, overlap) = input::time_order(&inputs);
+    let attrs: Vec<Attributor> = inputs.iter().map(|i| Attributor::new(&i.reader)).collect();
     if multi && overlap {
         // Interleaved files: merge event by event.
         let ctxs: Vec<_> = inputs
             .iter()
-            .map(|i| {
+            .zip(&attrs)
+            .map(|(i, attr)| {
                 let ff = filter.for_file(&i.reader);
                 FileCtx {
                     path: &i.path,
                     boot_to_wall: i.reader.header().boot_to_wall_ns,
                     rel_base: ff.rel_base,
+                    attr,
                 }
             })
             .collect();
@@ -100,6 +104,7 @@ pub fn run(a: &EventsArgs, out: &mut dyn Write) -> Result<(), AppError> {
             path: &inp.path,
             boot_to_wall: inp.reader.header().boot_to_wall_ns,
             rel_base: ff.rel_base,
+            attr: &attrs[fi],
         };
         let blocks = selected_blocks(&inp.reader, &ff);
         let limit = left;

@@ -9,9 +9,13 @@ use clap::{Args, ValueEnum};
 use format::TraceReader;
 
 use crate::AppError;
+use crate::attr::Attributor;
+use crate::decode::cgroup::{Attribution, FIELDS, Field};
 use crate::decode::json_string;
+use crate::filter::Filter;
 use crate::filter::to_wall;
 use crate::input::{self, Input};
+use crate::stats::{self, GroupField, Query};
 use crate::time::{format_duration, iso};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -41,6 +45,8 @@ struct Facts {
     first_ts: Option<u64>,
     last_ts: Option<u64>,
     raw_bytes: Option<u64>,
+    /// Each container seen, with its call count, most calls first.
+    containers: Vec<(Attribution, u64)>,
 }
 
 fn facts(inp: &Input) -> Facts {
@@ -50,7 +56,49 @@ fn facts(inp: &Input) -> Facts {
         first_ts: nonempty().map(|b| b.ts_min).min(),
         last_ts: nonempty().map(|b| b.ts_max).max(),
         raw_bytes: raw_bytes(&inp.path, r),
+        containers: containers(inp),
     }
+}
+
+/// The containers of the process table with their calls. Counting reads every block's front
+/// (or summary), so a file whose processes are in no container costs nothing more.
+fn containers(inp: &Input) -> Vec<(Attribution, u64)> {
+    let attr = Attributor::new(&inp.reader);
+    if !attr.attributions().any(Attribution::is_container) {
+        return Vec::new();
+    }
+    let filter = Filter::all().with_attribution();
+    let ff = filter.for_file(&inp.reader);
+    let by = [GroupField::Attr(Field::ContainerId), GroupField::Container];
+    let q = Query {
+        by: &by,
+        interval: None,
+        max_intervals: 0,
+    };
+    let blocks = crate::input::selected_blocks(&inp.reader, &ff);
+    let agg = stats::aggregate_file(inp, &ff, &blocks, &q, rayon::current_num_threads());
+    let mut v: Vec<(Attribution, u64)> = agg
+        .keys
+        .iter()
+        .zip(&agg.groups)
+        .filter_map(|(k, g)| {
+            let (id, label) = (
+                crate::attr::interned(k[0] as u32),
+                crate::attr::interned(k[1] as u32),
+            );
+            let a = attr.attributions().find(|a| {
+                a.is_container()
+                    && a.get(Field::ContainerId).unwrap_or("") == id
+                    && a.container_label().unwrap_or("") == label
+            })?;
+            Some((a.clone(), g.hist.count))
+        })
+        .collect();
+    v.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then_with(|| a.0.container_label().cmp(&b.0.container_label()))
+    });
+    v
 }
 
 /// Sum of the blocks' decompressed payload sizes, read from each block header (bytes 4..8 of
@@ -181,6 +229,17 @@ fn text(inp: &Input, f: &Facts, max_procs: usize) -> String {
             r.processes().len() - shown
         );
     }
+    let _ = writeln!(s, "{:<15}{}", "containers:", f.containers.len());
+    for (a, calls) in &f.containers {
+        let or = |v: Option<&str>| v.unwrap_or("-").to_string();
+        let _ = writeln!(
+            s,
+            "  {:<14} {:<14} pod {:<38} {calls} calls",
+            or(a.container_label()),
+            or(a.get(Field::Runtime)),
+            a.pod_label().unwrap_or_else(|| "-".into()),
+        );
+    }
     let nblocks = r.blocks().len();
     let _ = writeln!(
         s,
@@ -302,6 +361,25 @@ fn json(inp: &Input, f: &Facts) -> String {
         s.push_str(",\"cgroup\":");
         json_string(&mut s, &p.cgroup);
         s.push('}');
+    }
+    s.push(']');
+    key(&mut s, "containers");
+    s.push('[');
+    for (i, (a, calls)) in f.containers.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('{');
+        for (f, name, _) in FIELDS {
+            json_string(&mut s, name);
+            s.push(':');
+            match a.get(*f) {
+                Some(v) => json_string(&mut s, v),
+                None => s.push_str("null"),
+            }
+            s.push(',');
+        }
+        let _ = write!(s, "\"calls\":{calls}}}");
     }
     s.push(']');
     jnum(&mut s, "blocks", r.blocks().len().to_string());

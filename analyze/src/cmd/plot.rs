@@ -119,7 +119,11 @@ fn block_groups(
     let mut site_key: Vec<Key> = Vec::with_capacity(d.sites().len());
     for s in d.sites() {
         let t = &d.threads()[s.thread as usize];
-        site_key.push(by.iter().map(|&f| stats::key_part(f, s, t)).collect());
+        site_key.push(
+            by.iter()
+                .map(|&f| stats::key_part(f, s, t, ff.attributor()))
+                .collect(),
+        );
     }
     let mut groups: HashMap<Key, Acc> = HashMap::new();
     let mut verdicts: Vec<Tri> = Vec::new();
@@ -241,7 +245,10 @@ pub fn run(a: &PlotArgs, out: &mut dyn Write) -> Result<(), AppError> {
     let interval = super::stats::parse_interval(a.interval.as_deref())?;
     let inputs = input::open_all(&a.files)?;
     let span = input::span(&inputs);
-    let filter = Filter::new(&a.filter, span)?;
+    let mut filter = Filter::new(&a.filter, span)?;
+    if crate::stats::needs_attribution(&by) {
+        filter = filter.with_attribution();
+    }
     // The time shown: the capture (first header start to last event), narrowed by the filter.
     let from = span.start_wall.max(filter.wall_from);
     let to = span

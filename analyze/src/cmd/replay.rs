@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use crate::AppError;
+use crate::attr::Attributor;
 use crate::filter::{Filter, FilterArgs, to_wall};
 use crate::input;
 use crate::output::{EventFormat, EventWriter, FileCtx, TimeMode};
@@ -119,12 +120,15 @@ pub fn run(a: &ReplayArgs, out: &mut dyn Write) -> Result<(), AppError> {
     if let Some(h) = w.header() {
         out.write_all(h.as_bytes())?;
     }
+    let attrs: Vec<Attributor> = inputs.iter().map(|i| Attributor::new(&i.reader)).collect();
     let ctxs: Vec<FileCtx<'_>> = inputs
         .iter()
-        .map(|i| FileCtx {
+        .zip(&attrs)
+        .map(|(i, attr)| FileCtx {
             path: &i.path,
             boot_to_wall: i.reader.header().boot_to_wall_ns,
             rel_base: filter.for_file(&i.reader).rel_base,
+            attr,
         })
         .collect();
     if speed.is_some() {

@@ -33,7 +33,11 @@ pub enum SortBy {
 
 const STATS_HELP: &str = "\
 Group fields (--by): comm, pid, tid, ppid, uid, gid, cgroup, pidns, mntns, cpu, fd, level,
-optname (named within its level), errno (empty for success), ret, optlen, optlen_out, value_len.
+optname (named within its level), errno (empty for success), ret, optlen, optlen_out, value_len;
+pod (name/namespace, else UID), container (name, else short id), and the attribution fields
+container_runtime, container_id, container_name, image, pod_uid, pod_name, pod_namespace,
+k8s_container, qos_class, systemd_unit (empty when a process has none; a process whose cgroup
+changed during the capture is grouped by its last one).
 
 Columns: count; errors (calls that returned -1); p50/p90/p99/max latency (syscall entry to exit).
 Percentiles use the nearest-rank definition over a log-linear histogram: exact below 256 ns,
@@ -52,6 +56,7 @@ JSON: {\"total\": {...}, \"groups\": [{\"key\": {FIELD: VALUE, ...}, \"count\", 
 Examples:
   analyze stats cap.gsot --by comm,optname --top 20
   analyze stats cap.gsot --by errno --errors
+  analyze stats cap.gsot --by pod,container --k8s-namespace default
   analyze stats cap.gsot --by optname --interval 1s --format csv";
 
 #[derive(Args, Debug)]
@@ -90,7 +95,7 @@ pub(crate) fn parse_by(by: &str) -> Result<(Vec<GroupField>, Vec<String>), AppEr
         let f = stats::parse_group_field(name).ok_or_else(|| {
             AppError::usage(format!(
                 "--by: unknown field {name:?}; fields: {}",
-                stats::GROUP_FIELDS.join(", ")
+                stats::group_field_names().join(", ")
             ))
         })?;
         fields.push(f);
@@ -116,7 +121,10 @@ pub fn run(a: &StatsArgs, out: &mut dyn Write) -> Result<(), AppError> {
     let interval = parse_interval(a.interval.as_deref())?;
     let inputs = input::open_all(&a.files)?;
     let span = input::span(&inputs);
-    let filter = Filter::new(&a.filter, span)?;
+    let mut filter = Filter::new(&a.filter, span)?;
+    if stats::needs_attribution(&by) {
+        filter = filter.with_attribution();
+    }
     let q = Query {
         by: &by,
         interval,
@@ -207,6 +215,9 @@ pub(crate) fn key_text(f: GroupField, v: KeyPart) -> String {
             n => errno::name(n).map_or(n.to_string(), str::to_string),
         },
         GroupField::Int(_) => (v as i128).to_string(),
+        GroupField::Attr(_) | GroupField::Pod | GroupField::Container => {
+            crate::attr::interned(v as u32)
+        }
     }
 }
 
@@ -220,7 +231,10 @@ fn key_json(out: &mut String, f: GroupField, v: KeyPart) {
         GroupField::Comm | GroupField::Option | GroupField::Int(IntField::Level) => {
             json_string(out, &key_text(f, v))
         }
-        GroupField::Int(IntField::Errno) => {
+        GroupField::Int(IntField::Errno)
+        | GroupField::Attr(_)
+        | GroupField::Pod
+        | GroupField::Container => {
             let t = key_text(f, v);
             if t.is_empty() {
                 out.push_str("null")

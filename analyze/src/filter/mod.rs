@@ -11,11 +11,13 @@
 pub use gsot_decode::{expr, glob};
 
 use clap::Args;
-use format::{ProcessInfo, ProcessTable, Site, ThreadEntry, TraceReader};
+use format::{ProcessInfo, Site, ThreadEntry, TraceReader};
+use gsot_decode::cgroup::Field;
 
 pub use expr::{CmpOp, Expr, IntField, ParseError, Pred};
 use glob::Glob;
 
+use crate::attr::Attributor;
 use crate::decode::{errno, levels};
 use crate::time;
 
@@ -38,6 +40,15 @@ pub struct FilterArgs {
     /// cgroup v2 ids, or globs on cgroup paths from the process table (`/system.slice/*`).
     #[arg(long, value_name = "ID|GLOB,...", value_delimiter = ',')]
     pub cgroup: Vec<String>,
+    /// Containers: an id or its leading hex digits (`3f4e1b2c9d8a`), or a name glob.
+    #[arg(long, value_name = "ID|GLOB,...", value_delimiter = ',')]
+    pub container: Vec<String>,
+    /// Kubernetes pods: a name glob (`web-*`), or a pod UID where no name was captured.
+    #[arg(long, value_name = "GLOB,...", value_delimiter = ',')]
+    pub pod: Vec<String>,
+    /// Kubernetes namespaces, globs (not pid, mount or network namespaces).
+    #[arg(long = "k8s-namespace", value_name = "GLOB,...", value_delimiter = ',')]
+    pub k8s_namespace: Vec<String>,
     /// Socket levels, names or numbers (`SOL_TCP`, `tcp`, `6`).
     #[arg(long, value_name = "LEVEL,...", value_delimiter = ',')]
     pub level: Vec<String>,
@@ -212,6 +223,15 @@ impl Filter {
             }
             all.push(any_of(list));
         }
+        for (opt, given) in [
+            ("--container", &a.container),
+            ("--pod", &a.pod),
+            ("--k8s-namespace", &a.k8s_namespace),
+        ] {
+            if !given.is_empty() {
+                all.push(any_of(attr_filter(opt, given)?));
+            }
+        }
         if !a.level.is_empty() {
             let mut list = Vec::new();
             for l in &a.level {
@@ -287,12 +307,19 @@ impl Filter {
         let expr = Expr::and(all).cheapest_first();
         Ok(Filter {
             per_event: expr.per_event(),
-            uses_cgroup_paths: uses_cgroup_paths(&expr),
+            uses_cgroup_paths: uses_process_table(&expr),
             expr,
             wall_from,
             wall_to,
             start_wall: span.start_wall,
         })
+    }
+
+    /// The same filter, binding each file's attribution of processes even where the filter
+    /// itself needs none (for `stats --by pod`).
+    pub fn with_attribution(mut self) -> Filter {
+        self.uses_cgroup_paths = true;
+        self
     }
 
     /// Whether a time range was given.
@@ -318,17 +345,17 @@ impl Filter {
             (f, t) if (t as i128 - 1 - b2w) < 0 || t <= f => (1, 0),
             (_, t) => (to_boot(self.wall_from), clamp(t as i128 - 1 - b2w)),
         };
-        let processes = if self.uses_cgroup_paths {
-            ProcessTable::new(r.processes())
+        let attr = if self.uses_cgroup_paths {
+            Attributor::new(r)
         } else {
-            ProcessTable::default()
+            Attributor::default()
         };
         FileFilter {
             filter: self,
             from,
             last,
             rel_base: to_boot(self.start_wall),
-            processes,
+            attr,
             duration_breaks: self.expr.duration_breaks(),
         }
     }
@@ -340,12 +367,49 @@ fn ints(f: IntField, v: &[u32]) -> Vec<Expr> {
         .collect()
 }
 
-fn uses_cgroup_paths(e: &Expr) -> bool {
+/// `--container`, `--pod`, `--k8s-namespace`: one alternative per value and field it may name.
+fn attr_filter(opt: &str, given: &[String]) -> Result<Vec<Expr>, FilterError> {
+    let mut list = Vec::new();
+    let mut push = |field: Field, pattern: &str| -> Result<(), FilterError> {
+        let glob = Glob::new(pattern).map_err(|e| FilterError(format!("{opt}: {e}")))?;
+        list.push(Expr::Pred(Pred::Attr {
+            field,
+            glob,
+            negate: false,
+        }));
+        Ok(())
+    };
+    for g in given {
+        match opt {
+            "--container" => {
+                push(Field::ContainerName, g)?;
+                // Leading hex digits name an id as `docker` takes them; a glob may match ids.
+                let hex =
+                    !g.is_empty() && g.len() <= 64 && g.bytes().all(|b| b.is_ascii_hexdigit());
+                let id = if hex {
+                    format!("{}*", g.to_ascii_lowercase())
+                } else {
+                    g.clone()
+                };
+                push(Field::ContainerId, &id)?;
+            }
+            "--pod" => {
+                push(Field::PodName, g)?;
+                push(Field::PodUid, g)?;
+            }
+            _ => push(Field::PodNamespace, g)?,
+        }
+    }
+    Ok(list)
+}
+
+/// Whether the expression asks the process table (cgroup paths, attribution).
+fn uses_process_table(e: &Expr) -> bool {
     match e {
         Expr::True => false,
-        Expr::Pred(p) => matches!(p, Pred::CgroupPath { .. }),
-        Expr::Not(e) => uses_cgroup_paths(e),
-        Expr::And(v) | Expr::Or(v) => v.iter().any(uses_cgroup_paths),
+        Expr::Pred(p) => matches!(p, Pred::CgroupPath { .. } | Pred::Attr { .. }),
+        Expr::Not(e) => uses_process_table(e),
+        Expr::And(v) | Expr::Or(v) => v.iter().any(uses_process_table),
     }
 }
 
@@ -378,11 +442,17 @@ pub struct FileFilter<'f> {
     pub last: u64,
     /// Boot ns of the capture start in this file's clock.
     pub rel_base: u64,
-    processes: ProcessTable,
+    attr: Attributor,
     duration_breaks: Vec<u64>,
 }
 
 impl FileFilter<'_> {
+    /// The attribution of this file's processes; empty unless the filter uses the process
+    /// table or was made [`Filter::with_attribution`].
+    pub fn attributor(&self) -> &Attributor {
+        &self.attr
+    }
+
     /// [`Expr::duration_breaks`] of the filter's expression.
     pub fn duration_breaks(&self) -> &[u64] {
         &self.duration_breaks
@@ -464,21 +534,34 @@ impl FileFilter<'_> {
         Some(match p {
             Pred::Int(f, op, v) => tri(op.test(thread_int_field(*f, t)?, *v as i128)),
             Pred::Comm { glob, negate } => comm_matches(glob, *negate, t),
-            Pred::CgroupPath { glob, negate } => self.cgroup_matches(glob, *negate, t, None),
+            Pred::CgroupPath { .. } | Pred::Attr { .. } => self.process_matches(p, t, None),
             Pred::Option { .. } | Pred::Duration(..) | Pred::Time(..) => return None,
         })
     }
 
-    /// Without the event's time the answer is known only when every entry of the pid agrees
-    /// (FORMAT.md 5: the entry in force at the event's time names its process).
-    fn cgroup_matches(&self, glob: &Glob, negate: bool, t: &ThreadEntry, ts: Option<u64>) -> Tri {
-        let hit = |p: Option<&ProcessInfo>| {
-            glob.matches(p.map_or("", |p| p.cgroup.as_str()).as_bytes()) != negate
+    /// A predicate on the process table entry (cgroup path, attribution). Without the event's
+    /// time the answer is known only when every entry of the pid agrees (FORMAT.md 5: the entry
+    /// in force at the event's time names its process).
+    fn process_matches(&self, p: &Pred, t: &ThreadEntry, ts: Option<u64>) -> Tri {
+        let hit = |e: Option<&ProcessInfo>| match p {
+            Pred::CgroupPath { glob, negate } => {
+                glob.matches(e.map_or("", |e| e.cgroup.as_str()).as_bytes()) != *negate
+            }
+            Pred::Attr {
+                field,
+                glob,
+                negate,
+            } => match self.attr.of(e).get(*field) {
+                Some(v) => glob.matches(v.as_bytes()) != *negate,
+                None => *negate,
+            },
+            _ => false,
         };
+        let processes = self.attr.processes();
         if let Some(ts) = ts {
-            return tri(hit(self.processes.in_force_at(t.tgid, ts)));
+            return tri(hit(processes.in_force_at(t.tgid, ts)));
         }
-        match self.processes.entries(t.tgid) {
+        match processes.entries(t.tgid) {
             [] => tri(hit(None)),
             [first, rest @ ..] => {
                 let v = hit(Some(first));
@@ -494,7 +577,7 @@ impl FileFilter<'_> {
     /// Whether a cgroup filter's answer for some process changes over time, so a block cannot
     /// be judged from its tables alone.
     pub fn cgroup_depends_on_time(&self) -> bool {
-        self.processes.has_changes()
+        self.attr.processes().has_changes()
     }
 
     /// Whether the event (time `ts`, `duration`) passes, given its site's verdict.
@@ -554,8 +637,8 @@ impl FileFilter<'_> {
         match p {
             Pred::Int(f, op, v) => b(op.test(int_field(*f, s, t), *v as i128)),
             Pred::Comm { glob, negate } => comm_matches(glob, *negate, t),
-            Pred::CgroupPath { glob, negate } => {
-                self.cgroup_matches(glob, *negate, t, ev.map(|(ts, _)| ts))
+            Pred::CgroupPath { .. } | Pred::Attr { .. } => {
+                self.process_matches(p, t, ev.map(|(ts, _)| ts))
             }
             Pred::Option { pairs, negate } => {
                 b(pairs.iter().any(|&(l, o)| l == s.level && o == s.optname) != *negate)

@@ -445,7 +445,7 @@ fn usage_errors_exit_2_and_point_at_the_problem() {
     assert_eq!(r.code, 2);
     assert_eq!(
         r.stderr,
-        "analyze: --where: unknown field 'duraton'; fields: pid, tid, ppid, uid, gid, comm, cgroup, pidns, mntns, cpu, fd, level, optname, optlen, optlen_out, ret, errno, value_len, flags, duration, time\n  comm == \"nginx\" && duraton > 10us\n                     ^\n"
+        "analyze: --where: unknown field 'duraton'; fields: pid, tid, ppid, uid, gid, comm, cgroup, pidns, mntns, cpu, fd, level, optname, optlen, optlen_out, ret, errno, value_len, flags, duration, time, container_runtime, container_id, container_name, image, pod_uid, pod_name, pod_namespace, k8s_container, qos_class, systemd_unit\n  comm == \"nginx\" && duraton > 10us\n                     ^\n"
     );
     expect_error(
         &["stats", f, "--by", "colour"],

@@ -9,6 +9,7 @@ mod common;
 
 mod cli;
 mod conformance;
+mod containers;
 mod decode_real;
 mod export;
 mod generate;

@@ -1,0 +1,130 @@
+//! Which container, pod or systemd unit made a call: each process's cgroup path from the file's
+//! process table, parsed once per distinct path ([`gsot_decode::cgroup`]). Old files gain
+//! attribution so: nothing is read but what every 1.x file holds.
+
+use std::sync::{Mutex, OnceLock};
+
+use format::{ProcessInfo, ProcessTable, TraceReader};
+use gsot_decode::cgroup::{self, Attribution, Field};
+use rustc_hash::FxHashMap;
+
+/// One file's attribution of processes.
+#[derive(Default)]
+pub struct Attributor {
+    processes: ProcessTable,
+    /// Each distinct cgroup path's attribution, with its values interned ([`Interned`]).
+    by_path: FxHashMap<String, (Attribution, Interned)>,
+    none: (Attribution, Interned),
+}
+
+/// Global ids of an attribution's values, so `stats --by` keys stay integers across files
+/// and workers. 0 is "unknown".
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Interned {
+    pub pod: u32,
+    pub container: u32,
+    pub fields: [u32; cgroup::FIELDS.len()],
+}
+
+impl Attributor {
+    pub fn new(r: &TraceReader) -> Attributor {
+        Attributor::of_processes(r.processes())
+    }
+
+    pub fn of_processes(entries: &[ProcessInfo]) -> Attributor {
+        let mut by_path = FxHashMap::default();
+        for p in entries {
+            by_path.entry(p.cgroup.clone()).or_insert_with(|| {
+                let a = Attribution {
+                    cgroup: cgroup::parse(&p.cgroup),
+                    names: Default::default(),
+                };
+                let ids = intern_all(&a);
+                (a, ids)
+            });
+        }
+        Attributor {
+            processes: ProcessTable::new(entries),
+            by_path,
+            none: Default::default(),
+        }
+    }
+
+    pub fn processes(&self) -> &ProcessTable {
+        &self.processes
+    }
+
+    /// The attribution of a process table entry (of none: nothing known).
+    pub fn of(&self, p: Option<&ProcessInfo>) -> &Attribution {
+        &self.entry(p).0
+    }
+
+    /// The interned values of a process table entry's attribution.
+    pub fn ids_of(&self, p: Option<&ProcessInfo>) -> Interned {
+        self.entry(p).1
+    }
+
+    fn entry(&self, p: Option<&ProcessInfo>) -> &(Attribution, Interned) {
+        p.and_then(|p| self.by_path.get(&p.cgroup))
+            .unwrap_or(&self.none)
+    }
+
+    /// The attribution of process `tgid` at boot time `ts`.
+    pub fn at(&self, tgid: u32, ts: u64) -> &Attribution {
+        self.of(self.processes.in_force_at(tgid, ts))
+    }
+
+    /// Every distinct attribution of the file's processes, in no particular order.
+    pub fn attributions(&self) -> impl Iterator<Item = &Attribution> {
+        self.by_path.values().map(|v| &v.0)
+    }
+
+    /// The latest entry of `tgid`: what a question without the event's time uses.
+    pub fn latest(&self, tgid: u32) -> Option<&ProcessInfo> {
+        self.processes.entries(tgid).last()
+    }
+}
+
+fn intern_all(a: &Attribution) -> Interned {
+    let mut ids = Interned {
+        pod: intern(a.pod_label().as_deref()),
+        container: intern(a.container_label()),
+        ..Interned::default()
+    };
+    for (i, f) in cgroup::FIELDS.iter().enumerate() {
+        ids.fields[i] = intern(a.get(f.0));
+    }
+    ids
+}
+
+/// Every interned value: its id by value, and its value by id.
+type Names = Mutex<(FxHashMap<String, u32>, Vec<String>)>;
+
+fn names() -> &'static Names {
+    static NAMES: OnceLock<Names> = OnceLock::new();
+    NAMES.get_or_init(|| Mutex::new((FxHashMap::default(), vec![String::new()])))
+}
+
+/// A value's global id; `None` is 0.
+pub fn intern(s: Option<&str>) -> u32 {
+    let Some(s) = s else { return 0 };
+    let mut g = names().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&i) = g.0.get(s) {
+        return i;
+    }
+    let i = g.1.len() as u32;
+    g.0.insert(s.to_string(), i);
+    g.1.push(s.to_string());
+    i
+}
+
+/// The value of a global id ("" for unknown).
+pub fn interned(i: u32) -> String {
+    let g = names().lock().unwrap_or_else(|e| e.into_inner());
+    g.1.get(i as usize).cloned().unwrap_or_default()
+}
+
+/// Index of a field in [`cgroup::FIELDS`].
+pub fn field_index(f: Field) -> usize {
+    cgroup::FIELDS.iter().position(|x| x.0 == f).unwrap_or(0)
+}
