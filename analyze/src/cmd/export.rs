@@ -223,7 +223,7 @@ pub fn run(a: &ExportArgs, out: &mut dyn Write) -> Result<(), AppError> {
     }
     let inputs = input::open_all(&a.files)?;
     let span = input::span(&inputs);
-    let filter = Filter::new(&a.filter, span)?;
+    let filter = Filter::new(&a.filter, span)?.with_attribution();
     let drop_host = partitioning.as_ref().is_some_and(|p| p.host);
     let (order, _) = input::time_order(&inputs);
     let selections: Vec<Vec<BlockInfo>> = inputs

@@ -23,6 +23,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use format::raw::{FLAG_VALUE_TRUNCATED, FLAG_VALUE_UNREADABLE};
 use format::{CaptureHeader, DecodedBlock};
 
+use crate::decode::cgroup;
 use crate::decode::{Kind, errno, hex_into, json_string, levels};
 use crate::filter::{FileFilter, Tri, to_wall};
 use crate::input::for_each_selected;
@@ -184,7 +185,30 @@ pub const COLUMNS: &[Column] = &[
         false,
         "capture id from the trace header, 32 hex digits",
     ),
+    attr_col(0),
+    attr_col(1),
+    attr_col(2),
+    attr_col(3),
+    attr_col(4),
+    attr_col(5),
+    attr_col(6),
+    attr_col(7),
+    attr_col(8),
+    attr_col(9),
 ];
+
+/// The `i`th attribution field as a column: dictionary strings, null where unknown.
+const fn attr_col(i: usize) -> Column {
+    col(
+        cgroup::FIELDS[i].1,
+        ColType::DictUtf8,
+        true,
+        cgroup::FIELDS[i].2,
+    )
+}
+
+/// How many attribution columns end the schema.
+const ATTR_COLUMNS: usize = cgroup::FIELDS.len();
 
 /// The Arrow schema of the export, without the columns that became partition directories.
 pub fn schema(drop_host: bool) -> SchemaRef {
@@ -354,6 +378,8 @@ struct Builder {
     values: Vec<u8>,
     value_int: Vec<i64>,
     value_int_valid: Vec<bool>,
+    /// Per attribution field: dictionary keys, and whether the value is known.
+    attr: [(Vec<i32>, Vec<bool>); ATTR_COLUMNS],
 }
 
 /// A small dictionary of strings built per block.
@@ -444,6 +470,9 @@ impl Builder {
             columns.push(dict_column(vec![0; rows], None, &dicts.host));
         }
         columns.push(dict_column(vec![0; rows], None, &dicts.capture));
+        for ((keys, valid), values) in self.attr.into_iter().zip(&dicts.attr) {
+            columns.push(dict_column(keys, Some(valid), values));
+        }
         debug_assert_eq!(columns.len(), schema(drop_host).fields().len());
         debug_assert_eq!(COLUMNS[c::TIME].name, "time");
         debug_assert_eq!(COLUMNS[c::CAPTURE_ID].name, "capture_id");
@@ -458,6 +487,7 @@ struct BlockDicts {
     errno: Arc<StringArray>,
     host: Arc<StringArray>,
     capture: Arc<StringArray>,
+    attr: Vec<Arc<StringArray>>,
 }
 
 /// Per-worker scratch reused across blocks.
@@ -466,6 +496,24 @@ pub struct Scratch {
     verdicts: Vec<Tri>,
     facts: Vec<SiteFacts>,
     thread_comm: Vec<i32>,
+    /// Per thread of the block: its attribution's keys, or `None` when its process's
+    /// cgroup changed during the capture (looked up per event then).
+    thread_attr: Vec<Option<AttrKeys>>,
+}
+
+type AttrKeys = [Option<i32>; ATTR_COLUMNS];
+
+/// One block's dictionaries of attribution values.
+struct AttrDicts(Vec<Dict>);
+
+impl AttrDicts {
+    fn keys(&mut self, a: &cgroup::Attribution) -> AttrKeys {
+        let mut k = [None; ATTR_COLUMNS];
+        for ((slot, f), d) in k.iter_mut().zip(cgroup::FIELDS).zip(&mut self.0) {
+            *slot = a.get(f.0).map(|v| d.key(v));
+        }
+        k
+    }
 }
 
 /// Converts the selected events of a decoded block into chunks: one chunk, or one per UTC day
@@ -482,9 +530,16 @@ pub fn block_chunks(
     let mut level = Dict::default();
     let mut opt = Dict::default();
     let mut errnos = Dict::default();
+    let mut attr = AttrDicts((0..ATTR_COLUMNS).map(|_| Dict::default()).collect());
+    let attributor = ff.attributor();
     sc.thread_comm.clear();
+    sc.thread_attr.clear();
     for t in d.threads() {
         sc.thread_comm.push(comm.key(&t.comm_str()));
+        let entries = attributor.processes().entries(t.tgid);
+        let fixed = entries.windows(2).all(|w| w[0].cgroup == w[1].cgroup);
+        sc.thread_attr
+            .push(fixed.then(|| attr.keys(attributor.of(entries.first()))));
     }
     sc.facts.clear();
     for s in d.sites() {
@@ -518,11 +573,13 @@ pub fn block_chunks(
         errno: errnos.array(),
         host: host.array(),
         capture: capture.array(),
+        attr: Vec::new(),
     };
     // Most blocks fall within one day: one builder, switched only when the day changes.
     let mut builders: Vec<(i64, Builder)> = Vec::new();
     let mut current = usize::MAX;
     let facts = &sc.facts;
+    let thread_attr = &sc.thread_attr;
     for_each_selected(d, ff, &mut sc.verdicts, |si, e| {
         let f = &facts[si as usize];
         let wall = to_wall(e.ts_ns, file.boot_to_wall);
@@ -575,7 +632,17 @@ pub fn block_chunks(
         let vi = f.int_layout.and_then(|l| value_int(l, e.value));
         b.value_int.push(vi.unwrap_or(0));
         b.value_int_valid.push(vi.is_some());
+        let keys = thread_attr[d.sites()[si as usize].thread as usize]
+            .unwrap_or_else(|| attr.keys(attributor.at(e.tgid, e.ts_ns)));
+        for ((keys_col, valid), k) in b.attr.iter_mut().zip(keys) {
+            keys_col.push(k.unwrap_or(0));
+            valid.push(k.is_some());
+        }
     });
+    let dicts = BlockDicts {
+        attr: attr.0.iter().map(Dict::array).collect(),
+        ..dicts
+    };
     builders
         .into_iter()
         .map(|(day, b)| {

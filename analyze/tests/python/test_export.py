@@ -72,7 +72,19 @@ EXPECTED_ARROW = [
     ("value_int", pa.int64(), True),
     ("host", DICT, False),
     ("capture_id", DICT, False),
+    ("container_runtime", DICT, True),
+    ("container_id", DICT, True),
+    ("container_name", DICT, True),
+    ("image", DICT, True),
+    ("pod_uid", DICT, True),
+    ("pod_name", DICT, True),
+    ("pod_namespace", DICT, True),
+    ("k8s_container", DICT, True),
+    ("qos_class", DICT, True),
+    ("systemd_unit", DICT, True),
 ]
+# The container, pod and unit columns, named as in `analyze events --format json`.
+ATTRIBUTION = [n for n, _, _ in EXPECTED_ARROW[EXPECTED_ARROW.index(("capture_id", DICT, False)) + 1:]]
 # What DuckDB makes of the same Parquet types.
 EXPECTED_DUCKDB = {
     "time": "TIMESTAMP WITH TIME ZONE",
@@ -85,6 +97,8 @@ EXPECTED_DUCKDB = {
     "value": "BLOB",
     "value_int": "BIGINT",
     "host": "VARCHAR",
+    "container_id": "VARCHAR",
+    "pod_uid": "VARCHAR",
 }
 
 
@@ -228,7 +242,8 @@ class ExportTest(unittest.TestCase):
             for i, e in enumerate(events):
                 for f in ("ts_ns", "duration_ns", "pid", "tid", "ppid", "uid", "gid", "comm",
                           "cgroup_id", "pid_ns", "mnt_ns", "cpu", "fd", "level", "level_name",
-                          "optname", "optname_name", "optlen_in", "optlen_out", "ret"):
+                          "optname", "optname_name", "optlen_in", "optlen_out", "ret",
+                          *ATTRIBUTION):
                     self.assertEqual(cols[f][i], e[f], (t, i, f))
                 self.assertEqual(cols["value"][i].hex(), e["value_hex"], (t, i))
                 self.assertEqual(cols["errno"][i], e["errno"] if e["errno"] is None
@@ -244,6 +259,28 @@ class ExportTest(unittest.TestCase):
                     and e["ret"] == 0 and not e["flags"] and len(e["value_hex"]) == 8]
             for i in ints:
                 self.assertIsNotNone(cols["value_int"][i], (t, i))
+
+    def test_container_columns_match_stats(self):
+        # The generated trace has two pods' containers; the rest are systemd units.
+        out = self.exports[self.generated]
+        got = sql(
+            f"SELECT container_id, pod_uid, qos_class, count(*) FROM read_parquet('{out}') "
+            f"WHERE container_id IS NOT NULL GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+        s = json.loads(run("stats", self.generated, "--by", "container_id,pod_uid,qos_class",
+                           "--format", "json"))
+        want = sorted((g["key"]["container_id"], g["key"]["pod_uid"], g["key"]["qos_class"],
+                       g["count"]) for g in s["groups"] if g["key"]["container_id"])
+        self.assertEqual(got, want)
+        self.assertEqual(len(got), 2)
+        # A unit only where there is no container; the user slice's processes have neither.
+        rows = sql(
+            f"SELECT systemd_unit IS NOT NULL, container_id IS NOT NULL, "
+            f"bool_and(comm IN ('python3', 'curl')), count(*) FROM read_parquet('{out}') "
+            f"GROUP BY ALL ORDER BY 1, 2"
+        ).fetchall()
+        self.assertEqual([r[:3] for r in rows], [(False, False, True), (False, True, False),
+                                                 (True, False, False)])
 
     def test_filters_apply(self):
         t = self.generated
