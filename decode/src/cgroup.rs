@@ -332,16 +332,61 @@ fn pod_uid(s: &str) -> Option<String> {
 
 type Container = (Option<Runtime>, String, String, Driver);
 
+/// The systemd scope prefixes of containers by id; the first of a runtime is the one
+/// [`path_of`] writes.
+const SCOPES: &[(&str, Runtime)] = &[
+    ("docker-", Runtime::Docker),
+    ("cri-containerd-", Runtime::Containerd),
+    ("nerdctl-", Runtime::Containerd),
+    ("crio-", Runtime::CriO),
+    ("libpod-", Runtime::Podman),
+];
+
+/// A cgroup path that [`parse`]s back to `info`'s runtime, container id, pod UID and QoS
+/// class, with `name` for a container known by name (lxc, nspawn): what a redacted trace
+/// keeps of a container's path. `None` for a path of no container or pod.
+pub fn path_of(info: &CgroupInfo, name: &str) -> Option<String> {
+    let id = &info.container_id;
+    let leaf = match info.runtime {
+        Some(Runtime::Lxc) => return Some(format!("/lxc.payload.{name}")),
+        Some(Runtime::SystemdNspawn) => {
+            return Some(format!("/machine.slice/systemd-nspawn@{name}.service"));
+        }
+        Some(rt) => SCOPES
+            .iter()
+            .find(|s| s.1 == rt)
+            .map(|s| format!("{}{id}.scope", s.0))?,
+        None if id.is_empty() => String::new(),
+        None => id.clone(),
+    };
+    let pod = match (info.qos, info.pod_uid.is_empty()) {
+        (_, true) => None,
+        (Some(QosClass::Guaranteed) | None, false) => Some(String::new()),
+        (Some(q), false) => Some(format!("{}/", q.name())),
+    };
+    match (pod, info.runtime) {
+        (None, _) if id.is_empty() => None,
+        (None, _) => Some(format!("/system.slice/{leaf}")),
+        // The cgroupfs layout: a bare id under the pod names no runtime.
+        (Some(q), None) => Some(format!("/kubepods/{q}pod{}/{leaf}", info.pod_uid)),
+        (Some(q), Some(_)) => {
+            let q = q.trim_end_matches('/');
+            let (qos_slice, prefix) = if q.is_empty() {
+                (String::new(), "kubepods-".to_string())
+            } else {
+                (format!("kubepods-{q}.slice/"), format!("kubepods-{q}-"))
+            };
+            let uid = info.pod_uid.replace('-', "_");
+            Some(format!(
+                "/kubepods.slice/{qos_slice}{prefix}pod{uid}.slice/{leaf}"
+            ))
+        }
+    }
+}
+
 /// A container component. `in_pod`: a bare 64-hex directory under a pod is a container
 /// whose runtime the cgroupfs driver does not name.
 fn container(c: &str, parent: Option<&str>, in_pod: bool) -> Option<Container> {
-    const SCOPES: &[(&str, Runtime)] = &[
-        ("docker-", Runtime::Docker),
-        ("cri-containerd-", Runtime::Containerd),
-        ("nerdctl-", Runtime::Containerd),
-        ("crio-", Runtime::CriO),
-        ("libpod-", Runtime::Podman),
-    ];
     let by_id = |rt: Option<Runtime>, id: &str, d: Driver| {
         is_container_id(id).then(|| (rt, id.to_string(), String::new(), d))
     };
@@ -661,6 +706,37 @@ mod tests {
         }
         assert_eq!(unescape(r"a\x2"), r"a\x2");
         assert_eq!(unescape(r"\xé1"), r"\xé1");
+    }
+
+    #[test]
+    fn a_canonical_path_parses_back_to_the_same_attribution() {
+        let node = "b".repeat(64);
+        let mut paths = vec![
+            format!("/docker/{ID}"),
+            format!("/machine.slice/libpod-{ID}.scope"),
+            format!("/kubepods/besteffort/pod{UID}/{ID}"),
+            format!("/kubepods/pod{UID}/crio-{ID}"),
+            format!("/kubepods/burstable/pod{UID}"),
+            format!(
+                "/docker/{node}/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-pod{UID_}.slice/docker-{ID}.scope"
+            ),
+            "/lxc.payload.web1".into(),
+            r"/machine.slice/systemd-nspawn@my\x2dbox.service".into(),
+        ];
+        for q in ["burstable", "besteffort"] {
+            paths.push(format!(
+                "/kubepods.slice/kubepods-{q}.slice/kubepods-{q}-pod{UID_}.slice/cri-containerd-{ID}.scope"
+            ));
+        }
+        let key = |c: &CgroupInfo| (c.runtime, c.container_id.clone(), c.pod_uid.clone(), c.qos);
+        for p in &paths {
+            let c = parse(p);
+            let back = parse(&path_of(&c, "NAME").unwrap());
+            assert_eq!(key(&back), key(&c), "{p}");
+            let named = c.is_container() && c.container_id.is_empty();
+            assert_eq!(back.container_name, if named { "NAME" } else { "" }, "{p}");
+        }
+        assert_eq!(path_of(&parse("/system.slice/nginx.service"), "x"), None);
     }
 
     #[test]

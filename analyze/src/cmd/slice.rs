@@ -19,6 +19,7 @@ use format::raw::COMM_LEN;
 use format::{CaptureHeader, OwnedEvent, TraceWriter, WriterOptions};
 
 use crate::AppError;
+use crate::decode::cgroup;
 use crate::filter::{Filter, FilterArgs, Tri};
 use crate::input::{self, all_blocks, for_each_selected, selected_blocks};
 
@@ -29,7 +30,9 @@ processes with events in the slice, and the loss records overlapping its time ra
 --redact replaces, with placeholders that are the same for the same input within one slice
 (and keyed by a random secret, so a guess cannot be confirmed by hashing it):
   host name -> \"redacted\", process names -> proc-XXXXXXXX, executable and cgroup paths ->
-  /redacted/exe-XXXXXXXX and /redacted/cgroup-XXXXXXXX, option value bytes -> zero bytes of the
+  /redacted/exe-XXXXXXXX and /redacted/cgroup-XXXXXXXX (a container's or pod's path keeps its
+  runtime, container id, pod UID and QoS class in a canonical path, a container name becomes
+  ctr-XXXXXXXX), option value bytes -> zero bytes of the
   same length (decoders still see the sizes), the recorder's command line and the values of
   its filters and extra metadata; the header's `redacted` flag is set.
   Ids (pids, uids, cgroup ids, fds), times, options, results and pointers are kept.
@@ -101,6 +104,15 @@ impl Redactor {
         }
     }
 
+    /// A container's or pod's path keeps its runtime, container id, pod UID and QoS class (ids,
+    /// like pids, are kept) in a canonical path, a container's name becomes ctr-XXXXXXXX;
+    /// any other path (a unit's name says what runs) becomes a placeholder.
+    fn cgroup(&self, p: &str) -> String {
+        let info = cgroup::parse(p);
+        let name = format!("ctr-{}", self.tag(info.container_name.as_bytes()));
+        cgroup::path_of(&info, &name).unwrap_or_else(|| self.path("cgroup", p))
+    }
+
     fn value(&self, v: &str) -> String {
         if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
             v.to_string()
@@ -146,6 +158,9 @@ fn describe(f: &FilterArgs, redact: bool) -> String {
     };
     list("comm", names(&f.comm));
     list("cgroup", names(&f.cgroup));
+    list("container", names(&f.container));
+    list("pod", names(&f.pod));
+    list("k8s-namespace", names(&f.k8s_namespace));
     list("level", f.level.clone());
     list("optname", f.optname.clone());
     list("errno", f.errno.clone());
@@ -251,7 +266,7 @@ pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<(), AppError> {
                 if let Some(r) = redactor.as_mut() {
                     p.comm = r.comm_str(&p.comm);
                     p.exe = r.path("exe", &p.exe);
-                    p.cgroup = r.path("cgroup", &p.cgroup);
+                    p.cgroup = r.cgroup(&p.cgroup);
                 }
                 w.add_process(p);
                 procs += 1;

@@ -255,3 +255,31 @@ fn stats_and_info_count_calls_per_container() {
     )), "{json}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_redacted_slice_keeps_container_ids_and_drops_unit_names() {
+    let d = tmp_dir("containers-redact");
+    let f = d.join("t.gsot");
+    write_trace(&f);
+    let out = d.join("r.gsot");
+    let (f, out) = (f.to_str().unwrap(), out.to_str().unwrap());
+    ok(&["slice", f, "--redact", "-o", out]);
+    let fields = "pid,container_runtime,container_id,pod_uid,qos_class,systemd_unit";
+    let before = ok(&["events", f, "--format", "csv", "--fields", fields]);
+    let after = ok(&["events", out, "--format", "csv", "--fields", fields]);
+    // Only the unit names are gone.
+    let without_units = before
+        .replace("nginx.service", "")
+        .replace("mover.service", "");
+    assert_eq!(after, without_units);
+    let r = format::TraceReader::open(out).unwrap();
+    let paths: Vec<&str> = r.processes().iter().map(|p| p.cgroup.as_str()).collect();
+    assert!(paths.iter().all(|p| !p.contains(".service")), "{paths:?}");
+    // A runtime's container is written in the systemd driver's shape.
+    let crio = format!(
+        "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/crio-{CRIO}.scope",
+        UID2.replace('-', "_")
+    );
+    assert!(paths.contains(&crio.as_str()), "{paths:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}
