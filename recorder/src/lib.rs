@@ -5,6 +5,7 @@
 
 pub mod bpf;
 pub mod btf;
+pub mod cgroupfs;
 pub mod output;
 pub mod privs;
 pub mod record;

@@ -15,6 +15,7 @@ use recorder_ebpf::{
 };
 
 use crate::bpf::{AttachMode, Probes, load_and_attach};
+use crate::cgroupfs::{Cgroup2, CgroupNames};
 use crate::sink::{BATCH_BYTES, Msg, QUEUE_BATCHES, Sink, create_output, push_record};
 use crate::sys;
 
@@ -304,7 +305,17 @@ impl Session {
                 ),
             ],
         };
-        let sink = Sink::try_new(first, opts.clone(), report, header, probes.mode.name())?;
+        let mut sink = Sink::try_new(first, opts.clone(), report, header, probes.mode.name())?;
+        // Before privileges go: a host without cgroup2 gets a private mount.
+        sink.cgroups = match Cgroup2::open() {
+            Ok(fs) => Some(CgroupNames::new(fs)),
+            Err(e) => {
+                eprintln!(
+                    "recorder: warning: {e:#}; processes that exit quickly get no cgroup path"
+                );
+                None
+            }
+        };
         let last_loss_count = probes.losses()?.iter().map(|l| l.count).collect();
         // Attached, maps open, first file there: root's remaining powers are not needed.
         crate::privs::drop_after_start(opts.run_as.as_ref())?;

@@ -15,6 +15,7 @@ use anyhow::{Context as _, Result, anyhow};
 use format::raw::{RAW_HEADER_SIZE, RawEventHeader};
 use format::{CaptureHeader, Event, LossRecord, ProcessInfo, TraceWriter, WriterOptions};
 
+use crate::cgroupfs::CgroupNames;
 use crate::record::{Notice, RecordOptions, Reporter, Summary, rotated_path};
 
 /// Bytes of records per batch: large enough that the queue costs little per event, small
@@ -67,6 +68,8 @@ pub(crate) struct Sink {
     file_started: Instant,
     path: PathBuf,
     seen: HashSet<u32>,
+    /// Names the cgroup of a process gone before /proc was read; `None` without cgroup2.
+    pub(crate) cgroups: Option<CgroupNames>,
     summary: Summary,
     finished_bytes: u64,
     /// Events in the files already finished.
@@ -101,6 +104,7 @@ impl Sink {
             file_index: 0,
             file_started: Instant::now(),
             seen: HashSet::new(),
+            cgroups: None,
             summary,
             finished_bytes: 0,
             finished_events: 0,
@@ -154,6 +158,7 @@ impl Sink {
         let Sink {
             writer,
             seen,
+            cgroups,
             committed,
             ..
         } = self;
@@ -171,7 +176,7 @@ impl Sink {
             if last_tgid != Some(h.tgid) {
                 last_tgid = Some(h.tgid);
                 if seen.insert(h.tgid) {
-                    writer.add_process(process_info(&h));
+                    writer.add_process(process_info(&h, cgroups.as_mut()));
                 }
             }
             if let Err(e) = writer.write(&ev) {
@@ -296,8 +301,8 @@ fn new_writer(file: File, header: &CaptureHeader, opts: &RecordOptions) -> Resul
 }
 
 /// A process table entry from /proc, falling back to the event's own fields for processes
-/// that are already gone.
-fn process_info(h: &RawEventHeader) -> ProcessInfo {
+/// that are already gone (the cgroup path from the event's cgroup id, while the cgroup exists).
+fn process_info(h: &RawEventHeader, cgroups: Option<&mut CgroupNames>) -> ProcessInfo {
     let pid = h.tgid;
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     let read = |name: &str| std::fs::read_to_string(proc_dir.join(name)).ok();
@@ -312,6 +317,7 @@ fn process_info(h: &RawEventHeader) -> ProcessInfo {
             s.lines()
                 .find_map(|l| l.strip_prefix("0::").map(str::to_string))
         })
+        .or_else(|| cgroups?.path_of(h.cgroup_id))
         .unwrap_or_default();
     let ppid = read("stat")
         .and_then(|s| parse_stat_ppid(&s))

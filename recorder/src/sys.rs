@@ -170,29 +170,13 @@ pub fn ensure_tracefs() -> Result<()> {
     Ok(())
 }
 
-/// Resolves `--cgroup`: a numeric id, or a cgroup v2 path (absolute under /sys/fs/cgroup, or
-/// as /proc/PID/cgroup prints it), whose directory inode number is the cgroup id.
+/// Resolves `--cgroup` in the cgroup2 hierarchy wherever it is mounted
+/// ([`crate::cgroupfs::Cgroup2::resolve`]).
 pub fn cgroup_id(spec: &str) -> Result<u64> {
     if let Ok(id) = spec.parse::<u64>() {
         return Ok(id);
     }
-    use std::os::unix::fs::MetadataExt as _;
-    let root = std::path::Path::new("/sys/fs/cgroup");
-    let path = if std::path::Path::new(spec).starts_with(root) {
-        std::path::PathBuf::from(spec)
-    } else {
-        root.join(spec.trim_start_matches('/'))
-    };
-    let meta = std::fs::metadata(&path).with_context(|| {
-        format!(
-            "--cgroup {spec}: {} is not a cgroup directory",
-            path.display()
-        )
-    })?;
-    if !meta.is_dir() {
-        bail!("--cgroup {spec}: {} is not a directory", path.display());
-    }
-    Ok(meta.ino())
+    crate::cgroupfs::Cgroup2::open()?.resolve(spec)
 }
 
 /// Set by SIGINT/SIGTERM.
