@@ -1,11 +1,12 @@
 //! Which container, pod or systemd unit made a call: each process's cgroup path from the file's
-//! process table, parsed once per distinct path ([`gsot_decode::cgroup`]). Old files gain
-//! attribution so: nothing is read but what every 1.x file holds.
+//! process table, parsed once per distinct path ([`gsot_decode::cgroup`]), with the names the
+//! container table (1.3) holds for its container id. Old files gain attribution from the paths
+//! alone.
 
 use std::sync::{Mutex, OnceLock};
 
-use format::{ProcessInfo, ProcessTable, TraceReader};
-use gsot_decode::cgroup::{self, Attribution, Field};
+use format::{ContainerInfo, ProcessInfo, ProcessTable, TraceReader};
+use gsot_decode::cgroup::{self, Attribution, Field, Names};
 use rustc_hash::FxHashMap;
 
 /// One file's attribution of processes.
@@ -28,17 +29,29 @@ pub struct Interned {
 
 impl Attributor {
     pub fn new(r: &TraceReader) -> Attributor {
-        Attributor::of_processes(r.processes())
+        Attributor::of_tables(r.processes(), r.containers())
     }
 
-    pub fn of_processes(entries: &[ProcessInfo]) -> Attributor {
+    /// From a process table and a container table (FORMAT.md 5.1: a container's last entry
+    /// names it).
+    pub fn of_tables(entries: &[ProcessInfo], containers: &[ContainerInfo]) -> Attributor {
+        let names: FxHashMap<&str, &ContainerInfo> =
+            containers.iter().map(|c| (c.id.as_str(), c)).collect();
         let mut by_path = FxHashMap::default();
         for p in entries {
             by_path.entry(p.cgroup.clone()).or_insert_with(|| {
-                let a = Attribution {
-                    cgroup: cgroup::parse(&p.cgroup),
-                    names: Default::default(),
-                };
+                let cgroup = cgroup::parse(&p.cgroup);
+                let names = names
+                    .get(cgroup.container_id.as_str())
+                    .filter(|_| !cgroup.container_id.is_empty())
+                    .map_or_else(Names::default, |c| Names {
+                        container_name: c.name.clone(),
+                        image: c.image.clone(),
+                        pod_name: c.pod_name.clone(),
+                        pod_namespace: c.pod_namespace.clone(),
+                        k8s_container: c.k8s_container.clone(),
+                    });
+                let a = Attribution { cgroup, names };
                 let ids = intern_all(&a);
                 (a, ids)
             });
@@ -98,10 +111,10 @@ fn intern_all(a: &Attribution) -> Interned {
 }
 
 /// Every interned value: its id by value, and its value by id.
-type Names = Mutex<(FxHashMap<String, u32>, Vec<String>)>;
+type Interner = Mutex<(FxHashMap<String, u32>, Vec<String>)>;
 
-fn names() -> &'static Names {
-    static NAMES: OnceLock<Names> = OnceLock::new();
+fn names() -> &'static Interner {
+    static NAMES: OnceLock<Interner> = OnceLock::new();
     NAMES.get_or_init(|| Mutex::new((FxHashMap::default(), vec![String::new()])))
 }
 

@@ -42,7 +42,7 @@ pub use {
     error::Error,
     event::{Event, OwnedEvent, comm_to_str},
     front::{BlockFront, FrontParts},
-    meta::{CaptureHeader, LossRecord, ProcessInfo, ProcessTable},
+    meta::{CaptureHeader, ContainerInfo, LossRecord, ProcessInfo, ProcessTable},
     reader::{BlockInfo, Recovery, TraceReader},
     summary::BlockSummary,
     writer::{TraceWriter, WriterOptions, WriterStats},
@@ -51,6 +51,6 @@ pub use {
 /// The format's major version. A reader refuses any other major version.
 pub const VERSION_MAJOR: u16 = 1;
 /// The format's minor version this crate writes. It reads every minor version of its major.
-pub const VERSION_MINOR: u16 = 1;
+pub const VERSION_MINOR: u16 = 3;
 /// The file name extension the tools use.
 pub const FILE_EXTENSION: &str = "gsot";

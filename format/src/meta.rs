@@ -55,6 +55,22 @@ pub struct ProcessInfo {
     pub cgroup: String,
 }
 
+/// What a container runtime said of one container at capture time (FORMAT.md 5.1, since
+/// 1.3): the names the cgroup path cannot give.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode)]
+pub struct ContainerInfo {
+    /// The container id as its cgroup path names it (64 hex digits).
+    pub id: String,
+    /// Who answered: `docker`.
+    pub runtime: String,
+    pub name: String,
+    pub image: String,
+    /// The Kubernetes labels `io.kubernetes.pod.name`, `.pod.namespace`, `.container.name`.
+    pub pod_name: String,
+    pub pod_namespace: String,
+    pub k8s_container: String,
+}
+
 /// The process table (FORMAT.md 5) by pid, answering which entry names an event's process.
 #[derive(Clone, Debug, Default)]
 pub struct ProcessTable {
@@ -121,6 +137,8 @@ struct IndexOnDisk<'a> {
     blocks: Vec<IndexBlockOnDisk>,
     sections: &'a [([u8; 4], u64)],
     total_events: u64,
+    /// Since 1.3: offsets of the CTNR sections.
+    containers: &'a [u64],
 }
 
 #[derive(Encode)]
@@ -137,12 +155,15 @@ pub(crate) struct Index {
     pub blocks: Vec<crate::writer::IndexBlock>,
     pub sections: Vec<(crate::section::Tag, u64)>,
     pub total_events: u64,
+    /// Offsets of the CTNR sections (empty before 1.3).
+    pub containers: Vec<u64>,
 }
 
 pub(crate) fn encode_index(
     blocks: &[crate::writer::IndexBlock],
     sections: &[(crate::section::Tag, u64)],
     total_events: u64,
+    containers: &[u64],
     out: &mut Vec<u8>,
 ) {
     let sections: Vec<([u8; 4], u64)> = sections.iter().map(|(t, o)| (t.0, *o)).collect();
@@ -158,6 +179,7 @@ pub(crate) fn encode_index(
             .collect(),
         sections: &sections,
         total_events,
+        containers,
     };
     bincode::encode_into_std_write(&index, out, config()).expect("encoding into a Vec cannot fail");
 }
@@ -184,10 +206,20 @@ pub(crate) fn decode_index(c: &mut Cursor<'_>) -> Result<Index, Error> {
         sections.push((tag, c.varint_u64("a section offset")?));
     }
     let total_events = c.varint_u64("the total event count")?;
+    // Since 1.3, and read leniently: bytes here that are not this list come from a writer
+    // older than the field (FORMAT.md 6), and are ignored like any later version's bytes.
+    let containers = (|| -> Result<Vec<u64>, Error> {
+        let n = c.seq_len(1, "the index's container section list")?;
+        (0..n)
+            .map(|_| c.varint_u64("a container section offset"))
+            .collect()
+    })()
+    .unwrap_or_default();
     Ok(Index {
         blocks,
         sections,
         total_events,
+        containers,
     })
 }
 
@@ -226,6 +258,25 @@ pub(crate) fn decode_processes(
             comm: c.string("a process name")?,
             exe: c.string("an executable path")?,
             cgroup: c.string("a cgroup path")?,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn decode_containers(
+    c: &mut Cursor<'_>,
+    out: &mut Vec<ContainerInfo>,
+) -> Result<(), Error> {
+    let n = c.seq_len(7, "the container list")?;
+    for _ in 0..n {
+        out.push(ContainerInfo {
+            id: c.string("a container id")?,
+            runtime: c.string("a container runtime")?,
+            name: c.string("a container name")?,
+            image: c.string("a container image")?,
+            pod_name: c.string("a pod name")?,
+            pod_namespace: c.string("a pod namespace")?,
+            k8s_container: c.string("a Kubernetes container name")?,
         });
     }
     Ok(())

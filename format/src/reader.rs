@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::block::{BlockHeader, DecodedBlock};
 use crate::front::{BlockFront, FrontParts};
-use crate::meta::{self, CaptureHeader, LossRecord, ProcessInfo};
+use crate::meta::{self, CaptureHeader, ContainerInfo, LossRecord, ProcessInfo};
 use crate::section::{self, PREAMBLE_LEN, SECTION_HEADER_LEN, SectionHeader, TRAILER_LEN, Tag};
 use crate::summary::{self, BlockSummary};
 use crate::wire::Cursor;
@@ -54,6 +54,7 @@ pub struct TraceReader {
     blocks: Vec<BlockInfo>,
     processes: Vec<ProcessInfo>,
     losses: Vec<LossRecord>,
+    containers: Vec<ContainerInfo>,
     recovery: Option<Recovery>,
 }
 
@@ -111,6 +112,7 @@ impl TraceReader {
             blocks: Vec::new(),
             processes: Vec::new(),
             losses: Vec::new(),
+            containers: Vec::new(),
             recovery: None,
         };
         if let Err(reason) = reader.load_index(file) {
@@ -184,7 +186,13 @@ impl TraceReader {
                 ),
             ));
         }
-        for &(tag, offset) in &index.sections {
+        // Container offsets that name no CTNR section before the index are ignored, as their
+        // bytes may predate the field (FORMAT.md 6).
+        let containers = index.containers.iter().filter(|&&o| {
+            o < at && SectionHeader::decode_at(file, o).is_ok_and(|h| h.tag == Tag::CONTAINERS)
+        });
+        let containers = containers.map(|&o| (Tag::CONTAINERS, o));
+        for (tag, offset) in index.sections.iter().copied().chain(containers) {
             if offset >= at {
                 return Err(Error::malformed(
                     at,
@@ -211,15 +219,21 @@ impl TraceReader {
     fn side_section(&mut self, tag: Tag, body: &[u8], offset: u64) -> Result<(), Error> {
         let mut c = Cursor::new(body, offset + SECTION_HEADER_LEN as u64);
         // A section that does not decode is skipped whole (FORMAT.md 7), not kept in part.
-        let kept = (self.processes.len(), self.losses.len());
+        let kept = (
+            self.processes.len(),
+            self.losses.len(),
+            self.containers.len(),
+        );
         let r = match tag {
             Tag::PROCESSES => meta::decode_processes(&mut c, &mut self.processes),
             Tag::LOSSES => meta::decode_losses(&mut c, &mut self.losses),
+            Tag::CONTAINERS => meta::decode_containers(&mut c, &mut self.containers),
             _ => Ok(()),
         };
         if r.is_err() {
             self.processes.truncate(kept.0);
             self.losses.truncate(kept.1);
+            self.containers.truncate(kept.2);
         }
         r
     }
@@ -325,6 +339,12 @@ impl TraceReader {
 
     pub fn losses(&self) -> &[LossRecord] {
         &self.losses
+    }
+
+    /// What container runtimes said of containers during the capture (since 1.3; empty in
+    /// older files): names, images and Kubernetes labels by container id.
+    pub fn containers(&self) -> &[ContainerInfo] {
+        &self.containers
     }
 
     /// `Some` when the file had no usable index and was read by scanning.
@@ -509,12 +529,13 @@ fn damage(e: &Error) -> String {
 
 /// The next offset at or after `from` where a whole, intact section starts.
 fn resync(file: &[u8], from: u64) -> Option<u64> {
-    const KNOWN: [Tag; 6] = [
+    const KNOWN: [Tag; 7] = [
         Tag::HEADER,
         Tag::BLOCK,
         Tag::SUMMARY,
         Tag::PROCESSES,
         Tag::LOSSES,
+        Tag::CONTAINERS,
         Tag::INDEX,
     ];
     let last = file.len().checked_sub(SECTION_HEADER_LEN)?;

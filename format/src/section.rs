@@ -27,6 +27,8 @@ impl Tag {
     pub const INDEX: Tag = Tag(*b"INDX");
     /// Since 1.1: a block's durations by call site, right after the block.
     pub const SUMMARY: Tag = Tag(*b"BSUM");
+    /// Since 1.3: what a container runtime said of containers (FORMAT.md 5.1).
+    pub const CONTAINERS: Tag = Tag(*b"CTNR");
 
     pub fn name(&self) -> String {
         self.0
@@ -195,6 +197,7 @@ fn section_what(tag: Tag) -> &'static str {
         Tag::HEADER => "the header section",
         Tag::BLOCK => "an event block",
         Tag::PROCESSES => "a process table section",
+        Tag::CONTAINERS => "a container table section",
         Tag::LOSSES => "a loss record section",
         Tag::INDEX => "the index section",
         Tag::SUMMARY => "a block summary",

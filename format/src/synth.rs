@@ -398,6 +398,35 @@ impl Synth {
         self.procs.iter().map(|p| p.info.clone()).collect()
     }
 
+    /// What a runtime would have said of the containers (FORMAT.md 5.1): the envoy pod's
+    /// container is named; the cgroupfs one stays known by id alone, as when no runtime answers.
+    pub fn containers(&self) -> Vec<crate::ContainerInfo> {
+        let envoy = COMMS
+            .iter()
+            .find(|c| c.0 == "envoy")
+            .map(|c| c.2)
+            .unwrap_or_default();
+        // The id ends the scope name (cri-containerd-<id>.scope); a test holds it to the parser.
+        let id = envoy
+            .strip_suffix(".scope")
+            .and_then(|s| s.get(s.len().saturating_sub(64)..))
+            .unwrap_or_default()
+            .to_string();
+        let used = self.procs.iter().any(|p| p.info.cgroup == envoy);
+        (used && !id.is_empty())
+            .then(|| crate::ContainerInfo {
+                id,
+                runtime: "containerd".into(),
+                name: "envoy".into(),
+                image: "docker.io/envoyproxy/envoy:v1.31.0".into(),
+                pod_name: "web-7f9c".into(),
+                pod_namespace: "default".into(),
+                k8s_container: "envoy".into(),
+            })
+            .into_iter()
+            .collect()
+    }
+
     /// Fills `e` with the next event; false when `events` have been generated.
     pub fn next_event(&mut self, e: &mut OwnedEvent) -> bool {
         if self.emitted >= self.cfg.events {
@@ -756,6 +785,9 @@ pub fn write_trace<W: Write>(cfg: SynthConfig, out: W, opts: WriterOptions) -> R
     for p in synth.processes() {
         w.add_process(p);
     }
+    for c in synth.containers() {
+        w.add_container(c);
+    }
     let mut e = OwnedEvent::default();
     let mut n = 0u64;
     while synth.next_event(&mut e) {
@@ -895,6 +927,15 @@ mod tests {
                 assert!(!(c.systemd_unit.is_empty() && c.slice.is_empty()), "{path}");
             } else {
                 pods.push((*comm, c.runtime, c.qos, c.short_id().to_string()));
+                let synth = Synth::new(SynthConfig::default());
+                let named = synth
+                    .containers()
+                    .into_iter()
+                    .find(|n| n.id == c.container_id);
+                assert_eq!(
+                    named.map(|n| n.name).as_deref(),
+                    (*comm == "envoy").then_some("envoy")
+                );
             }
         }
         assert_eq!(

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::block::{BlockEncoder, BlockHeader, MAX_BLOCK_EVENTS, MAX_BLOCK_RAW};
-use crate::meta::{self, CaptureHeader, LossRecord, ProcessInfo};
+use crate::meta::{self, CaptureHeader, ContainerInfo, LossRecord, ProcessInfo};
 use crate::section::{self, SectionHeader, Tag};
 use crate::summary::SummaryEncoder;
 use crate::{Error, Event};
@@ -82,8 +82,10 @@ pub struct TraceWriter<W: Write> {
     summary: SummaryEncoder,
     index_blocks: Vec<IndexBlock>,
     index_sections: Vec<(Tag, u64)>,
+    index_containers: Vec<u64>,
     pending_processes: Vec<ProcessInfo>,
     pending_losses: Vec<LossRecord>,
+    pending_containers: Vec<ContainerInfo>,
     stats: WriterStats,
     /// Set after an I/O error: the file's tail is unknown, so nothing more may be appended.
     failed: bool,
@@ -127,8 +129,10 @@ impl<W: Write> TraceWriter<W> {
             summary: SummaryEncoder::default(),
             index_blocks: Vec::new(),
             index_sections: Vec::new(),
+            index_containers: Vec::new(),
             pending_processes: Vec::new(),
             pending_losses: Vec::new(),
+            pending_containers: Vec::new(),
             stats: WriterStats::default(),
             failed: false,
         };
@@ -164,6 +168,11 @@ impl<W: Write> TraceWriter<W> {
         self.pending_processes.push(process);
     }
 
+    /// Records what a runtime said of a container; written with the next flush.
+    pub fn add_container(&mut self, c: ContainerInfo) {
+        self.pending_containers.push(c);
+    }
+
     /// Records lost events; written with the next flush.
     pub fn add_loss(&mut self, loss: LossRecord) {
         self.stats.lost += loss.lost;
@@ -175,7 +184,9 @@ impl<W: Write> TraceWriter<W> {
     pub fn poll_flush(&mut self) -> Result<bool, Error> {
         if self.block_is_old()
             || (self.block.len() == 0
-                && (!self.pending_processes.is_empty() || !self.pending_losses.is_empty()))
+                && (!self.pending_processes.is_empty()
+                    || !self.pending_losses.is_empty()
+                    || !self.pending_containers.is_empty()))
         {
             self.flush()?;
             return Ok(true);
@@ -201,6 +212,15 @@ impl<W: Write> TraceWriter<W> {
             self.index_sections.push((Tag::LOSSES, at));
             self.pending_losses.clear();
         }
+        if !self.pending_containers.is_empty() {
+            let body = bincode::encode_to_vec(&self.pending_containers, meta::config())
+                .map_err(encode_error)?;
+            let at = self.put_section(Tag::CONTAINERS, &body)?;
+            // Listed after `total_events`, not in `sections`: a 1.1 reader takes every
+            // `sections` entry for PROC or LOSS (FORMAT.md 6).
+            self.index_containers.push(at);
+            self.pending_containers.clear();
+        }
         if self.block.len() > 0 {
             self.close_block()?;
         }
@@ -225,6 +245,7 @@ impl<W: Write> TraceWriter<W> {
             &self.index_blocks,
             &self.index_sections,
             self.stats.events,
+            &self.index_containers,
             &mut body,
         );
         let index_offset = self.put_section(Tag::INDEX, &body)?;

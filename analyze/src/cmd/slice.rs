@@ -32,7 +32,8 @@ processes with events in the slice, and the loss records overlapping its time ra
   host name -> \"redacted\", process names -> proc-XXXXXXXX, executable and cgroup paths ->
   /redacted/exe-XXXXXXXX and /redacted/cgroup-XXXXXXXX (a container's or pod's path keeps its
   runtime, container id, pod UID and QoS class in a canonical path, a container name becomes
-  ctr-XXXXXXXX), option value bytes -> zero bytes of the
+  ctr-XXXXXXXX; the container table's names and images -> ctr-, image-, pod-, ns-XXXXXXXX),
+  option value bytes -> zero bytes of the
   same length (decoders still see the sizes), the recorder's command line and the values of
   its filters and extra metadata; the header's `redacted` flag is set.
   Ids (pids, uids, cgroup ids, fds), times, options, results and pointers are kept.
@@ -111,6 +112,22 @@ impl Redactor {
         let info = cgroup::parse(p);
         let name = format!("ctr-{}", self.tag(info.container_name.as_bytes()));
         cgroup::path_of(&info, &name).unwrap_or_else(|| self.path("cgroup", p))
+    }
+
+    /// A container's names and image become keyed placeholders; its id and runtime stay.
+    fn container(&self, c: &mut format::ContainerInfo) {
+        let fields = [
+            ("ctr", &mut c.name),
+            ("image", &mut c.image),
+            ("pod", &mut c.pod_name),
+            ("ns", &mut c.pod_namespace),
+            ("ctr", &mut c.k8s_container),
+        ];
+        for (kind, v) in fields {
+            if !v.is_empty() {
+                *v = format!("{kind}-{}", self.tag(v.as_bytes()));
+            }
+        }
     }
 
     fn value(&self, v: &str) -> String {
@@ -270,6 +287,23 @@ pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<(), AppError> {
                 }
                 w.add_process(p);
                 procs += 1;
+            }
+        }
+        // The container table's entries of the containers kept (FORMAT.md 5.1).
+        let kept: HashSet<String> = inp
+            .reader
+            .processes()
+            .iter()
+            .filter(|p| pids.contains(&p.pid))
+            .map(|p| cgroup::parse(&p.cgroup).container_id)
+            .collect();
+        for c in inp.reader.containers() {
+            if kept.contains(&c.id) {
+                let mut c = c.clone();
+                if let Some(r) = redactor.as_ref() {
+                    r.container(&mut c);
+                }
+                w.add_container(c);
             }
         }
         let mut losses = 0;

@@ -111,7 +111,7 @@ fn side_tables_and_header_round_trip() {
     let events = crate::common::synth_events(10, 1);
     let bytes = crate::common::write_file(&events, 4);
     let r = TraceReader::from_bytes(bytes).unwrap();
-    assert_eq!(r.version(), (1, 1));
+    assert_eq!(r.version(), (1, format::VERSION_MINOR));
     assert_eq!(
         r.processes(),
         &[
@@ -122,6 +122,40 @@ fn side_tables_and_header_round_trip() {
     );
     let lost: Vec<u64> = r.losses().iter().map(|l| l.lost).collect();
     assert_eq!(lost, [0, 4, 8]);
+    assert!(r.containers().is_empty());
+}
+
+#[test]
+fn the_container_table_round_trips_and_survives_a_lost_index() {
+    let c = |n: u8| format::ContainerInfo {
+        id: format!("{n:02x}").repeat(32),
+        runtime: "docker".into(),
+        name: format!("web-{n}"),
+        image: "nginx:1.27".into(),
+        pod_name: "web-7f9c".into(),
+        pod_namespace: "default".into(),
+        k8s_container: "nginx".into(),
+    };
+    let events = crate::common::synth_events(10, 1);
+    let mut w =
+        TraceWriter::try_new(Vec::new(), &crate::common::header(), Default::default()).unwrap();
+    w.add_container(c(1));
+    for e in &events[..5] {
+        w.write(&e.as_event()).unwrap();
+    }
+    w.flush().unwrap();
+    w.add_container(c(2));
+    for e in &events[5..] {
+        w.write(&e.as_event()).unwrap();
+    }
+    let bytes = w.finish().unwrap();
+    let r = TraceReader::from_bytes(bytes.clone()).unwrap();
+    assert_eq!(r.containers(), &[c(1), c(2)]);
+    // Without the trailer and index, the scan finds both sections too.
+    let cut = bytes[..bytes.len() - 24].to_vec();
+    let r = TraceReader::from_bytes(cut).unwrap();
+    assert!(r.recovery().is_some());
+    assert_eq!(r.containers(), &[c(1), c(2)]);
 }
 
 #[test]

@@ -95,6 +95,7 @@ fn future_minor_file(current: &[u8]) -> Vec<u8> {
         varint(&mut index, *at);
     }
     varint(&mut index, total);
+    varint(&mut index, 0); // 1.3's CTNR section offsets: none
     varint(&mut index, 99); // a field 1.7 appended to the index
     let index_at = file.len() as u64;
     file.extend(section(b"INDX", &index));

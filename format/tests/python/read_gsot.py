@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent reader for `.gsot` getsockopt trace files, format version 1.x (up to 1.1).
+"""An independent reader for `.gsot` getsockopt trace files, format version 1.x (up to 1.3).
 
 Written from FORMAT.md alone (no look at the Rust implementation), to show that the
 specification is enough to read the format. Pure Python 3.11 plus the PyPI package
@@ -41,8 +41,9 @@ MAX_VARINT_LEN = 9  # a u64 in the varint encoding: marker 253 and 8 bytes
 
 TAG_HEAD, TAG_BLCK, TAG_PROC, TAG_LOSS, TAG_INDX = b"HEAD", b"BLCK", b"PROC", b"LOSS", b"INDX"
 TAG_BSUM = b"BSUM"
+TAG_CTNR = b"CTNR"  # since 1.3 (section 5.1)
 # Section 7 step 3: "a 1.1 reader knows BSUM" when searching past damage.
-KNOWN_TAGS = {TAG_HEAD, TAG_BLCK, TAG_BSUM, TAG_PROC, TAG_LOSS, TAG_INDX}
+KNOWN_TAGS = {TAG_HEAD, TAG_BLCK, TAG_BSUM, TAG_PROC, TAG_LOSS, TAG_CTNR, TAG_INDX}
 
 U64_MASK = (1 << 64) - 1
 
@@ -341,8 +342,23 @@ def decode_indx(body: bytes, body_offset: int) -> tuple[list[BlockRef], list[tup
     blocks = r.vec(lambda: BlockRef(r.u64(), r.u32(), r.u64(), r.u64()))
     sections = r.vec(lambda: (r.fixed(4), r.u64()))
     total_events = r.u64()
-    # Bytes after total_events belong to a later minor version: ignored.
+    # Since 1.3: the CTNR sections' offsets, absent when no bytes are left; bytes that do not
+    # decode as that list predate it and are ignored (section 6).
+    if r.left() > 0:
+        try:
+            sections += [(TAG_CTNR, off) for off in r.vec(r.u64)]
+        except GsotError:
+            pass
+    # Bytes after the last known field belong to a later minor version: ignored.
     return blocks, sections, total_events
+
+
+def decode_ctnr(body: bytes, body_offset: int) -> list[dict]:
+    r = VarintReader(body, body_offset)
+    names = ("id", "runtime", "name", "image", "pod_name", "pod_namespace", "k8s_container")
+    entries = r.vec(lambda: {k: r.string() for k in names})
+    # FORMAT.md §5.1: bytes after the list belong to a later minor version: ignored.
+    return entries
 
 
 # --- BLCK bodies (section 4) -----------------------------------------------------------------
@@ -675,6 +691,7 @@ class TraceFile:
         self.blocks: list[BlockRef] = []
         self.processes: list[dict] = []
         self.losses: list[dict] = []
+        self.containers: list[dict] = []  # CTNR entries, file order (section 5.1)
         self.recovered = False
         self.scan: ScanReport | None = None
         self.problems: list[tuple[int, str]] = []  # (file offset, description), from a scan
@@ -687,7 +704,7 @@ class TraceFile:
         try:
             self._open_with_index()
         except GsotError as err:
-            self.blocks, self.processes, self.losses = [], [], []
+            self.blocks, self.processes, self.losses, self.containers = [], [], [], []
             self.recovered = True
             self._scan_file(reason=str(err))
 
@@ -756,19 +773,28 @@ class TraceFile:
         if sum(ref.event_count for ref in blocks) != total_events:
             raise GsotError(index.body_offset, f"INDX block counts do not add up to total_events={total_events}")
 
-        processes, losses = [], []
+        processes, losses, containers = [], [], []
         for tag, offset in sections:
+            if tag == TAG_CTNR and not (
+                self.head_end <= offset <= index_offset - SECTION_HEADER_LEN
+                and _header_fields(data, offset)[0] == TAG_CTNR
+                and _header_fields(data, offset)[3]
+            ):
+                continue  # section 6: a containers field that names no CTNR section is ignored
             if not self.head_end <= offset < index_offset:
                 raise GsotError(index.body_offset, f"INDX lists a section at {offset}, not before INDX")
-            if tag not in (TAG_PROC, TAG_LOSS):
+            if tag not in (TAG_PROC, TAG_LOSS, TAG_CTNR):
                 raise GsotError(index.body_offset, f"INDX lists a section with tag {tag!r}")
             section = read_section(data, offset, tag)
             if tag == TAG_PROC:
                 processes.extend(decode_proc(section.body, section.body_offset))
+            elif tag == TAG_CTNR:
+                containers.extend(decode_ctnr(section.body, section.body_offset))
             else:
                 losses.extend(decode_loss(section.body, section.body_offset))
 
         self.blocks, self.processes, self.losses = blocks, processes, losses
+        self.containers = containers
 
     # Section 7.
     def _scan_file(self, reason: str) -> None:
@@ -827,11 +853,13 @@ class TraceFile:
                 self.problems.append((err.offset, f"{err.message}: block skipped"))
                 return
             self.blocks.append(BlockRef(section.offset, count, ts_min, ts_max))
-        elif tag in (TAG_PROC, TAG_LOSS):
+        elif tag in (TAG_PROC, TAG_LOSS, TAG_CTNR):
             # A side table that does not decode is reported and skipped; the scan goes on.
             try:
                 if tag == TAG_PROC:
                     self.processes.extend(decode_proc(section.body, section.body_offset))
+                elif tag == TAG_CTNR:
+                    self.containers.extend(decode_ctnr(section.body, section.body_offset))
                 else:
                     self.losses.extend(decode_loss(section.body, section.body_offset))
             except GsotError as err:

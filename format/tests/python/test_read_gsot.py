@@ -629,3 +629,42 @@ class DecodeSummaryTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ContainerTableTest(unittest.TestCase):
+    """CTNR (FORMAT.md 5.1, since 1.3), listed after INDX's total_events and found by a scan."""
+
+    def setUp(self):
+        root = HERE.parents[2]
+        target = Path(os.environ.get("CARGO_TARGET_DIR", root / "target"))
+        gen = Path(os.environ.get("GEN_TRACE_BIN", target / "debug" / "gen-trace"))
+        if not os.access(gen, os.X_OK):
+            # A missing binary is a failure, not a skip: CI must not pass without testing.
+            raise RuntimeError(f"{gen} not built (scripts/test-all.sh builds it)")
+        self.tmp = tempfile.mkdtemp(prefix="gsot-ctnr-")
+        self.path = Path(self.tmp) / "t.gsot"
+        subprocess.run([str(gen), "--seed", "1", "--events", "2000", "-o", str(self.path)], check=True)
+
+    def tearDown(self):
+        import shutil
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    WANT = [{
+        "id": "9f2b6c1d4e8a3f7b0c5d2e9a6b1f4c8d3e7a0b5c2d9f6e1a4b8c3d7e0f5a2b9c",
+        "runtime": "containerd", "name": "envoy", "image": "docker.io/envoyproxy/envoy:v1.31.0",
+        "pod_name": "web-7f9c", "pod_namespace": "default", "k8s_container": "envoy",
+    }]
+
+    def test_read_by_the_index(self):
+        t = gsot.TraceFile(self.path.read_bytes())
+        self.assertFalse(t.recovered)
+        self.assertEqual(t.containers, self.WANT)
+        # The container's id is the one its process's cgroup path names.
+        self.assertTrue(any(p["cgroup"].endswith(f"cri-containerd-{self.WANT[0]['id']}.scope")
+                            for p in t.processes))
+
+    def test_read_by_a_scan(self):
+        data = self.path.read_bytes()[:-24]  # no trailer: the index is not used
+        t = gsot.TraceFile(data)
+        self.assertTrue(t.recovered)
+        self.assertEqual(t.containers, self.WANT)
