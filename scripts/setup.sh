@@ -124,4 +124,25 @@ else
         || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $VM_MISSING >/dev/null; }
 fi
 
+# 7. Docker, for the recorder's container test (a real container, its id and names): dockerd
+#    from Debian's docker.io, started in the background where it is not running. The test
+#    imports its own one-binary image (no registry is reachable) and runs it with no network.
+if [ "$(id -u)" != 0 ]; then
+    say "not root: not installing or starting Docker"
+else
+    if ! command -v dockerd >/dev/null; then
+        say "installing docker.io"
+        apt-get install -y -q --no-install-recommends docker.io >/dev/null 2>&1 \
+            || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends docker.io >/dev/null; }
+    fi
+    if docker info >/dev/null 2>&1; then
+        say "dockerd running"
+    else
+        say "starting dockerd"
+        nohup dockerd >/tmp/gsotrace-dockerd.log 2>&1 &
+        for _ in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
+        docker info >/dev/null 2>&1 || say "dockerd did not start: see /tmp/gsotrace-dockerd.log"
+    fi
+fi
+
 say "done"

@@ -18,13 +18,14 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests (format, recorder on the live kernel, analyze)"
 # A live-kernel test that would skip (not root) fails instead: CI cannot pass by skipping.
-GSOT_REQUIRE_ROOT=1 cargo test --workspace --locked
+GSOT_REQUIRE_ROOT=1 GSOT_REQUIRE_DOCKER=1 cargo test --workspace --locked
 
 step "an independent reader written from FORMAT.md alone"
+# Its container-table test reads a file gen-trace writes.
+cargo build --locked -q -p analyze -p gsot-format --features gsot-format/synth --bins
 python3 -m unittest discover -s format/tests/python -v
 
 step "analyze export read back by pyarrow and DuckDB"
-cargo build --locked -q -p analyze -p gsot-format --features gsot-format/synth --bins
 python3 -m unittest discover -s analyze/tests/python -v
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}

@@ -6,6 +6,7 @@
 pub mod bpf;
 pub mod btf;
 pub mod cgroupfs;
+pub mod docker;
 pub mod output;
 pub mod privs;
 pub mod record;

@@ -16,6 +16,7 @@ use recorder_ebpf::{
 
 use crate::bpf::{AttachMode, Probes, load_and_attach};
 use crate::cgroupfs::{Cgroup2, CgroupNames};
+use crate::docker::ContainerNames;
 use crate::sink::{BATCH_BYTES, Msg, QUEUE_BATCHES, Sink, create_output, push_record};
 use crate::sys;
 
@@ -119,6 +120,8 @@ pub struct RecordOptions {
     pub command_line: Vec<String>,
     /// `--user`: who the recorder runs as once attached, and who owns its files.
     pub run_as: Option<crate::privs::RunAs>,
+    /// Ask Docker for container names (off with `--no-container-names`).
+    pub container_names: bool,
     /// In-flight slots (a power of two, at most `INFLIGHT_MAX_ENTRIES`); fewer only in tests.
     pub inflight_slots: u32,
     /// Test only: the writer thread sleeps this long per batch, as a stalled compression or
@@ -319,6 +322,12 @@ impl Session {
         let last_loss_count = probes.losses()?.iter().map(|l| l.count).collect();
         // Attached, maps open, first file there: root's remaining powers are not needed.
         crate::privs::drop_after_start(opts.run_as.as_ref())?;
+        // After the drop, which needs a single thread: the Docker client has one of its own,
+        // and the writer thread collects its answers, so the drain never waits for Docker.
+        sink.names = opts
+            .container_names
+            .then(|| ContainerNames::docker(Path::new(crate::docker::DOCKER_SOCKET)))
+            .flatten();
         Ok(Session {
             opts,
             probes,

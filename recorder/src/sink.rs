@@ -16,6 +16,7 @@ use format::raw::{RAW_HEADER_SIZE, RawEventHeader};
 use format::{CaptureHeader, Event, LossRecord, ProcessInfo, TraceWriter, WriterOptions};
 
 use crate::cgroupfs::CgroupNames;
+use crate::docker::ContainerNames;
 use crate::record::{Notice, RecordOptions, Reporter, Summary, rotated_path};
 
 /// Bytes of records per batch: large enough that the queue costs little per event, small
@@ -70,6 +71,8 @@ pub(crate) struct Sink {
     seen: HashSet<u32>,
     /// Names the cgroup of a process gone before /proc was read; `None` without cgroup2.
     pub(crate) cgroups: Option<CgroupNames>,
+    /// Asks Docker for the names of the containers met; `None` without Docker.
+    pub(crate) names: Option<ContainerNames>,
     summary: Summary,
     finished_bytes: u64,
     /// Events in the files already finished.
@@ -105,6 +108,7 @@ impl Sink {
             file_started: Instant::now(),
             seen: HashSet::new(),
             cgroups: None,
+            names: None,
             summary,
             finished_bytes: 0,
             finished_events: 0,
@@ -159,6 +163,7 @@ impl Sink {
             writer,
             seen,
             cgroups,
+            names,
             committed,
             ..
         } = self;
@@ -167,6 +172,11 @@ impl Sink {
         // Consecutive events mostly come from one process: skip the set lookup for those.
         let mut last_tgid = None;
         let mut error = None;
+        if let Some(n) = names.as_mut() {
+            for c in n.ready() {
+                writer.add_container(c);
+            }
+        }
         for item in records(batch) {
             let Some(h) = RawEventHeader::read_from(item) else {
                 continue;
@@ -176,7 +186,11 @@ impl Sink {
             if last_tgid != Some(h.tgid) {
                 last_tgid = Some(h.tgid);
                 if seen.insert(h.tgid) {
-                    writer.add_process(process_info(&h, cgroups.as_mut()));
+                    let info = process_info(&h, cgroups.as_mut());
+                    if let Some(c) = names.as_mut().and_then(|n| n.request(&info.cgroup)) {
+                        writer.add_container(c);
+                    }
+                    writer.add_process(info);
                 }
             }
             if let Err(e) = writer.write(&ev) {
@@ -257,6 +271,9 @@ impl Sink {
         self.file_started = Instant::now();
         // Each file names the processes it holds events of.
         self.seen.clear();
+        if let Some(n) = self.names.as_mut() {
+            n.new_file();
+        }
         self.summary.files.push(self.path.clone());
         (self.report)(Notice::Rotated(self.path.clone()));
         Ok(())
@@ -266,6 +283,12 @@ impl Sink {
         let Some(mut w) = self.writer.take() else {
             return Ok(());
         };
+        // Docker's answers still on their way: a short wait, bounded by its own timeout.
+        if let Some(n) = self.names.as_mut() {
+            for c in n.finish(Duration::from_millis(600)) {
+                w.add_container(c);
+            }
+        }
         // Blocks first, so an error in the index or trailer still counts them as kept.
         if let Err(e) = w.flush() {
             return Err(self.output_error(e.into()));

@@ -324,7 +324,10 @@ fn bad_inputs_give_one_line_errors_and_distinct_codes() {
             (&text, "at offset 0: expected the trace file magic"),
             (&empty, "at offset 0"),
             (&short, "at offset"),
-            (&newer_p, &format!("format version 2.{}", format::VERSION_MINOR)),
+            (
+                &newer_p,
+                &format!("format version 2.{}", format::VERSION_MINOR),
+            ),
             (&missing, "No such file"),
         ] {
             let ps = p.to_str().unwrap();

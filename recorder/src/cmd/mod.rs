@@ -160,6 +160,7 @@ impl CommonArgs {
             run_as: None,
             inflight_slots: self.inflight_slots,
             test_write_delay: Duration::from_millis(self.test_write_delay_ms),
+            container_names: true,
         })
     }
 }

@@ -51,6 +51,10 @@ pub(super) struct Args {
     /// Once attached, run as this user (who then owns the output and creates rotated files).
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
+    /// Do not ask Docker (/var/run/docker.sock) for container names, images and Kubernetes
+    /// labels; containers keep the runtime and id their cgroup path gives.
+    #[arg(long)]
+    no_container_names: bool,
 }
 
 pub(super) fn run(args: Args) -> Result<()> {
@@ -78,6 +82,7 @@ pub(super) fn run(args: Args) -> Result<()> {
     let mut opts = args.common.record_options(filters)?;
     opts.duration = args.duration;
     opts.max_events = args.max_events;
+    opts.container_names = !args.no_container_names;
     opts.rotate_size = args.rotate_size;
     opts.rotate_time = args.rotate_time;
     opts.run_as = args

@@ -3,6 +3,7 @@
 
 mod cgroups;
 mod common;
+mod docker;
 
 mod exactness;
 mod filters;
