@@ -5,7 +5,7 @@
 
 use std::sync::{Mutex, OnceLock};
 
-use format::{ContainerInfo, ProcessInfo, ProcessTable, TraceReader};
+use format::{CgroupV1Path, ContainerInfo, ProcessInfo, ProcessTable, TraceReader};
 use gsot_decode::cgroup::{self, Attribution, Field, Names};
 use rustc_hash::FxHashMap;
 
@@ -13,6 +13,8 @@ use rustc_hash::FxHashMap;
 #[derive(Default)]
 pub struct Attributor {
     processes: ProcessTable,
+    /// v1 paths of entries at the v2 root (FORMAT.md 5.2), by (pid, first_seen_ns).
+    v1: FxHashMap<(u32, u64), String>,
     /// Each distinct cgroup path's attribution, with its values interned ([`Interned`]).
     by_path: FxHashMap<String, (Attribution, Interned)>,
     none: (Attribution, Interned),
@@ -29,18 +31,29 @@ pub struct Interned {
 
 impl Attributor {
     pub fn new(r: &TraceReader) -> Attributor {
-        Attributor::of_tables(r.processes(), r.containers())
+        let mut a = Attributor::of_tables(r.processes(), r.containers(), r.cgroup_v1_paths());
+        a.v1 = r
+            .cgroup_v1_paths()
+            .iter()
+            .map(|v| ((v.pid, v.first_seen_ns), v.path.clone()))
+            .collect();
+        a
     }
 
     /// From a process table and a container table (FORMAT.md 5.1: a container's last entry
     /// names it).
-    pub fn of_tables(entries: &[ProcessInfo], containers: &[ContainerInfo]) -> Attributor {
+    pub fn of_tables(
+        entries: &[ProcessInfo],
+        containers: &[ContainerInfo],
+        v1: &[CgroupV1Path],
+    ) -> Attributor {
         let names: FxHashMap<&str, &ContainerInfo> =
             containers.iter().map(|c| (c.id.as_str(), c)).collect();
         let mut by_path = FxHashMap::default();
-        for p in entries {
-            by_path.entry(p.cgroup.clone()).or_insert_with(|| {
-                let cgroup = cgroup::parse(&p.cgroup);
+        let v1_paths = v1.iter().map(|v| v.path.as_str());
+        for path in entries.iter().map(|p| p.cgroup.as_str()).chain(v1_paths) {
+            by_path.entry(path.to_string()).or_insert_with(|| {
+                let cgroup = cgroup::parse(path);
                 let names = names
                     .get(cgroup.container_id.as_str())
                     .filter(|_| !cgroup.container_id.is_empty())
@@ -58,6 +71,7 @@ impl Attributor {
         }
         Attributor {
             processes: ProcessTable::new(entries),
+            v1: FxHashMap::default(),
             by_path,
             none: Default::default(),
         }
@@ -77,9 +91,14 @@ impl Attributor {
         self.entry(p).1
     }
 
+    /// An entry's attribution: by its v2 path, or by its v1 path where it sits at the v2 root.
     fn entry(&self, p: Option<&ProcessInfo>) -> &(Attribution, Interned) {
-        p.and_then(|p| self.by_path.get(&p.cgroup))
-            .unwrap_or(&self.none)
+        let Some(p) = p else { return &self.none };
+        let path = match self.v1.get(&(p.pid, p.first_seen_ns)) {
+            Some(v1) if p.cgroup == "/" => v1,
+            _ => &p.cgroup,
+        };
+        self.by_path.get(path).unwrap_or(&self.none)
     }
 
     /// The attribution of process `tgid` at boot time `ts`.

@@ -42,7 +42,7 @@ pub use {
     error::Error,
     event::{Event, OwnedEvent, comm_to_str},
     front::{BlockFront, FrontParts},
-    meta::{CaptureHeader, ContainerInfo, LossRecord, ProcessInfo, ProcessTable},
+    meta::{CaptureHeader, CgroupV1Path, ContainerInfo, LossRecord, ProcessInfo, ProcessTable},
     reader::{BlockInfo, Recovery, TraceReader},
     summary::BlockSummary,
     writer::{TraceWriter, WriterOptions, WriterStats},

@@ -71,6 +71,17 @@ pub struct ContainerInfo {
     pub k8s_container: String,
 }
 
+/// A process's cgroup v1 path where its v2 path says nothing (FORMAT.md 5.2, since 1.3): the
+/// process table entry with the same `pid` and `first_seen_ns` sits at the v2 root of a hybrid
+/// host whose v1 hierarchies carry the containers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode)]
+pub struct CgroupV1Path {
+    pub pid: u32,
+    pub first_seen_ns: u64,
+    /// From the `name=systemd` line of /proc/PID/cgroup, else the `memory` line.
+    pub path: String,
+}
+
 /// The process table (FORMAT.md 5) by pid, answering which entry names an event's process.
 #[derive(Clone, Debug, Default)]
 pub struct ProcessTable {
@@ -137,8 +148,8 @@ struct IndexOnDisk<'a> {
     blocks: Vec<IndexBlockOnDisk>,
     sections: &'a [([u8; 4], u64)],
     total_events: u64,
-    /// Since 1.3: offsets of the CTNR sections.
-    containers: &'a [u64],
+    /// Since 1.3: offsets of the side sections of kinds added since (CTNR, CGV1).
+    more_sections: &'a [u64],
 }
 
 #[derive(Encode)]
@@ -155,15 +166,15 @@ pub(crate) struct Index {
     pub blocks: Vec<crate::writer::IndexBlock>,
     pub sections: Vec<(crate::section::Tag, u64)>,
     pub total_events: u64,
-    /// Offsets of the CTNR sections (empty before 1.3).
-    pub containers: Vec<u64>,
+    /// Offsets of the side sections of kinds added since 1.3 (empty before 1.3).
+    pub more_sections: Vec<u64>,
 }
 
 pub(crate) fn encode_index(
     blocks: &[crate::writer::IndexBlock],
     sections: &[(crate::section::Tag, u64)],
     total_events: u64,
-    containers: &[u64],
+    more_sections: &[u64],
     out: &mut Vec<u8>,
 ) {
     let sections: Vec<([u8; 4], u64)> = sections.iter().map(|(t, o)| (t.0, *o)).collect();
@@ -179,7 +190,7 @@ pub(crate) fn encode_index(
             .collect(),
         sections: &sections,
         total_events,
-        containers,
+        more_sections,
     };
     bincode::encode_into_std_write(&index, out, config()).expect("encoding into a Vec cannot fail");
 }
@@ -208,10 +219,10 @@ pub(crate) fn decode_index(c: &mut Cursor<'_>) -> Result<Index, Error> {
     let total_events = c.varint_u64("the total event count")?;
     // Since 1.3, and read leniently: bytes here that are not this list come from a writer
     // older than the field (FORMAT.md 6), and are ignored like any later version's bytes.
-    let containers = (|| -> Result<Vec<u64>, Error> {
-        let n = c.seq_len(1, "the index's container section list")?;
+    let more_sections = (|| -> Result<Vec<u64>, Error> {
+        let n = c.seq_len(1, "the index's list of later sections")?;
         (0..n)
-            .map(|_| c.varint_u64("a container section offset"))
+            .map(|_| c.varint_u64("a later section's offset"))
             .collect()
     })()
     .unwrap_or_default();
@@ -219,7 +230,7 @@ pub(crate) fn decode_index(c: &mut Cursor<'_>) -> Result<Index, Error> {
         blocks,
         sections,
         total_events,
-        containers,
+        more_sections,
     })
 }
 
@@ -277,6 +288,21 @@ pub(crate) fn decode_containers(
             pod_name: c.string("a pod name")?,
             pod_namespace: c.string("a pod namespace")?,
             k8s_container: c.string("a Kubernetes container name")?,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn decode_cgroup_v1(
+    c: &mut Cursor<'_>,
+    out: &mut Vec<CgroupV1Path>,
+) -> Result<(), Error> {
+    let n = c.seq_len(3, "the cgroup v1 path list")?;
+    for _ in 0..n {
+        out.push(CgroupV1Path {
+            pid: c.varint_u32("a process id")?,
+            first_seen_ns: c.varint_u64("a first-seen time")?,
+            path: c.string("a cgroup v1 path")?,
         });
     }
     Ok(())

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::block::{BlockHeader, DecodedBlock};
 use crate::front::{BlockFront, FrontParts};
-use crate::meta::{self, CaptureHeader, ContainerInfo, LossRecord, ProcessInfo};
+use crate::meta::{self, CaptureHeader, CgroupV1Path, ContainerInfo, LossRecord, ProcessInfo};
 use crate::section::{self, PREAMBLE_LEN, SECTION_HEADER_LEN, SectionHeader, TRAILER_LEN, Tag};
 use crate::summary::{self, BlockSummary};
 use crate::wire::Cursor;
@@ -55,6 +55,7 @@ pub struct TraceReader {
     processes: Vec<ProcessInfo>,
     losses: Vec<LossRecord>,
     containers: Vec<ContainerInfo>,
+    cgroup_v1: Vec<CgroupV1Path>,
     recovery: Option<Recovery>,
 }
 
@@ -113,6 +114,7 @@ impl TraceReader {
             processes: Vec::new(),
             losses: Vec::new(),
             containers: Vec::new(),
+            cgroup_v1: Vec::new(),
             recovery: None,
         };
         if let Err(reason) = reader.load_index(file) {
@@ -186,13 +188,13 @@ impl TraceReader {
                 ),
             ));
         }
-        // Container offsets that name no CTNR section before the index are ignored, as their
-        // bytes may predate the field (FORMAT.md 6).
-        let containers = index.containers.iter().filter(|&&o| {
-            o < at && SectionHeader::decode_at(file, o).is_ok_and(|h| h.tag == Tag::CONTAINERS)
+        // Later offsets that name no section of a kind known here before the index are
+        // ignored, as their bytes may predate the field (FORMAT.md 6).
+        let more = index.more_sections.iter().filter_map(|&o| {
+            let tag = SectionHeader::decode_at(file, o).ok()?.tag;
+            (o < at && [Tag::CONTAINERS, Tag::CGROUP_V1].contains(&tag)).then_some((tag, o))
         });
-        let containers = containers.map(|&o| (Tag::CONTAINERS, o));
-        for (tag, offset) in index.sections.iter().copied().chain(containers) {
+        for (tag, offset) in index.sections.iter().copied().chain(more) {
             if offset >= at {
                 return Err(Error::malformed(
                     at,
@@ -223,17 +225,20 @@ impl TraceReader {
             self.processes.len(),
             self.losses.len(),
             self.containers.len(),
+            self.cgroup_v1.len(),
         );
         let r = match tag {
             Tag::PROCESSES => meta::decode_processes(&mut c, &mut self.processes),
             Tag::LOSSES => meta::decode_losses(&mut c, &mut self.losses),
             Tag::CONTAINERS => meta::decode_containers(&mut c, &mut self.containers),
+            Tag::CGROUP_V1 => meta::decode_cgroup_v1(&mut c, &mut self.cgroup_v1),
             _ => Ok(()),
         };
         if r.is_err() {
             self.processes.truncate(kept.0);
             self.losses.truncate(kept.1);
             self.containers.truncate(kept.2);
+            self.cgroup_v1.truncate(kept.3);
         }
         r
     }
@@ -345,6 +350,12 @@ impl TraceReader {
     /// older files): names, images and Kubernetes labels by container id.
     pub fn containers(&self) -> &[ContainerInfo] {
         &self.containers
+    }
+
+    /// cgroup v1 paths of processes whose v2 path is the root (since 1.3; empty in older
+    /// files), each for the process table entry with its pid and first_seen_ns.
+    pub fn cgroup_v1_paths(&self) -> &[CgroupV1Path] {
+        &self.cgroup_v1
     }
 
     /// `Some` when the file had no usable index and was read by scanning.
@@ -529,13 +540,14 @@ fn damage(e: &Error) -> String {
 
 /// The next offset at or after `from` where a whole, intact section starts.
 fn resync(file: &[u8], from: u64) -> Option<u64> {
-    const KNOWN: [Tag; 7] = [
+    const KNOWN: [Tag; 8] = [
         Tag::HEADER,
         Tag::BLOCK,
         Tag::SUMMARY,
         Tag::PROCESSES,
         Tag::LOSSES,
         Tag::CONTAINERS,
+        Tag::CGROUP_V1,
         Tag::INDEX,
     ];
     let last = file.len().checked_sub(SECTION_HEADER_LEN)?;

@@ -29,6 +29,8 @@ impl Tag {
     pub const SUMMARY: Tag = Tag(*b"BSUM");
     /// Since 1.3: what a container runtime said of containers (FORMAT.md 5.1).
     pub const CONTAINERS: Tag = Tag(*b"CTNR");
+    /// Since 1.3: cgroup v1 paths of processes at the v2 root (FORMAT.md 5.2).
+    pub const CGROUP_V1: Tag = Tag(*b"CGV1");
 
     pub fn name(&self) -> String {
         self.0
@@ -198,6 +200,7 @@ fn section_what(tag: Tag) -> &'static str {
         Tag::BLOCK => "an event block",
         Tag::PROCESSES => "a process table section",
         Tag::CONTAINERS => "a container table section",
+        Tag::CGROUP_V1 => "a cgroup v1 path section",
         Tag::LOSSES => "a loss record section",
         Tag::INDEX => "the index section",
         Tag::SUMMARY => "a block summary",

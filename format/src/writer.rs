@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::block::{BlockEncoder, BlockHeader, MAX_BLOCK_EVENTS, MAX_BLOCK_RAW};
-use crate::meta::{self, CaptureHeader, ContainerInfo, LossRecord, ProcessInfo};
+use crate::meta::{self, CaptureHeader, CgroupV1Path, ContainerInfo, LossRecord, ProcessInfo};
 use crate::section::{self, SectionHeader, Tag};
 use crate::summary::SummaryEncoder;
 use crate::{Error, Event};
@@ -82,10 +82,11 @@ pub struct TraceWriter<W: Write> {
     summary: SummaryEncoder,
     index_blocks: Vec<IndexBlock>,
     index_sections: Vec<(Tag, u64)>,
-    index_containers: Vec<u64>,
+    index_more: Vec<u64>,
     pending_processes: Vec<ProcessInfo>,
     pending_losses: Vec<LossRecord>,
     pending_containers: Vec<ContainerInfo>,
+    pending_v1: Vec<CgroupV1Path>,
     stats: WriterStats,
     /// Set after an I/O error: the file's tail is unknown, so nothing more may be appended.
     failed: bool,
@@ -129,10 +130,11 @@ impl<W: Write> TraceWriter<W> {
             summary: SummaryEncoder::default(),
             index_blocks: Vec::new(),
             index_sections: Vec::new(),
-            index_containers: Vec::new(),
+            index_more: Vec::new(),
             pending_processes: Vec::new(),
             pending_losses: Vec::new(),
             pending_containers: Vec::new(),
+            pending_v1: Vec::new(),
             stats: WriterStats::default(),
             failed: false,
         };
@@ -173,6 +175,11 @@ impl<W: Write> TraceWriter<W> {
         self.pending_containers.push(c);
     }
 
+    /// Records a process's cgroup v1 path (FORMAT.md 5.2); written with the next flush.
+    pub fn add_cgroup_v1(&mut self, p: CgroupV1Path) {
+        self.pending_v1.push(p);
+    }
+
     /// Records lost events; written with the next flush.
     pub fn add_loss(&mut self, loss: LossRecord) {
         self.stats.lost += loss.lost;
@@ -186,7 +193,8 @@ impl<W: Write> TraceWriter<W> {
             || (self.block.len() == 0
                 && (!self.pending_processes.is_empty()
                     || !self.pending_losses.is_empty()
-                    || !self.pending_containers.is_empty()))
+                    || !self.pending_containers.is_empty()
+                    || !self.pending_v1.is_empty()))
         {
             self.flush()?;
             return Ok(true);
@@ -218,8 +226,15 @@ impl<W: Write> TraceWriter<W> {
             let at = self.put_section(Tag::CONTAINERS, &body)?;
             // Listed after `total_events`, not in `sections`: a 1.1 reader takes every
             // `sections` entry for PROC or LOSS (FORMAT.md 6).
-            self.index_containers.push(at);
+            self.index_more.push(at);
             self.pending_containers.clear();
+        }
+        if !self.pending_v1.is_empty() {
+            let body =
+                bincode::encode_to_vec(&self.pending_v1, meta::config()).map_err(encode_error)?;
+            let at = self.put_section(Tag::CGROUP_V1, &body)?;
+            self.index_more.push(at);
+            self.pending_v1.clear();
         }
         if self.block.len() > 0 {
             self.close_block()?;
@@ -245,7 +260,7 @@ impl<W: Write> TraceWriter<W> {
             &self.index_blocks,
             &self.index_sections,
             self.stats.events,
-            &self.index_containers,
+            &self.index_more,
             &mut body,
         );
         let index_offset = self.put_section(Tag::INDEX, &body)?;

@@ -58,6 +58,26 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The v1 path of a process at the v2 root, from its /proc/PID/cgroup text: the `name=systemd`
+/// line's path, else the `memory` line's (FORMAT.md 5.2). `None` when the v2 path is not the
+/// root or no v1 line names anything but the root.
+pub fn v1_path(proc_cgroup: &str) -> Option<String> {
+    let mut v2_root = false;
+    let (mut systemd, mut memory) = (None, None);
+    for l in proc_cgroup.lines() {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+        match ctrl {
+            "" => v2_root = path == "/",
+            "name=systemd" => systemd = Some(path),
+            c if c.split(',').any(|c| c == "memory") => memory = Some(path),
+            _ => {}
+        }
+    }
+    let named = [systemd, memory].into_iter().flatten().find(|p| *p != "/");
+    named.filter(|_| v2_root).map(str::to_string)
+}
+
 /// The cgroup2 hierarchy the recorder reads.
 pub struct Cgroup2 {
     root: PathBuf,
@@ -225,6 +245,21 @@ impl CgroupNames {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_v1_path_only_for_a_process_at_the_v2_root() {
+        let hybrid = "9:name=systemd:/\n4:memory:/docker/abc\n1:cpu,cpuacct:/docker/abc\n0::/\n";
+        assert_eq!(v1_path(hybrid).as_deref(), Some("/docker/abc"));
+        let named = "9:name=systemd:/system.slice/docker-abc.scope\n4:memory:/docker/abc\n0::/\n";
+        assert_eq!(
+            v1_path(named).as_deref(),
+            Some("/system.slice/docker-abc.scope")
+        );
+        assert_eq!(v1_path("4:memory:/docker/abc\n0::/docker/abc\n"), None);
+        assert_eq!(v1_path("9:name=systemd:/\n4:memory:/\n0::/\n"), None);
+        assert_eq!(v1_path("0::/\n"), None);
+        assert_eq!(v1_path("garbage"), None);
+    }
 
     #[test]
     fn finds_the_cgroup2_mount_of_a_hybrid_host() {

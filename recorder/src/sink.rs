@@ -187,6 +187,17 @@ impl Sink {
                 last_tgid = Some(h.tgid);
                 if seen.insert(h.tgid) {
                     let info = process_info(&h, cgroups.as_mut());
+                    if let Some(path) = (info.cgroup == "/")
+                        .then(|| std::fs::read_to_string(format!("/proc/{}/cgroup", h.tgid)).ok())
+                        .flatten()
+                        .and_then(|s| crate::cgroupfs::v1_path(&s))
+                    {
+                        writer.add_cgroup_v1(format::CgroupV1Path {
+                            pid: info.pid,
+                            first_seen_ns: info.first_seen_ns,
+                            path,
+                        });
+                    }
                     if let Some(c) = names.as_mut().and_then(|n| n.request(&info.cgroup)) {
                         writer.add_container(c);
                     }

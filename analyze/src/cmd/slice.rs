@@ -289,6 +289,15 @@ pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<(), AppError> {
                 procs += 1;
             }
         }
+        for v in inp.reader.cgroup_v1_paths() {
+            if pids.contains(&v.pid) {
+                let mut v = v.clone();
+                if let Some(r) = redactor.as_ref() {
+                    v.path = r.cgroup(&v.path);
+                }
+                w.add_cgroup_v1(v);
+            }
+        }
         // The container table's entries of the containers kept (FORMAT.md 5.1).
         let kept: HashSet<String> = inp
             .reader
@@ -296,6 +305,13 @@ pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<(), AppError> {
             .iter()
             .filter(|p| pids.contains(&p.pid))
             .map(|p| cgroup::parse(&p.cgroup).container_id)
+            .chain(
+                inp.reader
+                    .cgroup_v1_paths()
+                    .iter()
+                    .filter(|v| pids.contains(&v.pid))
+                    .map(|v| cgroup::parse(&v.path).container_id),
+            )
             .collect();
         for c in inp.reader.containers() {
             if kept.contains(&c.id) {

@@ -283,3 +283,55 @@ fn a_redacted_slice_keeps_container_ids_and_drops_unit_names() {
     assert!(paths.contains(&crio.as_str()), "{paths:?}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_process_at_the_v2_root_is_attributed_by_its_v1_path() {
+    let d = tmp_dir("containers-v1");
+    let f = d.join("t.gsot");
+    let file = std::io::BufWriter::new(std::fs::File::create(&f).unwrap());
+    let mut w =
+        TraceWriter::try_new(file, &CaptureHeader::default(), WriterOptions::default()).unwrap();
+    for (pid, cgroup) in [(200, "/"), (201, "/")] {
+        w.add_process(ProcessInfo {
+            pid,
+            first_seen_ns: 5,
+            comm: "app".into(),
+            cgroup: cgroup.into(),
+            ..ProcessInfo::default()
+        });
+    }
+    // Only pid 200 has a v1 path; pid 201's entry of another time does not match it.
+    w.add_cgroup_v1(format::CgroupV1Path {
+        pid: 200,
+        first_seen_ns: 5,
+        path: format!("/docker/{DOCKER}"),
+    });
+    w.add_cgroup_v1(format::CgroupV1Path {
+        pid: 201,
+        first_seen_ns: 6,
+        path: format!("/docker/{LATER}"),
+    });
+    for pid in [200, 201] {
+        let e = OwnedEvent {
+            ts_ns: 10,
+            tgid: pid,
+            tid: pid,
+            ..OwnedEvent::default()
+        };
+        w.write(&e.as_event()).unwrap();
+    }
+    w.finish().unwrap();
+    let csv = ok(&[
+        "events",
+        f.to_str().unwrap(),
+        "--format",
+        "csv",
+        "--fields",
+        "pid,container_runtime,container_id",
+    ]);
+    assert_eq!(
+        csv,
+        format!("pid,container_runtime,container_id\n200,docker,{DOCKER}\n201,,\n")
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

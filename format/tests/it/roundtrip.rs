@@ -145,17 +145,26 @@ fn the_container_table_round_trips_and_survives_a_lost_index() {
     }
     w.flush().unwrap();
     w.add_container(c(2));
+    let v1 = format::CgroupV1Path {
+        pid: 100,
+        first_seen_ns: 7,
+        path: format!("/docker/{}", c(3).id),
+    };
+    w.add_cgroup_v1(v1.clone());
     for e in &events[5..] {
         w.write(&e.as_event()).unwrap();
     }
     let bytes = w.finish().unwrap();
     let r = TraceReader::from_bytes(bytes.clone()).unwrap();
+    assert!(r.recovery().is_none());
     assert_eq!(r.containers(), &[c(1), c(2)]);
+    assert_eq!(r.cgroup_v1_paths(), std::slice::from_ref(&v1));
     // Without the trailer and index, the scan finds both sections too.
     let cut = bytes[..bytes.len() - 24].to_vec();
     let r = TraceReader::from_bytes(cut).unwrap();
     assert!(r.recovery().is_some());
     assert_eq!(r.containers(), &[c(1), c(2)]);
+    assert_eq!(r.cgroup_v1_paths(), &[v1]);
 }
 
 #[test]

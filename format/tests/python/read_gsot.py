@@ -42,8 +42,10 @@ MAX_VARINT_LEN = 9  # a u64 in the varint encoding: marker 253 and 8 bytes
 TAG_HEAD, TAG_BLCK, TAG_PROC, TAG_LOSS, TAG_INDX = b"HEAD", b"BLCK", b"PROC", b"LOSS", b"INDX"
 TAG_BSUM = b"BSUM"
 TAG_CTNR = b"CTNR"  # since 1.3 (section 5.1)
+TAG_CGV1 = b"CGV1"  # since 1.3 (section 5.2)
+LATER_TAGS = (TAG_CTNR, TAG_CGV1)  # listed after INDX total_events (section 6)
 # Section 7 step 3: "a 1.1 reader knows BSUM" when searching past damage.
-KNOWN_TAGS = {TAG_HEAD, TAG_BLCK, TAG_BSUM, TAG_PROC, TAG_LOSS, TAG_CTNR, TAG_INDX}
+KNOWN_TAGS = {TAG_HEAD, TAG_BLCK, TAG_BSUM, TAG_PROC, TAG_LOSS, TAG_CTNR, TAG_CGV1, TAG_INDX}
 
 U64_MASK = (1 << 64) - 1
 
@@ -342,11 +344,11 @@ def decode_indx(body: bytes, body_offset: int) -> tuple[list[BlockRef], list[tup
     blocks = r.vec(lambda: BlockRef(r.u64(), r.u32(), r.u64(), r.u64()))
     sections = r.vec(lambda: (r.fixed(4), r.u64()))
     total_events = r.u64()
-    # Since 1.3: the CTNR sections' offsets, absent when no bytes are left; bytes that do not
-    # decode as that list predate it and are ignored (section 6).
+    # Since 1.3: more_sections, offsets whose kind is in their header (None here), absent when
+    # no bytes are left; bytes that do not decode as that list predate it: ignored (section 6).
     if r.left() > 0:
         try:
-            sections += [(TAG_CTNR, off) for off in r.vec(r.u64)]
+            sections += [(None, off) for off in r.vec(r.u64)]
         except GsotError:
             pass
     # Bytes after the last known field belong to a later minor version: ignored.
@@ -358,6 +360,13 @@ def decode_ctnr(body: bytes, body_offset: int) -> list[dict]:
     names = ("id", "runtime", "name", "image", "pod_name", "pod_namespace", "k8s_container")
     entries = r.vec(lambda: {k: r.string() for k in names})
     # FORMAT.md §5.1: bytes after the list belong to a later minor version: ignored.
+    return entries
+
+
+def decode_cgv1(body: bytes, body_offset: int) -> list[dict]:
+    r = VarintReader(body, body_offset)
+    entries = r.vec(lambda: {"pid": r.u32(), "first_seen_ns": r.u64(), "path": r.string()})
+    # FORMAT.md §5.2: bytes after the list belong to a later minor version: ignored.
     return entries
 
 
@@ -692,6 +701,7 @@ class TraceFile:
         self.processes: list[dict] = []
         self.losses: list[dict] = []
         self.containers: list[dict] = []  # CTNR entries, file order (section 5.1)
+        self.cgroup_v1: list[dict] = []  # CGV1 entries, file order (section 5.2)
         self.recovered = False
         self.scan: ScanReport | None = None
         self.problems: list[tuple[int, str]] = []  # (file offset, description), from a scan
@@ -705,6 +715,7 @@ class TraceFile:
             self._open_with_index()
         except GsotError as err:
             self.blocks, self.processes, self.losses, self.containers = [], [], [], []
+            self.cgroup_v1 = []
             self.recovered = True
             self._scan_file(reason=str(err))
 
@@ -774,27 +785,32 @@ class TraceFile:
             raise GsotError(index.body_offset, f"INDX block counts do not add up to total_events={total_events}")
 
         processes, losses, containers = [], [], []
+        cgroup_v1 = []
         for tag, offset in sections:
-            if tag == TAG_CTNR and not (
-                self.head_end <= offset <= index_offset - SECTION_HEADER_LEN
-                and _header_fields(data, offset)[0] == TAG_CTNR
-                and _header_fields(data, offset)[3]
-            ):
-                continue  # section 6: a containers field that names no CTNR section is ignored
+            if tag is None:
+                # Section 6: a more_sections offset names its kind in its header; one that is
+                # no known later section before INDX is ignored.
+                ok = self.head_end <= offset <= index_offset - SECTION_HEADER_LEN
+                fields = _header_fields(data, offset) if ok else None
+                if not (fields and fields[3] and fields[0] in LATER_TAGS):
+                    continue
+                tag = fields[0]
             if not self.head_end <= offset < index_offset:
                 raise GsotError(index.body_offset, f"INDX lists a section at {offset}, not before INDX")
-            if tag not in (TAG_PROC, TAG_LOSS, TAG_CTNR):
+            if tag not in (TAG_PROC, TAG_LOSS, *LATER_TAGS):
                 raise GsotError(index.body_offset, f"INDX lists a section with tag {tag!r}")
             section = read_section(data, offset, tag)
             if tag == TAG_PROC:
                 processes.extend(decode_proc(section.body, section.body_offset))
             elif tag == TAG_CTNR:
                 containers.extend(decode_ctnr(section.body, section.body_offset))
+            elif tag == TAG_CGV1:
+                cgroup_v1.extend(decode_cgv1(section.body, section.body_offset))
             else:
                 losses.extend(decode_loss(section.body, section.body_offset))
 
         self.blocks, self.processes, self.losses = blocks, processes, losses
-        self.containers = containers
+        self.containers, self.cgroup_v1 = containers, cgroup_v1
 
     # Section 7.
     def _scan_file(self, reason: str) -> None:
@@ -853,13 +869,15 @@ class TraceFile:
                 self.problems.append((err.offset, f"{err.message}: block skipped"))
                 return
             self.blocks.append(BlockRef(section.offset, count, ts_min, ts_max))
-        elif tag in (TAG_PROC, TAG_LOSS, TAG_CTNR):
+        elif tag in (TAG_PROC, TAG_LOSS, *LATER_TAGS):
             # A side table that does not decode is reported and skipped; the scan goes on.
             try:
                 if tag == TAG_PROC:
                     self.processes.extend(decode_proc(section.body, section.body_offset))
                 elif tag == TAG_CTNR:
                     self.containers.extend(decode_ctnr(section.body, section.body_offset))
+                elif tag == TAG_CGV1:
+                    self.cgroup_v1.extend(decode_cgv1(section.body, section.body_offset))
                 else:
                     self.losses.extend(decode_loss(section.body, section.body_offset))
             except GsotError as err:

@@ -140,10 +140,11 @@ fn shapes() -> Vec<Shape> {
     ]
 }
 
-/// A python3 process that names itself, waits to be moved, makes two calls and exits.
-fn spawn_workload() -> (std::process::Child, u32) {
+/// A python3 process that names itself, waits to be moved, makes two calls and exits, at once
+/// or after `linger_ms`.
+fn spawn_workload_lingering(linger_ms: u32) -> (std::process::Child, u32) {
     let script = format!(
-        "import socket,sys\nopen('/proc/self/comm','w').write('{COMM}')\nprint('ready',flush=True)\nsys.stdin.readline()\ns=socket.socket()\ns.getsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF)\ns.getsockopt(socket.SOL_SOCKET,socket.SO_TYPE)\n"
+        "import socket,sys,time\nopen('/proc/self/comm','w').write('{COMM}')\nprint('ready',flush=True)\nsys.stdin.readline()\ns=socket.socket()\ns.getsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF)\ns.getsockopt(socket.SOL_SOCKET,socket.SO_TYPE)\ntime.sleep({linger_ms}/1000)\n"
     );
     let mut child = Command::new("python3")
         .args(["-c", &script])
@@ -158,6 +159,10 @@ fn spawn_workload() -> (std::process::Child, u32) {
     assert_eq!(line, "ready\n");
     let pid = child.id();
     (child, pid)
+}
+
+fn spawn_workload() -> (std::process::Child, u32) {
+    spawn_workload_lingering(0)
 }
 
 #[test]
@@ -310,4 +315,46 @@ fn a_cgroup_id_names_its_path_while_the_cgroup_exists() {
     assert_eq!(names.path_of(ino).as_deref(), Some(rel.as_str()));
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains("gsotrace-cgroup2-"), "{mounts}");
+}
+
+#[test]
+fn a_process_at_the_v2_root_keeps_its_v1_path() {
+    let Some(_kernel) = live_kernel("a_process_at_the_v2_root_keeps_its_v1_path") else {
+        return;
+    };
+    let v1 = Path::new("/sys/fs/cgroup/memory");
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    if !v1.join("cgroup.procs").exists() || !own.lines().any(|l| l == "0::/") {
+        // A unified host has no v1 hierarchy to keep.
+        eprintln!("skipping: no v1 memory hierarchy with processes at the v2 root");
+        return;
+    }
+    let top = format!("gsot-v1-{}", std::process::id());
+    let _cleanup = Cgroups(v1.join(&top));
+    let rel = format!("/{top}/docker/{ID}ee");
+    let dir_v1 = v1.join(rel.trim_start_matches('/'));
+    std::fs::create_dir_all(&dir_v1).unwrap();
+    let dir = temp_dir("cgroup-v1");
+    let out = dir.join("t.gsot");
+    let rec = start_recorder(&out, &["--comm", COMM]);
+    // Alive past a drain, so /proc/PID/cgroup is read while it names the v1 cgroup.
+    let (mut child, pid) = spawn_workload_lingering(300);
+    std::fs::write(dir_v1.join("cgroup.procs"), pid.to_string()).unwrap();
+    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    let (reader, events, log) = stop_and_read(rec);
+    assert_eq!(events.iter().filter(|e| e.tgid == pid).count(), 2, "{log}");
+    let entry = reader.processes().iter().find(|p| p.pid == pid).unwrap();
+    assert_eq!(entry.cgroup, "/", "the v2 path: the root");
+    let kept: Vec<_> = reader
+        .cgroup_v1_paths()
+        .iter()
+        .filter(|v| v.pid == pid)
+        .collect();
+    assert_eq!(kept.len(), 1, "{:?}\n{log}", reader.cgroup_v1_paths());
+    assert_eq!(
+        (kept[0].first_seen_ns, kept[0].path.as_str()),
+        (entry.first_seen_ns, rel.as_str())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
