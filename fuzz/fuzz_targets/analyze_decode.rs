@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     let span = Span::of(&[&reader]);
     let args = FilterArgs {
         where_expr: Some(
-            "comm ~ \"*x*\" && duration > 300ns || errno == EINVAL || optname == TCP_INFO".into(),
+            "comm ~ \"*x*\" && duration > 300ns || errno == EINVAL || optname == TCP_INFO || pod_name ~ \"w*\"".into(),
         ),
         since: Some("1us".into()),
         ..FilterArgs::default()
@@ -49,10 +49,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let ff = filter.for_file(&reader);
+    // Container attribution from the file's process and container tables.
+    let attr = analyze::attr::Attributor::new(&reader);
     let ctx = FileCtx {
         path: "fuzz",
         boot_to_wall: reader.header().boot_to_wall_ns,
         rel_base: ff.rel_base,
+        attr: &attr,
     };
     let writers: Vec<EventWriter> = [EventFormat::Text, EventFormat::Json, EventFormat::Csv]
         .into_iter()
