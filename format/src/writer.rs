@@ -206,35 +206,23 @@ impl<W: Write> TraceWriter<W> {
     /// writer: after this returns, everything written so far survives a crash of this process.
     pub fn flush(&mut self) -> Result<(), Error> {
         self.check_usable()?;
-        if !self.pending_processes.is_empty() {
-            let body = bincode::encode_to_vec(&self.pending_processes, meta::config())
-                .map_err(encode_error)?;
-            let at = self.put_section(Tag::PROCESSES, &body)?;
+        let processes = std::mem::take(&mut self.pending_processes);
+        if let Some(at) = self.put_side(Tag::PROCESSES, &processes)? {
             self.index_sections.push((Tag::PROCESSES, at));
-            self.pending_processes.clear();
         }
-        if !self.pending_losses.is_empty() {
-            let body = bincode::encode_to_vec(&self.pending_losses, meta::config())
-                .map_err(encode_error)?;
-            let at = self.put_section(Tag::LOSSES, &body)?;
+        let losses = std::mem::take(&mut self.pending_losses);
+        if let Some(at) = self.put_side(Tag::LOSSES, &losses)? {
             self.index_sections.push((Tag::LOSSES, at));
-            self.pending_losses.clear();
         }
-        if !self.pending_containers.is_empty() {
-            let body = bincode::encode_to_vec(&self.pending_containers, meta::config())
-                .map_err(encode_error)?;
-            let at = self.put_section(Tag::CONTAINERS, &body)?;
-            // Listed after `total_events`, not in `sections`: a 1.1 reader takes every
-            // `sections` entry for PROC or LOSS (FORMAT.md 6).
+        // The 1.3 kinds are listed after `total_events`, not in `sections`: a 1.1 reader takes
+        // every `sections` entry for PROC or LOSS (FORMAT.md 6).
+        let containers = std::mem::take(&mut self.pending_containers);
+        if let Some(at) = self.put_side(Tag::CONTAINERS, &containers)? {
             self.index_more.push(at);
-            self.pending_containers.clear();
         }
-        if !self.pending_v1.is_empty() {
-            let body =
-                bincode::encode_to_vec(&self.pending_v1, meta::config()).map_err(encode_error)?;
-            let at = self.put_section(Tag::CGROUP_V1, &body)?;
+        let v1 = std::mem::take(&mut self.pending_v1);
+        if let Some(at) = self.put_side(Tag::CGROUP_V1, &v1)? {
             self.index_more.push(at);
-            self.pending_v1.clear();
         }
         if self.block.len() > 0 {
             self.close_block()?;
@@ -337,6 +325,20 @@ impl<W: Write> TraceWriter<W> {
     }
 
     /// Writes one section; returns its offset.
+    /// A side table's pending entries as one section; `None` when there are none. (An error
+    /// leaves the writer failed, so entries taken for it are not needed again.)
+    fn put_side<T: bincode::Encode>(
+        &mut self,
+        tag: Tag,
+        items: &[T],
+    ) -> Result<Option<u64>, Error> {
+        if items.is_empty() {
+            return Ok(None);
+        }
+        let body = bincode::encode_to_vec(items, meta::config()).map_err(encode_error)?;
+        self.put_section(tag, &body).map(Some)
+    }
+
     fn put_section(&mut self, tag: Tag, body: &[u8]) -> Result<u64, Error> {
         self.put_section_parts(tag, &[body])
     }
