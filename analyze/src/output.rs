@@ -281,14 +281,16 @@ impl EventWriter {
             }
         }
         out.push_str(", ");
-        if e.ret < 0 || e.flags & FLAG_VALUE_UNREADABLE != 0 {
+        match value_of(e) {
             // The kernel wrote nothing we could see: show the buffer address, as strace does.
-            let _ = write!(out, "{:#x}", e.optval_ptr);
-        } else {
-            let d = decoded(e);
-            d.value.write_text(out);
-            if d.truncated {
-                out.push_str("...");
+            None => {
+                let _ = write!(out, "{:#x}", e.optval_ptr);
+            }
+            Some(d) => {
+                d.value.write_text(out);
+                if d.truncated {
+                    out.push_str("...");
+                }
             }
         }
         out.push_str(", ");
@@ -434,20 +436,13 @@ impl EventWriter {
                     out.push('"');
                 }
             }
-            "value" => {
-                if e.ret < 0 || e.flags & FLAG_VALUE_UNREADABLE != 0 {
-                    null(out);
-                } else {
-                    let d = decoded(e);
-                    if json {
-                        d.value.write_json(out);
-                    } else {
-                        csv_cell(out, &d.value.to_text());
-                    }
-                }
-            }
+            "value" => match value_of(e) {
+                None => null(out),
+                Some(d) if json => d.value.write_json(out),
+                Some(d) => csv_cell(out, &d.value.to_text()),
+            },
             "value_truncated" => {
-                let t = e.ret >= 0 && e.flags & FLAG_VALUE_UNREADABLE == 0 && decoded(e).truncated;
+                let t = value_of(e).is_some_and(|d| d.truncated);
                 out.push_str(if t { "true" } else { "false" });
             }
             "file" => string(out, f.path),
@@ -457,6 +452,15 @@ impl EventWriter {
             },
         }
     }
+}
+
+/// The decoded value of a call, `None` when it has none to show (the call failed, or the
+/// recorder could not read the buffer). The one source of the value in every output: the
+/// text line (strace style, `...` after a truncated one), CSV `value` and Parquet
+/// `value_text` ([`decode::Value::write_text`]), JSON `value` ([`decode::Value::write_json`]),
+/// and `value_truncated` in all three.
+pub fn value_of(e: &Event<'_>) -> Option<decode::Decoded> {
+    (e.ret >= 0 && e.flags & FLAG_VALUE_UNREADABLE == 0).then(|| decoded(e))
 }
 
 /// The decoded value of a successful call.

@@ -140,6 +140,59 @@ pub enum Value {
     Flags(Vec<String>),
 }
 
+/// How one field of a decoded struct is typed as data (the export's struct columns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    /// The field's text as [`Value::write_text`] gives it (`ESTABLISHED`, `TIMESTAMPS|SACK`).
+    Text,
+    U8,
+    U16,
+    U32,
+    U64,
+    I32,
+    I64,
+}
+
+/// One field of a struct value as data: the decoder's field name, its type, and its unit
+/// (`us`, `ms`, or empty; a column name carries it as a suffix: `rtt_us`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataField {
+    pub name: &'static str,
+    pub ty: FieldType,
+    pub unit: &'static str,
+}
+
+pub(crate) const fn data(name: &'static str, ty: FieldType, unit: &'static str) -> DataField {
+    DataField { name, ty, unit }
+}
+
+const LINGER_FIELDS: &[DataField] = &[
+    data("l_onoff", FieldType::I32, ""),
+    data("l_linger", FieldType::I32, ""),
+];
+const UCRED_FIELDS: &[DataField] = &[
+    data("pid", FieldType::I32, ""),
+    data("uid", FieldType::U32, ""),
+    data("gid", FieldType::U32, ""),
+];
+const TIMEVAL_FIELDS: &[DataField] = &[
+    data("tv_sec", FieldType::I64, ""),
+    data("tv_usec", FieldType::I64, ""),
+];
+
+/// The fields [`decode_kind`] gives a struct-valued kind, in its order, for the kinds whose
+/// value is one fixed C struct (`tcp_info`, `linger`, `ucred`, `timeval`); `None` otherwise.
+/// A value cut short decodes to a prefix of these (the tests hold the decoders to them).
+pub fn struct_fields(kind: Kind) -> Option<Vec<DataField>> {
+    Some(match kind {
+        Kind::TcpInfo => tcp::data_fields().collect(),
+        Kind::Linger => LINGER_FIELDS.to_vec(),
+        Kind::Ucred => UCRED_FIELDS.to_vec(),
+        Kind::TimevalOld | Kind::TimevalNew => TIMEVAL_FIELDS.to_vec(),
+        _ => return None,
+    })
+}
+
 /// A decoded option value and whether bytes were missing to decode all of it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decoded {
@@ -558,5 +611,45 @@ pub fn hex_into(out: &mut String, bytes: &[u8]) {
     for &b in bytes {
         out.push(HEX[(b >> 4) as usize] as char);
         out.push(HEX[(b & 15) as usize] as char);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each struct kind's data fields are the names its decoder gives, in order, and in the
+    /// Value shape that the type says (text, unsigned or signed).
+    #[test]
+    fn struct_fields_match_the_decoders() {
+        for (kind, len) in [
+            (Kind::Linger, 8),
+            (Kind::Ucred, 12),
+            (Kind::TimevalOld, 16),
+            (Kind::TimevalOld, 8),
+            (Kind::TimevalNew, 16),
+            (Kind::TcpInfo, tcp::TCP_INFO_LEN),
+        ] {
+            let Value::Struct(got) = decode_kind(kind, &vec![1u8; len]).value else {
+                panic!("{kind:?} decodes to a struct");
+            };
+            let want = struct_fields(kind).expect("a struct kind");
+            assert_eq!(got.len(), want.len(), "{kind:?}");
+            for ((name, v), f) in got.iter().zip(&want) {
+                assert_eq!(*name, f.name, "{kind:?}");
+                let ok = match f.ty {
+                    FieldType::Text => {
+                        matches!(v, Value::Sym(_) | Value::Flags(_) | Value::UInt(_))
+                    }
+                    FieldType::I32 | FieldType::I64 => matches!(v, Value::Int(_)),
+                    _ => matches!(v, Value::UInt(_) | Value::Unit(..) | Value::Hex(_)),
+                };
+                assert!(ok, "{kind:?} {name}: {v:?} as {:?}", f.ty);
+                if let Value::Unit(_, u) = v {
+                    assert_eq!(*u, f.unit, "{kind:?} {name}");
+                }
+            }
+        }
+        assert!(struct_fields(Kind::Int).is_none());
     }
 }

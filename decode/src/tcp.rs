@@ -2,7 +2,7 @@
 
 use super::Kind::*;
 use super::socket::flag_names;
-use super::{Bytes, Decoded, Opt, StructBuilder, Value, opt, trailing};
+use super::{Bytes, DataField, Decoded, FieldType, Opt, StructBuilder, Value, data, opt, trailing};
 
 pub const OPTIONS: &[Opt] = &[
     opt(1, "TCP_NODELAY", Bool),
@@ -170,6 +170,44 @@ const TCP_INFO_FIELDS: &[Field] = &[
     Field("received_ce_bytes", 272, 4, ""),
 ];
 
+/// The fields of the first 8 bytes (u8s and bitfields) and of the last word (6.18's bitfields),
+/// as data; [`decode_tcp_info`] gives them in this order around [`TCP_INFO_FIELDS`].
+const HEAD_FIELDS: &[DataField] = &[
+    data("state", FieldType::Text, ""),
+    data("ca_state", FieldType::Text, ""),
+    data("retransmits", FieldType::U8, ""),
+    data("probes", FieldType::U8, ""),
+    data("backoff", FieldType::U8, ""),
+    data("options", FieldType::Text, ""),
+    data("snd_wscale", FieldType::U8, ""),
+    data("rcv_wscale", FieldType::U8, ""),
+    data("delivery_rate_app_limited", FieldType::U8, ""),
+    data("fastopen_client_fail", FieldType::U8, ""),
+];
+const TAIL_FIELDS: &[DataField] = &[
+    data("ecn_mode", FieldType::U8, ""),
+    data("accecn_opt_seen", FieldType::U8, ""),
+    data("accecn_fail_mode", FieldType::U8, ""),
+    data("options2", FieldType::U32, ""),
+];
+
+/// Every field [`decode_tcp_info`] knows, in its order, typed by its width in the struct.
+pub fn data_fields() -> impl Iterator<Item = DataField> {
+    let middle = TCP_INFO_FIELDS.iter().map(|&Field(name, _, width, unit)| {
+        let ty = match width {
+            2 => FieldType::U16,
+            4 => FieldType::U32,
+            _ => FieldType::U64,
+        };
+        data(name, ty, unit)
+    });
+    HEAD_FIELDS
+        .iter()
+        .copied()
+        .chain(middle)
+        .chain(TAIL_FIELDS.iter().copied())
+}
+
 /// Size of `struct tcp_info` on Linux 6.18.
 pub const TCP_INFO_LEN: usize = 280;
 
@@ -267,6 +305,24 @@ mod tests {
             at += f.2 as usize;
         }
         assert_eq!(at, 276);
+    }
+
+    #[test]
+    fn data_fields_name_what_the_decoder_gives_in_order() {
+        let mut full = vec![0u8; TCP_INFO_LEN];
+        full[0] = 1;
+        let Value::Struct(fields) = decode_tcp_info(&full).value else {
+            panic!("tcp_info decodes to a struct");
+        };
+        let names: Vec<&str> = fields.iter().map(|f| f.0).collect();
+        let want: Vec<&str> = data_fields().map(|f| f.name).collect();
+        assert_eq!(names, want);
+        // A short struct is a prefix.
+        let Value::Struct(short) = decode_tcp_info(&full[..104]).value else {
+            panic!("tcp_info decodes to a struct");
+        };
+        assert_eq!(short.len(), 10 + 24);
+        assert_eq!(short.last().map(|f| f.0), Some("total_retrans"));
     }
 
     #[test]

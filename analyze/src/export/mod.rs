@@ -6,6 +6,7 @@
 //! key-value metadata (`gsot.schema`) and documented in the README ("Parquet schema"); the
 //! Python tests check that pyarrow and DuckDB see exactly these types.
 
+pub mod decoded;
 pub mod progress;
 pub mod sink;
 
@@ -40,6 +41,10 @@ pub enum ColType {
     /// Dictionary(Int32, Utf8).
     DictUtf8,
     Binary,
+    Utf8,
+    Bool,
+    /// One of [`decoded`]'s struct columns (`decoded::TCP_INFO`, ...).
+    Struct(usize),
 }
 
 impl ColType {
@@ -55,6 +60,9 @@ impl ColType {
                 DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
             }
             ColType::Binary => DataType::Binary,
+            ColType::Utf8 => DataType::Utf8,
+            ColType::Bool => DataType::Boolean,
+            ColType::Struct(i) => decoded::struct_type(i),
         }
     }
 
@@ -69,6 +77,9 @@ impl ColType {
             ColType::I64 => "int64",
             ColType::DictUtf8 => "dictionary<int32, utf8>",
             ColType::Binary => "binary",
+            ColType::Utf8 => "utf8",
+            ColType::Bool => "bool",
+            ColType::Struct(_) => "struct",
         }
     }
 }
@@ -195,6 +206,43 @@ pub const COLUMNS: &[Column] = &[
     attr_col(7),
     attr_col(8),
     attr_col(9),
+    // The decoded value (export::decoded), after the columns of the recorded fields.
+    col(
+        "value_text",
+        ColType::Utf8,
+        true,
+        "the decoded value as analyze events shows it and CSV's value is (SOCK_STREAM, {pid=.., uid=.., gid=..}, \"bbr\", ECONNREFUSED); null when the call failed or the value was unreadable",
+    ),
+    col(
+        "value_truncated",
+        ColType::Bool,
+        false,
+        "true when the value was decoded only in part (snap length, or a cut field), as in events' value_truncated",
+    ),
+    col(
+        "tcp_info",
+        ColType::Struct(decoded::TCP_INFO),
+        true,
+        "struct tcp_info, every field the decoder knows, units in the names (rtt_us); null unless the call returned a tcp_info; a field beyond the bytes captured is null",
+    ),
+    col(
+        "linger",
+        ColType::Struct(decoded::LINGER),
+        true,
+        "struct linger (SO_LINGER): l_onoff, l_linger; null otherwise",
+    ),
+    col(
+        "ucred",
+        ColType::Struct(decoded::UCRED),
+        true,
+        "struct ucred (SO_PEERCRED): pid, uid, gid; null otherwise",
+    ),
+    col(
+        "timeval",
+        ColType::Struct(decoded::TIMEVAL),
+        true,
+        "struct timeval (SO_RCVTIMEO, SO_SNDTIMEO, old and new): tv_sec, tv_usec; null otherwise",
+    ),
 ];
 
 /// The `i`th attribution field as a column: dictionary strings, null where unknown.
@@ -380,6 +428,7 @@ struct Builder {
     value_int_valid: Vec<bool>,
     /// Per attribution field: dictionary keys, and whether the value is known.
     attr: [(Vec<i32>, Vec<bool>); ATTR_COLUMNS],
+    decoded: decoded::Columns,
 }
 
 /// A small dictionary of strings built per block.
@@ -473,6 +522,7 @@ impl Builder {
         for ((keys, valid), values) in self.attr.into_iter().zip(&dicts.attr) {
             columns.push(dict_column(keys, Some(valid), values));
         }
+        columns.extend(self.decoded.finish());
         debug_assert_eq!(columns.len(), schema(drop_host).fields().len());
         debug_assert_eq!(COLUMNS[c::TIME].name, "time");
         debug_assert_eq!(COLUMNS[c::CAPTURE_ID].name, "capture_id");
@@ -638,6 +688,7 @@ pub fn block_chunks(
             keys_col.push(k.unwrap_or(0));
             valid.push(k.is_some());
         }
+        b.decoded.push(e);
     });
     let dicts = BlockDicts {
         attr: attr.0.iter().map(Dict::array).collect(),

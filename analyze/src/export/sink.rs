@@ -1,5 +1,6 @@
 //! One Parquet output file: chunks are buffered up to a row group, then the row group's
-//! columns are encoded and compressed in parallel (one column per task on the rayon pool) and
+//! columns are encoded and compressed in parallel (one column per task on the rayon pool; a
+//! struct column's leaves in one task, as its leaves are computed together) and
 //! appended in schema order. Row groups are pipelined: the next one may start encoding before
 //! the previous one is appended, so no core waits for the slowest column. The file is written under a temporary name and renamed when
 //! complete, so a failed or interrupted export never leaves a plausible-looking partial file.
@@ -9,7 +10,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowRowGroupWriterFactory, ArrowWriterOptions, compute_leaves,
@@ -46,7 +47,7 @@ pub struct Sink {
 pub struct InFlight {
     rx: mpsc::Receiver<(
         usize,
-        Result<ArrowColumnChunk, parquet::errors::ParquetError>,
+        Result<Vec<ArrowColumnChunk>, parquet::errors::ParquetError>,
     )>,
     columns: usize,
     rows: usize,
@@ -76,6 +77,14 @@ fn properties(o: &SinkOptions) -> Result<WriterProperties, String> {
         b = b.set_column_dictionary_enabled(ColumnPath::from(*name), false);
     }
     Ok(b.build())
+}
+
+/// How many Parquet leaf columns an Arrow column of type `t` has.
+fn leaves(t: &DataType) -> usize {
+    match t {
+        DataType::Struct(fields) => fields.iter().map(|f| leaves(f.data_type())).sum(),
+        _ => 1,
+    }
 }
 
 impl Sink {
@@ -138,24 +147,33 @@ impl Sink {
             .create_column_writers(self.row_groups_started)
             .map_err(|e| format!("{}: {e}", self.final_path.display()))?;
         self.row_groups_started += 1;
-        let columns = writers.len();
+        // The writers are one per leaf, in schema order: each field takes as many as it has.
+        let mut writers = writers.into_iter();
+        let per_field: Vec<Vec<_>> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| writers.by_ref().take(leaves(f.data_type())).collect())
+            .collect();
+        let columns = per_field.len();
         let chunks = Arc::new(chunks);
         let (tx, rx) = mpsc::channel();
-        let mut tasks: Vec<_> = writers.into_iter().enumerate().collect();
+        let mut tasks: Vec<_> = per_field.into_iter().enumerate().collect();
         // The value bytes take longest to compress: start them first so they do not end up
         // alone at the end of the row group while the other core waits.
         tasks.sort_by_key(|(ci, _)| self.schema.field(*ci).name() != "value");
-        for (ci, mut w) in tasks {
+        for (ci, mut ws) in tasks {
             let (tx, chunks) = (tx.clone(), chunks.clone());
             let field = self.schema.fields()[ci].clone();
             rayon::spawn(move || {
                 let r = (|| {
                     for c in chunks.iter() {
-                        for leaf in compute_leaves(&field, &c.columns[ci])? {
+                        for (w, leaf) in ws.iter_mut().zip(compute_leaves(&field, &c.columns[ci])?)
+                        {
                             w.write(&leaf)?;
                         }
                     }
-                    w.close()
+                    ws.into_iter().map(|w| w.close()).collect()
                 })();
                 // The receiver is gone only if the export already failed.
                 let _ = tx.send((ci, r));
@@ -167,7 +185,7 @@ impl Sink {
     /// Waits for a started row group's columns and appends them to the file in schema order.
     pub fn finish_row_group(&mut self, f: InFlight) -> Result<(), String> {
         let err = |e: parquet::errors::ParquetError| format!("{}: {e}", self.final_path.display());
-        let mut slots: Vec<Option<ArrowColumnChunk>> = (0..f.columns).map(|_| None).collect();
+        let mut slots: Vec<Option<Vec<ArrowColumnChunk>>> = (0..f.columns).map(|_| None).collect();
         for _ in 0..f.columns {
             let (ci, r) = f
                 .rx
@@ -180,7 +198,7 @@ impl Sink {
             .as_mut()
             .expect("a sink is not used after finish");
         let mut rg = writer.next_row_group().map_err(err)?;
-        for c in slots.into_iter().flatten() {
+        for c in slots.into_iter().flatten().flatten() {
             c.append_to_row_group(&mut rg).map_err(err)?;
         }
         rg.close().map_err(err)?;

@@ -41,6 +41,36 @@ SAMPLES = sorted(glob.glob(os.path.join(ROOT, "samples", "*.gsot"))) + sorted(
 )
 
 DICT = pa.dictionary(pa.int32(), pa.string())
+U8, U16, U32, U64 = pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64()
+# `tcp_info`'s fields as README.md lists them, in order.
+TCP_INFO_FIELDS = (
+    [("state", pa.string()), ("ca_state", pa.string())]
+    + [(n, U8) for n in ("retransmits", "probes", "backoff")]
+    + [("options", pa.string())]
+    + [(n, U8) for n in ("snd_wscale", "rcv_wscale", "delivery_rate_app_limited",
+                         "fastopen_client_fail")]
+    + [(n, U32) for n in (
+        "rto_us", "ato_us", "snd_mss", "rcv_mss", "unacked", "sacked", "lost", "retrans",
+        "fackets", "last_data_sent_ms", "last_ack_sent_ms", "last_data_recv_ms",
+        "last_ack_recv_ms", "pmtu", "rcv_ssthresh", "rtt_us", "rttvar_us", "snd_ssthresh",
+        "snd_cwnd", "advmss", "reordering", "rcv_rtt_us", "rcv_space", "total_retrans")]
+    + [(n, U64) for n in ("pacing_rate", "max_pacing_rate", "bytes_acked", "bytes_received")]
+    + [(n, U32) for n in ("segs_out", "segs_in", "notsent_bytes", "min_rtt_us", "data_segs_in",
+                          "data_segs_out")]
+    + [(n, U64) for n in ("delivery_rate", "busy_time_us", "rwnd_limited_us",
+                          "sndbuf_limited_us")]
+    + [(n, U32) for n in ("delivered", "delivered_ce")]
+    + [(n, U64) for n in ("bytes_sent", "bytes_retrans")]
+    + [(n, U32) for n in ("dsack_dups", "reord_seen", "rcv_ooopack", "snd_wnd", "rcv_wnd",
+                          "rehash")]
+    + [(n, U16) for n in ("total_rto", "total_rto_recoveries")]
+    + [(n, U32) for n in ("total_rto_time_ms", "received_ce", "delivered_e1_bytes",
+                          "delivered_e0_bytes", "delivered_ce_bytes", "received_e1_bytes",
+                          "received_e0_bytes", "received_ce_bytes")]
+    + [(n, U8) for n in ("ecn_mode", "accecn_opt_seen", "accecn_fail_mode")]
+    + [("options2", U32)]
+)
+TCP_INFO = pa.struct(TCP_INFO_FIELDS)
 # The schema as README.md ("Parquet schema") documents it: name, Arrow type, nullable.
 EXPECTED_ARROW = [
     ("time", pa.timestamp("ns", tz="UTC"), False),
@@ -82,9 +112,16 @@ EXPECTED_ARROW = [
     ("k8s_container", DICT, True),
     ("qos_class", DICT, True),
     ("systemd_unit", DICT, True),
+    ("value_text", pa.string(), True),
+    ("value_truncated", pa.bool_(), False),
+    ("tcp_info", TCP_INFO, True),
+    ("linger", pa.struct([("l_onoff", pa.int32()), ("l_linger", pa.int32())]), True),
+    ("ucred", pa.struct([("pid", pa.int32()), ("uid", U32), ("gid", U32)]), True),
+    ("timeval", pa.struct([("tv_sec", pa.int64()), ("tv_usec", pa.int64())]), True),
 ]
 # The container, pod and unit columns, named as in `analyze events --format json`.
-ATTRIBUTION = [n for n, _, _ in EXPECTED_ARROW[EXPECTED_ARROW.index(("capture_id", DICT, False)) + 1:]]
+NAMES = [n for n, _, _ in EXPECTED_ARROW]
+ATTRIBUTION = NAMES[NAMES.index("capture_id") + 1:NAMES.index("value_text")]
 # What DuckDB makes of the same Parquet types.
 EXPECTED_DUCKDB = {
     "time": "TIMESTAMP WITH TIME ZONE",
