@@ -15,6 +15,10 @@ bash scripts/setup.sh
 step "format and lint"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The Python reader's crate is outside the workspace (see python/Cargo.toml).
+cargo fmt --manifest-path python/Cargo.toml -- --check
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}" cargo clippy --manifest-path python/Cargo.toml \
+    --all-targets --locked -- -D warnings
 
 step "tests (format, recorder on the live kernel, analyze)"
 # A live-kernel test that would skip (not root) fails instead: CI cannot pass by skipping.
@@ -27,6 +31,15 @@ python3 -m unittest discover -s format/tests/python -v
 
 step "analyze export read back by pyarrow and DuckDB"
 python3 -m unittest discover -s analyze/tests/python -v
+
+step "the Python reader (python/): wheel built, installed, held to analyze export"
+# Not a workspace member (an extension module is no test binary); it shares the target dir.
+WHEELS=$(mktemp -d)
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}" maturin build --locked -q -m python/Cargo.toml -o "$WHEELS"
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    --force-reinstall --no-deps "$WHEELS"/gsot-*.whl
+rm -rf "$WHEELS"
+python3 -m pytest python/tests -q
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 if [ "$FUZZ_SECONDS" -gt 0 ]; then

@@ -134,6 +134,11 @@ pub fn run(a: &InfoArgs, out: &mut dyn Write) -> Result<(), AppError> {
     Ok(())
 }
 
+/// `info --format json` of one opened file (also `gsot.info` in Python).
+pub fn json_of(inp: &Input) -> String {
+    json(inp, &facts(inp))
+}
+
 fn text(inp: &Input, f: &Facts, max_procs: usize) -> String {
     let r = &inp.reader;
     let h = r.header();

@@ -9,6 +9,7 @@
 pub mod decoded;
 pub mod progress;
 pub mod sink;
+pub mod table;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
