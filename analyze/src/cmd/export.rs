@@ -429,12 +429,7 @@ fn export_file(
     progress: &mut Progress,
 ) -> Result<(), AppError> {
     let ff = filter.for_file(&inp.reader);
-    let h = inp.reader.header();
-    let file = FileColumns {
-        host: h.host_name.clone(),
-        capture_id: hex(&h.capture_id),
-        boot_to_wall: h.boot_to_wall_ns,
-    };
+    let file = FileColumns::of(inp.reader.header());
     let decode = |batch: &[BlockInfo]| -> Vec<Chunk> {
         let results = inp.reader.par_map_blocks(batch, |_, d| {
             block_chunks(d, &ff, &file, drop_host, by_day, &mut Scratch::default())

@@ -368,6 +368,16 @@ pub struct FileColumns {
     pub boot_to_wall: i64,
 }
 
+impl FileColumns {
+    pub fn of(h: &CaptureHeader) -> FileColumns {
+        FileColumns {
+            host: h.host_name.clone(),
+            capture_id: hex(&h.capture_id),
+            boot_to_wall: h.boot_to_wall_ns,
+        }
+    }
+}
+
 /// Unix ns to the UTC day number since 1970-01-01 (the `date` partition).
 pub fn day_of(unix_ns: i64) -> i64 {
     unix_ns.div_euclid(86_400 * 1_000_000_000)

@@ -12,7 +12,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use format::TraceReader;
 
-use super::{FileColumns, Scratch, block_chunks, hex, schema};
+use super::{FileColumns, Scratch, block_chunks, schema};
 use crate::filter::{Filter, FilterArgs};
 use crate::input::{Input, selected_blocks, span, time_order};
 
@@ -75,12 +75,7 @@ pub fn read(paths: &[PathBuf], filter: &FilterArgs, recover: bool) -> Result<Tab
     for i in time_order(&inputs).0 {
         let inp = &inputs[i];
         let ff = filter.for_file(&inp.reader);
-        let h = inp.reader.header();
-        let file = FileColumns {
-            host: h.host_name.clone(),
-            capture_id: hex(&h.capture_id),
-            boot_to_wall: h.boot_to_wall_ns,
-        };
+        let file = FileColumns::of(inp.reader.header());
         let blocks = selected_blocks(&inp.reader, &ff);
         let results = inp.reader.par_map_blocks(&blocks, |_, d| {
             block_chunks(d, &ff, &file, false, false, &mut Scratch::default())
