@@ -145,4 +145,16 @@ else
     fi
 fi
 
+# 8. Java for Apache Spark (the fleet test runs pyspark in local mode; pyspark itself is in
+#    requirements-test.txt, and pip keeps its download in its cache).
+if command -v java >/dev/null; then
+    say "Java present ($(java -version 2>&1 | head -n1))"
+elif [ "$(id -u)" != 0 ]; then
+    say "not root: cannot install Java (openjdk-17-jre-headless) for the Spark test"
+else
+    say "installing Java for the Spark test: openjdk-17-jre-headless"
+    apt-get install -y -q --no-install-recommends openjdk-17-jre-headless >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends openjdk-17-jre-headless >/dev/null; }
+fi
+
 say "done"

@@ -29,7 +29,7 @@ step "an independent reader written from FORMAT.md alone"
 cargo build --locked -q -p analyze -p gsot-format --features gsot-format/synth --bins
 python3 -m unittest discover -s format/tests/python -v
 
-step "analyze export read back by pyarrow and DuckDB"
+step "analyze export read back by pyarrow, DuckDB, polars and Spark (a fleet dataset)"
 python3 -m unittest discover -s analyze/tests/python -v
 
 step "the Python reader (python/): wheel built, installed, held to analyze export"

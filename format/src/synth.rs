@@ -81,6 +81,11 @@ pub struct SynthConfig {
     pub processes: u32,
     /// Value bytes kept per call, as a recorder's `--snaplen`.
     pub snaplen: u32,
+    /// The header's host name (a fleet of synthetic hosts).
+    pub host_name: String,
+    /// Unix ns of the first event: the header's `boot_to_wall_ns` puts boot time
+    /// [`SYNTH_START_NS`] there (a capture of another day). The events are the same.
+    pub start_wall_ns: i64,
 }
 
 impl Default for SynthConfig {
@@ -91,6 +96,8 @@ impl Default for SynthConfig {
             workload: Workload::Mixed,
             processes: 48,
             snaplen: crate::raw::DEFAULT_SNAPLEN,
+            host_name: SYNTH_HOST.into(),
+            start_wall_ns: SYNTH_BOOT_WALL_NS + SYNTH_START_NS as i64,
         }
     }
 }
@@ -266,6 +273,8 @@ pub struct Synth {
 pub const SYNTH_START_NS: u64 = 86_400_000_000_000;
 /// The synthetic machine's boot time, as Unix ns (2026-01-01T00:00:00Z minus one day).
 pub const SYNTH_BOOT_WALL_NS: i64 = 1_767_139_200_000_000_000;
+/// The synthetic machine's host name unless the config names another.
+pub const SYNTH_HOST: &str = "synth-host";
 
 impl Synth {
     pub fn new(cfg: SynthConfig) -> Synth {
@@ -371,19 +380,14 @@ impl Synth {
                 .repeat(2)
                 .try_into()
                 .expect("16"),
-            host_name: "synth-host".into(),
+            host_name: self.cfg.host_name.clone(),
             kernel_release: "6.18.0-synthetic".into(),
             arch: "x86_64".into(),
             cpu_count: 8,
-            boot_to_wall_ns: SYNTH_BOOT_WALL_NS,
+            boot_to_wall_ns: self.cfg.start_wall_ns - SYNTH_START_NS as i64,
             start_ts_ns: SYNTH_START_NS,
             recorder_version: concat!("gsot-format synth ", env!("CARGO_PKG_VERSION")).into(),
-            command_line: vec![
-                "gen-trace".into(),
-                format!("--seed={}", self.cfg.seed),
-                format!("--events={}", self.cfg.events),
-                format!("--workload={:?}", self.cfg.workload).to_lowercase(),
-            ],
+            command_line: self.command_line(),
             attach_mode: "synthetic".into(),
             filters: Vec::new(),
             snaplen: self.cfg.snaplen,
@@ -391,6 +395,25 @@ impl Synth {
             redacted: false,
             extra: vec![("synth.seed".into(), self.cfg.seed.to_string())],
         }
+    }
+
+    /// The generator's arguments; host and start only when not the defaults, so a default
+    /// stream's header stays byte for byte what it always was.
+    fn command_line(&self) -> Vec<String> {
+        let mut v = vec![
+            "gen-trace".into(),
+            format!("--seed={}", self.cfg.seed),
+            format!("--events={}", self.cfg.events),
+            format!("--workload={:?}", self.cfg.workload).to_lowercase(),
+        ];
+        let d = SynthConfig::default();
+        if self.cfg.host_name != d.host_name {
+            v.push(format!("--host={}", self.cfg.host_name));
+        }
+        if self.cfg.start_wall_ns != d.start_wall_ns {
+            v.push(format!("--start-ns={}", self.cfg.start_wall_ns));
+        }
+        v
     }
 
     /// The process table of the stream.

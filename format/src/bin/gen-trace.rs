@@ -27,6 +27,14 @@ struct Args {
     /// Value bytes kept per event.
     #[arg(long, default_value_t = SynthConfig::default().snaplen)]
     snaplen: u32,
+    /// Host name in the header (a fleet of synthetic hosts).
+    #[arg(long, value_name = "NAME", default_value = format::synth::SYNTH_HOST)]
+    host: String,
+    /// UTC wall-clock time of the first event, e.g. 2026-01-02T00:00:00Z [default:
+    /// 2026-01-01T00:00:00Z]. Only the header's boot-to-wall offset changes: the events are
+    /// the same.
+    #[arg(long, value_name = "TIME", value_parser = parse_start)]
+    start: Option<i64>,
     /// Events per block at most.
     #[arg(long, default_value_t = WriterOptions::default().max_block_events)]
     block_events: u32,
@@ -60,6 +68,12 @@ fn main() -> ExitCode {
     }
 }
 
+fn parse_start(s: &str) -> Result<i64, String> {
+    gsot_decode::time::parse_wall(s, 0)
+        .filter(|_| s.contains(['T', ' ']))
+        .ok_or_else(|| format!("{s:?}: expected a UTC date and time, e.g. 2026-01-02T00:00:00Z"))
+}
+
 fn print_block_offsets(path: &Path) -> Result<(), String> {
     let r = format::TraceReader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     for b in r.blocks() {
@@ -74,6 +88,8 @@ fn generate(args: &Args, path: &Path) -> Result<(), String> {
         events: args.events,
         processes: args.processes,
         snaplen: args.snaplen,
+        host_name: args.host.clone(),
+        start_wall_ns: args.start.unwrap_or(SynthConfig::default().start_wall_ns),
         workload: match args.workload {
             WorkloadArg::Mixed => Workload::Mixed,
             WorkloadArg::Loop => Workload::Loop,
