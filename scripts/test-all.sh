@@ -41,6 +41,11 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 rm -rf "$WHEELS"
 python3 -m pytest python/tests -q
 
+step "the example notebook, executed (examples/tcp-info.ipynb; fails if a cell fails)"
+NBOUT=$(mktemp -d)
+jupyter nbconvert --to notebook --execute examples/tcp-info.ipynb --output "$NBOUT/tcp-info.ipynb"
+rm -rf "$NBOUT"
+
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
     step "fuzz the trace reader for ${FUZZ_SECONDS}s"
