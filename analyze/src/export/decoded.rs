@@ -144,6 +144,18 @@ impl Child {
         }
     }
 
+    fn nulls(&mut self, n: usize) {
+        match self {
+            Child::Text(b) => b.append_nulls(n),
+            Child::U8(b) => b.append_nulls(n),
+            Child::U16(b) => b.append_nulls(n),
+            Child::U32(b) => b.append_nulls(n),
+            Child::U64(b) => b.append_nulls(n),
+            Child::I32(b) => b.append_nulls(n),
+            Child::I64(b) => b.append_nulls(n),
+        }
+    }
+
     fn finish(&mut self) -> ArrayRef {
         match self {
             Child::Text(b) => Arc::new(b.finish()),
@@ -160,6 +172,9 @@ impl Child {
 struct StructColumn {
     children: Vec<Child>,
     valid: Vec<bool>,
+    /// Null rows not yet given to the children: most rows are null in every struct column
+    /// but one, so they are added in runs rather than one by one in each of ~70 children.
+    gap: usize,
 }
 
 impl StructColumn {
@@ -167,6 +182,16 @@ impl StructColumn {
         StructColumn {
             children: l.fields.iter().map(|f| Child::new(f.ty)).collect(),
             valid: Vec::new(),
+            gap: 0,
+        }
+    }
+
+    fn close_gap(&mut self) {
+        if self.gap > 0 {
+            for c in &mut self.children {
+                c.nulls(self.gap);
+            }
+            self.gap = 0;
         }
     }
 
@@ -175,6 +200,11 @@ impl StructColumn {
     fn push(&mut self, l: &Layout, fields: Option<&[(&str, Value)]>, scratch: &mut String) {
         let fields = fields.unwrap_or_default();
         self.valid.push(!fields.is_empty());
+        if fields.is_empty() {
+            self.gap += 1;
+            return;
+        }
+        self.close_gap();
         let mut given = fields.iter();
         let mut next = given.next();
         for (child, f) in self.children.iter_mut().zip(&l.fields) {
@@ -190,6 +220,7 @@ impl StructColumn {
     }
 
     fn finish(mut self, l: &Layout) -> ArrayRef {
+        self.close_gap();
         let arrays = self.children.iter_mut().map(Child::finish).collect();
         Arc::new(
             StructArray::try_new(l.arrow.clone(), arrays, super::nulls(self.valid))
