@@ -29,7 +29,9 @@ Columns (see README, \"Parquet schema\"; also in each file's key-value metadata 
   comm (dictionary), cgroup_id (uint64), pid_ns mnt_ns cpu (uint32), fd level (int32),
   level_name (dictionary), optname (int32), optname_name (dictionary), optlen_in optlen_out
   ret (int32), errno (dictionary), flags (uint16), optval_ptr optlen_ptr (uint64),
-  value (binary), value_int (int64, integer options only), host capture_id (dictionary).
+  value (binary), value_int (int64, integer options only), host capture_id (dictionary),
+  value_text (utf8: the value as `analyze events` shows it), value_truncated (bool),
+  tcp_info linger ucred timeval (structs of the decoded fields; rtt_us, snd_cwnd, ...).
 The trace headers are in the metadata key `gsot.headers` (JSON).
 
 With --partition-by, -o names a directory and the files go to
