@@ -69,7 +69,10 @@ pub fn read(paths: &[PathBuf], filter: &FilterArgs, recover: bool) -> Result<Tab
         .iter()
         .map(|p| open(p, recover, &mut problems))
         .collect::<Result<Vec<_>, _>>()?;
-    let filter = Filter::new(filter, span(&inputs)).map_err(|e| ReadError::Usage(e.0))?;
+    // As analyze export: the container columns need the attribution.
+    let filter = Filter::new(filter, span(&inputs))
+        .map_err(|e| ReadError::Usage(e.0))?
+        .with_attribution();
     let schema = schema(false);
     let mut batches = Vec::new();
     for i in time_order(&inputs).0 {
