@@ -207,6 +207,64 @@ impl Expr {
     }
 }
 
+/// One call as [`Expr::matches`] sees it: what a live evaluator (the recorder's `--trigger`)
+/// knows of an event it has just drained. `analyze` judges whole blocks' sites instead, with
+/// its own three-valued walk over the same [`Expr`].
+pub trait Call {
+    /// An integer field; [`IntField::Errno`] is 0 for a call that succeeded.
+    fn int(&self, f: IntField) -> i128;
+    /// The task name without its NUL padding.
+    fn comm(&self) -> &[u8];
+    /// The process's cgroup v2 path (empty when unknown).
+    fn cgroup_path(&self) -> Vec<u8>;
+    /// The process's attribution (container, pod, unit).
+    fn attribution(&self) -> cgroup::Attribution;
+    fn duration_ns(&self) -> u64;
+    /// Time since the capture's start, ns.
+    fn time_ns(&self) -> u64;
+}
+
+impl Expr {
+    /// Whether one call passes the expression.
+    pub fn matches(&self, c: &impl Call) -> bool {
+        match self {
+            Expr::True => true,
+            Expr::Pred(p) => p.matches(c),
+            Expr::Not(e) => !e.matches(c),
+            Expr::And(v) => v.iter().all(|e| e.matches(c)),
+            Expr::Or(v) => v.iter().any(|e| e.matches(c)),
+        }
+    }
+}
+
+impl Pred {
+    fn matches(&self, c: &impl Call) -> bool {
+        match self {
+            Pred::Int(f, op, v) => op.test(c.int(*f), *v as i128),
+            Pred::Comm { glob, negate } => glob.matches(c.comm()) != *negate,
+            Pred::CgroupPath { glob, negate } => glob.matches(&c.cgroup_path()) != *negate,
+            // As analyze judges it: an unknown value matches nothing.
+            Pred::Attr {
+                field,
+                glob,
+                negate,
+            } => match c.attribution().get(*field) {
+                Some(v) => glob.matches(v.as_bytes()) != *negate,
+                None => *negate,
+            },
+            Pred::Option { pairs, negate } => {
+                let (level, optname) = (c.int(IntField::Level), c.int(IntField::Optname));
+                pairs
+                    .iter()
+                    .any(|&(l, o)| l as i128 == level && o as i128 == optname)
+                    != *negate
+            }
+            Pred::Duration(op, v) => op.test(c.duration_ns(), *v),
+            Pred::Time(op, v) => op.test(c.time_ns(), *v),
+        }
+    }
+}
+
 fn sorted_by_cost(v: Vec<Expr>) -> Vec<Expr> {
     let mut v: Vec<Expr> = v.into_iter().map(Expr::cheapest_first).collect();
     v.sort_by_key(Expr::cost);
@@ -848,6 +906,74 @@ pub fn escape_glob(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    struct TestCall {
+        ret: i32,
+        level: i32,
+        optname: i32,
+        comm: &'static [u8],
+        duration_ns: u64,
+    }
+
+    impl Call for TestCall {
+        fn int(&self, f: IntField) -> i128 {
+            match f {
+                IntField::Ret => self.ret as i128,
+                IntField::Errno => (-self.ret).max(0) as i128,
+                IntField::Level => self.level as i128,
+                IntField::Optname => self.optname as i128,
+                _ => 0,
+            }
+        }
+        fn comm(&self) -> &[u8] {
+            self.comm
+        }
+        fn cgroup_path(&self) -> Vec<u8> {
+            b"/system.slice/envoy.service".to_vec()
+        }
+        fn attribution(&self) -> cgroup::Attribution {
+            cgroup::Attribution {
+                cgroup: cgroup::parse("/system.slice/envoy.service"),
+                names: cgroup::Names::default(),
+            }
+        }
+        fn duration_ns(&self) -> u64 {
+            self.duration_ns
+        }
+        fn time_ns(&self) -> u64 {
+            0
+        }
+    }
+
+    #[test]
+    fn one_call_is_judged_by_the_parsed_expression() {
+        let refused = TestCall {
+            ret: -111,
+            level: 6,
+            optname: 11,
+            comm: b"envoy",
+            duration_ns: 2_000_000,
+        };
+        let ok = TestCall {
+            ret: 0,
+            comm: b"curl",
+            duration_ns: 10,
+            ..refused
+        };
+        for (src, on_refused, on_ok) in [
+            ("errno == ECONNREFUSED", true, false),
+            ("optname == TCP_INFO && duration > 1ms", true, false),
+            ("comm == \"envoy\" && errno == ETIMEDOUT", false, false),
+            ("comm ~ \"cu*\" || errno == 0", false, true),
+            ("!(optname == TCP_INFO)", false, false),
+            ("cgroup ~ \"*envoy*\"", true, true),
+            ("systemd_unit == \"envoy.service\"", true, true),
+        ] {
+            let e = parse(src).unwrap();
+            assert_eq!(e.matches(&refused), on_refused, "{src}");
+            assert_eq!(e.matches(&ok), on_ok, "{src}");
+        }
+    }
     use super::*;
 
     #[test]

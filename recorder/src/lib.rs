@@ -10,6 +10,7 @@ pub mod docker;
 pub mod output;
 pub mod privs;
 pub mod record;
+pub mod ring;
 mod sink;
 pub mod support;
 pub mod sys;

@@ -2,6 +2,7 @@
 //! them), keep the process table and the loss records, and stop cleanly.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::{Duration, Instant};
@@ -112,6 +113,8 @@ pub struct RecordOptions {
     pub max_events: Option<u64>,
     pub rotate_size: Option<u64>,
     pub rotate_time: Option<Duration>,
+    /// `--ring`: a flight recorder, writing only when triggered.
+    pub ring: Option<crate::ring::RingOptions>,
     pub block_events: u32,
     /// Longest time an event waits in the open block before it is flushed to the file.
     pub flush_interval: Duration,
@@ -171,6 +174,10 @@ pub enum Notice {
     Attached { mode: AttachMode, to: String },
     /// A new output file was started.
     Rotated(PathBuf),
+    /// A flight recorder's trigger fired: its file is being written.
+    Triggered { by: String, path: PathBuf },
+    /// At the end of a flight recorder's capture: the most compressed bytes its ring held.
+    RingPeak { peak_bytes: u64, size: u64 },
     /// The kernel has no BPF compare-and-swap: two threads' calls colliding in one in-flight
     /// slot at the wrong moment can go unrecorded and uncounted.
     InexactClaims,
@@ -186,6 +193,13 @@ impl std::fmt::Display for Notice {
             Notice::NotUsing(why) => write!(f, "not using {why}"),
             Notice::Attached { mode, to } => write!(f, "attached via {mode} ({to})"),
             Notice::Rotated(path) => write!(f, "rotated to {}", path.display()),
+            Notice::Triggered { by, path } => {
+                write!(f, "triggered by {by}: writing {}", path.display())
+            }
+            Notice::RingPeak { peak_bytes, size } => write!(
+                f,
+                "the flight recorder's ring held at most {peak_bytes} bytes (--ring-size {size})"
+            ),
             Notice::InexactClaims => write!(
                 f,
                 "warning: kernel before 5.12 (no BPF compare-and-swap): a call colliding with \
@@ -257,18 +271,44 @@ impl Session {
             ..Config::default()
         };
         opts.filters.apply(&mut config)?;
+        if let Some(ring) = &opts.ring {
+            ring.validate()?;
+            if opts.rotate_size.is_some() || opts.rotate_time.is_some() {
+                bail!(
+                    "--ring writes one file per trigger (numbered like rotated files): \
+                     --rotate-size and --rotate-time do not apply to it"
+                );
+            }
+        }
         if let Some(u) = &opts.run_as
             && (opts.rotate_size.is_some() || opts.rotate_time.is_some())
         {
             u.check_writable(opts.output.parent().unwrap_or(Path::new(".")))?;
         }
-        // Create the file before attaching, so an unwritable output fails fast.
-        let first = create_output(&opts.output, opts.owner())?;
+        // Create the file before attaching, so an unwritable output fails fast. A flight
+        // recorder writes nothing before a trigger: its directory is checked instead.
+        let first = match opts.ring {
+            None => Some(create_output(&opts.output, opts.owner())?),
+            Some(_) => {
+                let dir = opts.output.parent().filter(|d| !d.as_os_str().is_empty());
+                let dir = dir.unwrap_or(Path::new("."));
+                if !dir.is_dir() {
+                    bail!(
+                        "cannot write {}: {} is not a directory",
+                        opts.output.display(),
+                        dir.display()
+                    );
+                }
+                None
+            }
+        };
         let probes = match load_and_attach(config, opts.ringbuf_size, &opts.modes) {
             Ok(p) => p,
             Err(e) => {
                 // Leave no empty trace file behind a capture that never started.
-                let _ = std::fs::remove_file(&opts.output);
+                if first.is_some() {
+                    let _ = std::fs::remove_file(&opts.output);
+                }
                 return Err(e);
             }
         };
@@ -283,7 +323,7 @@ impl Session {
             report(Notice::InexactClaims);
         }
 
-        let header = CaptureHeader {
+        let mut header = CaptureHeader {
             capture_id: sys::random_id(),
             host_name: sys::hostname(),
             kernel_release: sys::uname_field(|u| &u.release),
@@ -308,6 +348,9 @@ impl Session {
                 ),
             ],
         };
+        if let Some(ring) = &opts.ring {
+            header.extra.extend(ring.labels());
+        }
         let mut sink = Sink::try_new(first, opts.clone(), report, header, probes.mode.name())?;
         // Before privileges go: a host without cgroup2 gets a private mount.
         sink.cgroups = match Cgroup2::open() {
@@ -352,9 +395,11 @@ impl Session {
         } = self;
         let (queue, inbox) = mpsc::sync_channel(QUEUE_BATCHES);
         let (empties_tx, empties) = mpsc::channel();
+        let done = Arc::new(AtomicBool::new(false));
+        let writer_done = Arc::clone(&done);
         let writer = std::thread::Builder::new()
             .name("gsot-writer".into())
-            .spawn(move || sink.run(inbox, empties_tx))
+            .spawn(move || sink.run(inbox, empties_tx, &writer_done))
             .context("starting the writer thread")?;
         let mut drain = Drain {
             probes,
@@ -365,7 +410,7 @@ impl Session {
             forwarded: 0,
             max: opts.max_events.unwrap_or(u64::MAX),
         };
-        let drained = drain.run(&opts, stop);
+        let drained = drain.run(&opts, stop, &done);
         // Hanging up is what tells the writer to finish the file.
         drop(drain);
         let written = writer
@@ -396,7 +441,8 @@ struct Drain {
 const MAX_RECORD: usize = 4 + RAW_HEADER_SIZE + MAX_SNAPLEN;
 
 impl Drain {
-    fn run(&mut self, opts: &RecordOptions, stop: &AtomicBool) -> Result<()> {
+    /// `done`: the writer has finished (a flight recorder's last trigger, an output error).
+    fn run(&mut self, opts: &RecordOptions, stop: &AtomicBool, done: &AtomicBool) -> Result<()> {
         let started = Instant::now();
         let timeout_ms = opts.drain_interval.as_millis().clamp(1, 1000) as i32;
         let wakeups = sys::WakeupWait::new(self.probes.events_fd())
@@ -404,6 +450,9 @@ impl Drain {
         loop {
             if stop.load(Ordering::Relaxed) {
                 break;
+            }
+            if done.load(Ordering::Relaxed) {
+                return Ok(());
             }
             if opts.duration.is_some_and(|d| started.elapsed() >= d) {
                 break;

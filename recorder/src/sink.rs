@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use format::{CaptureHeader, Event, LossRecord, ProcessInfo, TraceWriter, WriterO
 use crate::cgroupfs::CgroupNames;
 use crate::docker::ContainerNames;
 use crate::record::{Notice, RecordOptions, Reporter, Summary, rotated_path};
+use crate::ring::Flight;
 
 /// Bytes of records per batch: large enough that the queue costs little per event, small
 /// enough that the queue's bound keeps memory low (see [`QUEUE_BATCHES`]).
@@ -40,7 +42,7 @@ pub(crate) fn push_record(batch: &mut Vec<u8>, record: &[u8]) {
 }
 
 /// The records of a batch, in order.
-fn records(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(crate) fn records(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = batch;
     std::iter::from_fn(move || {
         let (len, tail) = rest.split_first_chunk::<4>()?;
@@ -83,19 +85,22 @@ pub(crate) struct Sink {
 }
 
 impl Sink {
-    /// Starts the first file, `first`, already created at `opts.output`.
+    /// Starts the first file, `first`, already created at `opts.output`; a flight recorder
+    /// has none until its first trigger.
     pub(crate) fn try_new(
-        first: File,
+        first: Option<File>,
         opts: RecordOptions,
         report: Reporter,
         header: CaptureHeader,
         mode: &str,
     ) -> Result<Sink> {
-        let writer = new_writer(first, &header, &opts)
+        let writer = first
+            .map(|f| new_writer(f, &header, &opts))
+            .transpose()
             .with_context(|| format!("writing {}", opts.output.display()))?;
         let summary = Summary {
             mode: mode.to_string(),
-            files: vec![opts.output.clone()],
+            files: writer.iter().map(|_| opts.output.clone()).collect(),
             ..Summary::default()
         };
         Ok(Sink {
@@ -103,7 +108,7 @@ impl Sink {
             opts,
             report,
             header,
-            writer: Some(writer),
+            writer,
             file_index: 0,
             file_started: Instant::now(),
             seen: HashSet::new(),
@@ -116,15 +121,33 @@ impl Sink {
         })
     }
 
-    /// Writes what arrives until the drain hangs up, then finishes the file. On an output
-    /// error it returns at once: dropping `queue` tells the drain to stop.
-    pub(crate) fn run(mut self, queue: Receiver<Msg>, empties: Sender<Vec<u8>>) -> Result<Summary> {
+    /// Writes what arrives until the drain hangs up (or a flight recorder has written its
+    /// `--max-triggers` files), then finishes the file. On an output error it returns at once.
+    /// Either way it sets `done` and drops `queue`, which tell the drain to stop.
+    pub(crate) fn run(
+        mut self,
+        queue: Receiver<Msg>,
+        empties: Sender<Vec<u8>>,
+        done: &AtomicBool,
+    ) -> Result<Summary> {
         // Often enough for the flush interval and time rotation to be kept to within this.
         let tick = self.opts.flush_interval.min(Duration::from_millis(100));
+        let mut flight = match &self.opts.ring {
+            Some(r) => Some(Flight::try_new(
+                r,
+                self.header.start_ts_ns,
+                self.opts.drain_interval,
+            )?),
+            None => None,
+        };
         let result = loop {
             match queue.recv_timeout(tick) {
                 Ok(Msg::Batch(mut batch)) => {
-                    if let Err(e) = self.write_batch(&batch) {
+                    let written = match flight.as_mut() {
+                        Some(f) => f.on_batch(&batch, &mut self),
+                        None => self.write_batch(&batch, 0, u64::MAX),
+                    };
+                    if let Err(e) = written {
                         break Err(e);
                     }
                     batch.clear();
@@ -133,15 +156,28 @@ impl Sink {
                 }
                 Ok(Msg::Loss(loss)) => {
                     self.summary.lost += loss.lost;
-                    self.writer().add_loss(loss);
+                    match flight.as_mut() {
+                        Some(f) => f.on_loss(loss, &mut self),
+                        None => self.add_loss(loss),
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break Ok(()),
             }
-            if let Err(e) = self.poll() {
-                break Err(e);
+            let polled = match flight.as_mut() {
+                Some(f) => f.poll(&mut self),
+                None => self.poll().map(|()| false),
+            };
+            match polled {
+                Ok(false) => {}
+                Ok(true) => break Ok(()),
+                Err(e) => break Err(e),
             }
         };
+        done.store(true, Ordering::Relaxed);
+        if let Some(f) = &flight {
+            (self.report)(f.peak());
+        }
         drop(queue);
         // Whatever happened, close the file properly if we still can.
         let finished = self.finish_file();
@@ -151,11 +187,16 @@ impl Sink {
         Ok(self.summary)
     }
 
-    fn writer(&mut self) -> &mut Writer {
-        self.writer.as_mut().expect("writer present until finish")
+    /// Adds a loss record to the open file, if one is open.
+    pub(crate) fn add_loss(&mut self, loss: LossRecord) {
+        if let Some(w) = self.writer.as_mut() {
+            w.add_loss(loss);
+        }
     }
 
-    fn write_batch(&mut self, batch: &[u8]) -> Result<()> {
+    /// Writes the records of `batch` that entered from `from_ns` to `until_ns` (inclusive)
+    /// to the open file.
+    pub(crate) fn write_batch(&mut self, batch: &[u8], from_ns: u64, until_ns: u64) -> Result<()> {
         if !self.opts.test_write_delay.is_zero() {
             std::thread::sleep(self.opts.test_write_delay);
         }
@@ -181,6 +222,9 @@ impl Sink {
             let Some(h) = RawEventHeader::read_from(item) else {
                 continue;
             };
+            if h.ts_enter_ns < from_ns || h.ts_enter_ns > until_ns {
+                continue;
+            }
             let value_end = (RAW_HEADER_SIZE + h.value_len as usize).min(item.len());
             let ev = Event::from_raw(&h, &item[RAW_HEADER_SIZE..value_end]);
             if last_tgid != Some(h.tgid) {
@@ -222,9 +266,12 @@ impl Sink {
     }
 
     /// The time-driven work: flushing an old open block, rotating.
-    fn poll(&mut self) -> Result<()> {
-        match self.writer().poll_flush() {
-            Ok(true) => self.committed = self.writer().stats().events,
+    pub(crate) fn poll(&mut self) -> Result<()> {
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        match w.poll_flush() {
+            Ok(true) => self.committed = w.stats().events,
             Ok(false) => {}
             Err(e) => return Err(self.output_error(e.into())),
         }
@@ -258,7 +305,9 @@ impl Sink {
     }
 
     fn maybe_rotate(&mut self) -> Result<()> {
-        let stats = self.writer().stats();
+        let Some(stats) = self.writer.as_ref().map(TraceWriter::stats) else {
+            return Ok(());
+        };
         let by_size = self
             .opts
             .rotate_size
@@ -272,13 +321,42 @@ impl Sink {
         }
         self.finish_file()?;
         self.file_index += 1;
-        self.path = rotated_path(&self.opts.output, self.file_index);
         self.header.sequence = self.file_index;
         self.header.start_ts_ns = crate::sys::boot_ns();
+        let header = self.header.clone();
+        self.open_file(&header)?;
+        (self.report)(Notice::Rotated(self.path.clone()));
+        Ok(())
+    }
+
+    /// Opens file number `index` (named like a rotated one) for a flight recorder's trigger,
+    /// its header the capture's with this `start_ts_ns` and the trigger's `extra` keys.
+    pub(crate) fn start_file(
+        &mut self,
+        index: u32,
+        start_ts_ns: u64,
+        extra: Vec<(String, String)>,
+        what: &str,
+    ) -> Result<()> {
+        self.file_index = index;
+        let mut header = self.header.clone();
+        header.sequence = index;
+        header.start_ts_ns = start_ts_ns;
+        header.extra.extend(extra);
+        self.open_file(&header)?;
+        (self.report)(Notice::Triggered {
+            by: what.to_string(),
+            path: self.path.clone(),
+        });
+        Ok(())
+    }
+
+    /// Opens the file `file_index` names, with `header`, as the one written to.
+    fn open_file(&mut self, header: &CaptureHeader) -> Result<()> {
+        self.path = rotated_path(&self.opts.output, self.file_index);
         let file = crate::output::create(&self.path, self.opts.owner())
             .map_err(|e| self.output_error(e.into()))?;
-        self.writer =
-            Some(new_writer(file, &self.header, &self.opts).map_err(|e| self.output_error(e))?);
+        self.writer = Some(new_writer(file, header, &self.opts).map_err(|e| self.output_error(e))?);
         self.file_started = Instant::now();
         // Each file names the processes it holds events of.
         self.seen.clear();
@@ -286,11 +364,10 @@ impl Sink {
             n.new_file();
         }
         self.summary.files.push(self.path.clone());
-        (self.report)(Notice::Rotated(self.path.clone()));
         Ok(())
     }
 
-    fn finish_file(&mut self) -> Result<()> {
+    pub(crate) fn finish_file(&mut self) -> Result<()> {
         let Some(mut w) = self.writer.take() else {
             return Ok(());
         };

@@ -153,6 +153,7 @@ impl CommonArgs {
             max_events: None,
             rotate_size: None,
             rotate_time: None,
+            ring: None,
             block_events: self.block_events,
             flush_interval: Duration::from_millis(self.flush_interval_ms.max(1)),
             drain_interval: Duration::from_millis(self.drain_interval_ms.max(1)),

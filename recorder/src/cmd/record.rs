@@ -6,6 +6,7 @@ use anyhow::{Result, anyhow};
 use gsot_decode::levels::{parse_level, resolve_option};
 use gsot_decode::time::parse_std_duration as parse_duration;
 use recorder::record::{Filters, Session};
+use recorder::ring::{RingOptions, Trigger};
 use recorder::sys;
 
 use super::{CommonArgs, parse_size, print_summary, stderr_reporter};
@@ -55,6 +56,24 @@ pub(super) struct Args {
     /// labels; containers keep the runtime and id their cgroup path gives.
     #[arg(long)]
     no_container_names: bool,
+    /// Flight recorder: keep the calls of this last stretch of time in memory (compressed) and
+    /// write nothing until a trigger (SIGUSR1 or --trigger); then write them, and the calls of
+    /// --after, to OUTPUT (the next triggers to OUTPUT.1.EXT, ...).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    ring: Option<Duration>,
+    /// Most memory the ring's compressed calls take (at least 1M; the oldest go first).
+    #[arg(long, value_parser = parse_size, default_value = "256M", requires = "ring")]
+    ring_size: u64,
+    /// Write a trigger's file when a drained call matches this `analyze --where` expression
+    /// (e.g. 'errno == ECONNREFUSED').
+    #[arg(long, value_name = "EXPR", requires = "ring")]
+    trigger: Option<String>,
+    /// How long after a trigger its file keeps taking calls.
+    #[arg(long, value_parser = parse_duration, default_value = "10s", requires = "ring")]
+    after: Duration,
+    /// Stop the capture once this many trigger files are written.
+    #[arg(long, value_name = "N", requires = "ring")]
+    max_triggers: Option<u32>,
 }
 
 pub(super) fn run(args: Args) -> Result<()> {
@@ -85,19 +104,46 @@ pub(super) fn run(args: Args) -> Result<()> {
     opts.container_names = !args.no_container_names;
     opts.rotate_size = args.rotate_size;
     opts.rotate_time = args.rotate_time;
+    opts.ring = match args.ring {
+        Some(window) => Some(RingOptions {
+            window,
+            size: args.ring_size,
+            after: args.after,
+            trigger: args.trigger.as_deref().map(Trigger::parse).transpose()?,
+            max_triggers: args.max_triggers,
+        }),
+        None => None,
+    };
     opts.run_as = args
         .user
         .as_deref()
         .map(recorder::privs::RunAs::lookup)
         .transpose()?;
     sys::install_stop_handlers();
+    if opts.ring.is_some() {
+        recorder::ring::install_trigger_signal();
+    }
     let started = Instant::now();
+    let opts_ring = opts.ring.clone();
     let session = Session::start(opts, stderr_reporter())?;
     // Tests, `recorder bench` and the VM guest wait for this line: keep it as it is.
     eprintln!(
         "recorder: recording to {} (Ctrl-C to stop)",
         args.common.output.display()
     );
+    if let Some(r) = &opts_ring {
+        eprintln!(
+            "recorder: flight recorder: keeping the last {:?} in memory (at most {} bytes); \
+             SIGUSR1 (kill -USR1 {}){} writes them",
+            r.window,
+            r.size,
+            std::process::id(),
+            r.trigger
+                .as_ref()
+                .map(|t| format!(" or a call matching {}", t.source))
+                .unwrap_or_default()
+        );
+    }
     let summary = session.run(&sys::STOP)?;
     print_summary(&summary, started);
     Ok(())

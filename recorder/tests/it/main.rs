@@ -7,6 +7,7 @@ mod docker;
 
 mod exactness;
 mod filters;
+mod flight;
 mod flood_loss;
 mod generate;
 mod least_privilege;
