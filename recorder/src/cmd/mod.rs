@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Record until Ctrl-C/SIGTERM, --duration or --max-events.
-    Record(record::Args),
+    Record(Box<record::Args>),
     /// Record while running the built-in demo workload (TCP, UDP, IPv6, Unix; some calls fail).
     Demo(demo::Args),
     /// Measure the recorder's overhead on a tight getsockopt loop (traced vs untraced).
@@ -58,7 +58,7 @@ fn after_help() -> String {
 /// Parses the command line, runs the subcommand and turns its outcome into the exit status.
 pub fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Cmd::Record(args) => record::run(args),
+        Cmd::Record(args) => record::run(*args),
         Cmd::Demo(args) => demo::run(args),
         Cmd::Bench(args) => bench::run(args),
         Cmd::Workload(args) => demo::run_workload(args),
