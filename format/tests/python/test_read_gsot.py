@@ -167,6 +167,21 @@ class SampleTest(unittest.TestCase):
         self.assertEqual(s["header"]["snaplen"], 512)
         self.assertEqual(s["digest"], "0x2fc4b35f5e7e334d")
 
+    def test_flight_recorder_sample(self):
+        """A `--ring` file: FORMAT.md 3.1's extra keys name the trigger, one of its events."""
+        trace = gsot.TraceFile(sample("real/ring-enoprotoopt.gsot"))
+        extra = dict(trace.header["extra"])
+        self.assertEqual(extra["trigger"], "expression errno == ENOPROTOOPT")
+        self.assertEqual(extra["ring_window_ns"], "1000000000")
+        events = list(trace.events())
+        self.assertEqual([e.optname for e in events], [8, 8, 8, 9999, 7, 7, 7])
+        trigger = events[3]
+        self.assertEqual(trigger.ts_ns, int(extra["trigger_ns"]))
+        self.assertEqual(trigger.tid, int(extra["trigger_event_tid"]))
+        self.assertEqual(trigger.ret, -92)
+        t = int(extra["trigger_ns"])
+        self.assertTrue(all(t - 10**9 <= e.ts_ns <= t + 5 * 10**8 for e in events))
+
     def test_synthetic_loop(self):
         s = gsot.summarize(gsot.TraceFile(sample("synthetic-loop.gsot")))
         self.assertEqual(s["version"], [1, 0])

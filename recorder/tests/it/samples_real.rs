@@ -55,3 +55,27 @@ fn refused_connects_report_econnrefused() {
         "{comms:?}"
     );
 }
+
+#[test]
+fn flight_recorder_sample_holds_the_window_around_its_trigger() {
+    let (r, ev) = open("ring-enoprotoopt.gsot");
+    let extra = |k: &str| {
+        r.header()
+            .extra
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {k}"))
+    };
+    assert_eq!(extra("trigger"), "expression errno == ENOPROTOOPT");
+    let t: u64 = extra("trigger_ns").parse().unwrap();
+    let names: Vec<i32> = ev.iter().map(|e| e.optname).collect();
+    let (rcv, snd) = (libc::SO_RCVBUF, libc::SO_SNDBUF);
+    assert_eq!(names, [rcv, rcv, rcv, 9999, snd, snd, snd]);
+    assert_eq!((ev[3].ts_ns, ev[3].ret), (t, -libc::ENOPROTOOPT));
+    assert_eq!(extra("trigger_event_tid"), ev[3].tid.to_string());
+    assert!(
+        ev.iter()
+            .all(|e| e.ts_ns + 1_000_000_000 >= t && e.ts_ns <= t + 500_000_000)
+    );
+}
