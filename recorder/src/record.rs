@@ -280,8 +280,9 @@ impl Session {
                 );
             }
         }
+        // Files created after the drop of privileges (rotated ones, a flight recorder's).
         if let Some(u) = &opts.run_as
-            && (opts.rotate_size.is_some() || opts.rotate_time.is_some())
+            && (opts.rotate_size.is_some() || opts.rotate_time.is_some() || opts.ring.is_some())
         {
             u.check_writable(opts.output.parent().unwrap_or(Path::new(".")))?;
         }
