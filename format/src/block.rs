@@ -15,7 +15,7 @@
 
 use crate::raw::COMM_LEN;
 use crate::wire::Le;
-use crate::{Error, Event};
+use crate::{Error, Event, SocketRef};
 
 /// Bytes of one thread table entry on disk.
 pub const THREAD_ENTRY_LEN: usize = 52;
@@ -982,6 +982,7 @@ impl<'a> Iterator for BlockEvents<'a> {
             ret: s.ret,
             flags: s.flags,
             value,
+            socket: SocketRef::NotRecorded,
         })
     }
 

@@ -1,6 +1,7 @@
 //! One recorded getsockopt call, as user space sees it.
 
 use crate::raw::{COMM_LEN, RawEventHeader};
+use crate::socket::{OwnedSocketRef, SocketRef};
 
 /// One getsockopt call. `value` borrows from wherever the event came from (a ring buffer
 /// record, or a decoded block), so producing or consuming an event allocates nothing.
@@ -37,6 +38,8 @@ pub struct Event<'a> {
     pub flags: u16,
     /// The option value bytes captured (at most the snap length).
     pub value: &'a [u8],
+    /// The socket behind `fd` at syscall entry, if the capture recorded it.
+    pub socket: SocketRef<'a>,
 }
 
 impl<'a> Event<'a> {
@@ -65,6 +68,7 @@ impl<'a> Event<'a> {
             ret: h.ret,
             flags: h.flags,
             value,
+            socket: SocketRef::NotRecorded,
         }
     }
 
@@ -82,6 +86,7 @@ impl<'a> Event<'a> {
     pub fn to_owned_event(&self) -> OwnedEvent {
         OwnedEvent {
             value: self.value.to_vec(),
+            socket: self.socket.to_owned_ref(),
             ..OwnedEvent::from_fields(self)
         }
     }
@@ -118,6 +123,7 @@ pub struct OwnedEvent {
     pub ret: i32,
     pub flags: u16,
     pub value: Vec<u8>,
+    pub socket: OwnedSocketRef,
 }
 
 impl OwnedEvent {
@@ -145,6 +151,7 @@ impl OwnedEvent {
             ret: e.ret,
             flags: e.flags,
             value: Vec::new(),
+            socket: OwnedSocketRef::NotRecorded,
         }
     }
 
@@ -173,6 +180,7 @@ impl OwnedEvent {
             ret: self.ret,
             flags: self.flags,
             value: &self.value,
+            socket: self.socket.as_ref(),
         }
     }
 }

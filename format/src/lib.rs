@@ -28,6 +28,8 @@ mod reader;
 #[cfg(feature = "std")]
 mod section;
 #[cfg(feature = "std")]
+mod socket;
+#[cfg(feature = "std")]
 mod summary;
 #[cfg(feature = "synth")]
 pub mod synth;
@@ -44,6 +46,7 @@ pub use {
     front::{BlockFront, FrontParts},
     meta::{CaptureHeader, CgroupV1Path, ContainerInfo, LossRecord, ProcessInfo, ProcessTable},
     reader::{BlockInfo, Recovery, TraceReader},
+    socket::{OwnedSocketRef, Socket, SocketRef},
     summary::BlockSummary,
     writer::{TraceWriter, WriterOptions, WriterStats},
 };

@@ -1,7 +1,7 @@
 //! Whatever is written is read back exactly: events, header, process table, loss records.
 
 use format::raw::COMM_LEN;
-use format::{OwnedEvent, TraceReader, TraceWriter, WriterOptions};
+use format::{OwnedEvent, OwnedSocketRef, TraceReader, TraceWriter, WriterOptions};
 use proptest::prelude::*;
 
 fn event() -> impl Strategy<Value = OwnedEvent> {
@@ -63,6 +63,7 @@ fn event() -> impl Strategy<Value = OwnedEvent> {
                 ret,
                 flags,
                 value,
+                socket: OwnedSocketRef::NotRecorded,
             },
         )
 }
