@@ -14,6 +14,7 @@
 //! columns in place: decoding costs little next to decompression.
 
 use crate::raw::COMM_LEN;
+use crate::socket::{SOCKET_MIN_LEN, Socket};
 use crate::wire::Le;
 use crate::{Error, Event, SocketRef};
 
@@ -108,9 +109,18 @@ pub struct Site {
     pub ret: i32,
     pub flags: u16,
     pub value_len: u16,
+    /// Index into the block's socket table, or [`Site::SOCKET_NOT_RECORDED`] or
+    /// [`Site::SOCKET_NONE`]: a site is one socket's, so calls on two sockets are two sites.
+    /// Not part of the 36 bytes on disk: stored in the block's site socket column (4.3).
+    pub socket: u32,
 }
 
 impl Site {
+    /// `socket` of a site whose calls carry no socket identity (a capture without it).
+    pub const SOCKET_NOT_RECORDED: u32 = u32::MAX;
+    /// `socket` of a site whose fd was not an open socket (EBADF, ENOTSOCK).
+    pub const SOCKET_NONE: u32 = u32::MAX - 1;
+
     fn encode(&self, b: &mut [u8; SITE_ENTRY_LEN]) {
         let fields = [
             self.thread,
@@ -142,6 +152,7 @@ impl Site {
             ret: l.i32(),
             flags: l.u16(),
             value_len: l.u16(),
+            socket: Site::SOCKET_NOT_RECORDED,
         }
     }
 }
@@ -202,7 +213,8 @@ impl Key for Site {
         );
         fold(
             h ^ k.0[1],
-            (self.flags as u64 | (self.value_len as u64) << 16) ^ k.0[2],
+            (self.flags as u64 | (self.value_len as u64) << 16 | (self.socket as u64) << 32)
+                ^ k.0[2],
         )
     }
 }
@@ -370,6 +382,59 @@ pub(crate) fn clear_with_room(buf: &mut Vec<u8>, room: usize) {
     }
 }
 
+/// A block's distinct sockets in the order first seen. Consecutive calls are mostly on the
+/// socket of the call before, which is checked first; the map (hashed with a random key,
+/// since the fields come from traced programs) serves the rest.
+#[derive(Default)]
+struct SocketTable {
+    keys: Vec<Socket>,
+    map: std::collections::HashMap<Socket, u32>,
+    last: u32,
+    /// Encoded bytes of the entries.
+    bytes: usize,
+    /// Some event of the block has socket identity (a socket, or the fact that there was none).
+    recorded: bool,
+}
+
+impl SocketTable {
+    /// The site's `socket` for an event's socket, the socket added if new.
+    #[inline]
+    fn index(&mut self, r: SocketRef<'_>) -> u32 {
+        let s = match r {
+            SocketRef::NotRecorded => return Site::SOCKET_NOT_RECORDED,
+            SocketRef::NoSocket => {
+                self.recorded = true;
+                return Site::SOCKET_NONE;
+            }
+            SocketRef::Socket(s) => s,
+        };
+        self.recorded = true;
+        if self.keys.get(self.last as usize) == Some(s) {
+            return self.last;
+        }
+        let id = match self.map.get(s) {
+            Some(&id) => id,
+            None => {
+                let id = self.keys.len() as u32;
+                self.keys.push(s.clone());
+                self.map.insert(s.clone(), id);
+                self.bytes += s.encoded_len();
+                id
+            }
+        };
+        self.last = id;
+        id
+    }
+
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.map.clear();
+        self.last = 0;
+        self.bytes = 0;
+        self.recorded = false;
+    }
+}
+
 /// Accumulates events into the tables and columns of one block.
 ///
 /// The payload is built in place in one buffer, so that closing a block hands zstd the
@@ -386,6 +451,10 @@ pub(crate) struct BlockEncoder {
     sites: Table<Site, (u64, u64)>,
     /// The thread of the previous event and its index: calls come in bursts per thread.
     last_thread: Option<(ThreadEntry, u32)>,
+    sockets: SocketTable,
+    /// Bytes after the values that `payload` appended (the socket table and the site socket
+    /// column), which `push` takes off again before it adds an event.
+    tail_len: usize,
     /// The last events' sites, hashes and pointers, waiting for their site lookup: the site
     /// table is larger than the CPU's caches, so `push` prefetches a site's slot and looks it
     /// up only `PIPELINE` events later, when the slot has arrived.
@@ -420,6 +489,8 @@ impl BlockEncoder {
             threads: Table::new(),
             sites: Table::new(),
             last_thread: None,
+            sockets: SocketTable::default(),
+            tail_len: 0,
             pending: [PendingSite::default(); PIPELINE],
             pending_head: 0,
             pending_len: 0,
@@ -480,13 +551,33 @@ impl BlockEncoder {
     }
 
     fn values_len(&self) -> usize {
-        self.buf.len() - self.values_at
+        self.buf.len() - self.tail_len - self.values_at
+    }
+
+    /// Takes the bytes `payload` appended after the values off again.
+    fn drop_tail(&mut self) {
+        let end = self.buf.len() - self.tail_len;
+        self.buf.truncate(end);
+        self.tail_len = 0;
+    }
+
+    /// Bytes of the socket table and the site socket column (none when no event of the block
+    /// has socket identity: such a block is laid out as in 1.1).
+    fn socket_tail_len(&self) -> usize {
+        match self.sockets.recorded {
+            false => 0,
+            true => 16 + self.sockets.bytes + 4 * self.sites.len(),
+        }
     }
 
     /// Payload bytes the block would take if closed now.
     pub fn raw_len(&mut self) -> usize {
         self.resolve_all();
-        self.tables_len() + 6 * 8 + self.len as usize * COLUMN_BYTES_PER_EVENT + self.values_len()
+        self.tables_len()
+            + 6 * 8
+            + self.len as usize * COLUMN_BYTES_PER_EVENT
+            + self.values_len()
+            + self.socket_tail_len()
     }
 
     /// Where the columns and the values start in a buffer with `gap` bytes for the tables and
@@ -505,6 +596,7 @@ impl BlockEncoder {
     /// for `capacity` events.
     #[cold]
     fn relayout(&mut self, gap: usize, capacity: usize) {
+        self.drop_tail();
         let (cols, values_at) = Self::layout(gap, capacity);
         // Zeroed by the allocator (calloc): untouched pages stay free.
         let mut buf = vec![0u8; values_at];
@@ -524,6 +616,7 @@ impl BlockEncoder {
     /// Moves packed columns and values back to where `push` writes them.
     #[cold]
     fn unpack(&mut self) {
+        self.drop_tail();
         let (cols, values_at) = Self::layout(self.gap, self.capacity);
         let values_len = self.values_len();
         self.buf.resize(values_at + values_len, 0);
@@ -556,6 +649,7 @@ impl BlockEncoder {
         if self.packed {
             self.unpack();
         }
+        self.drop_tail();
         let i = self.len as usize;
         if i == self.capacity {
             // The caller closes blocks at `max_events`, which the room made at the start
@@ -585,6 +679,7 @@ impl BlockEncoder {
             ret: e.ret,
             flags: e.flags,
             value_len,
+            socket: self.sockets.index(e.socket),
         };
         let hash = self.sites.hash(&site);
         self.sites.prefetch(hash);
@@ -688,12 +783,37 @@ impl BlockEncoder {
         }
         let values_len = self.values_len() as u64;
         self.buf[self.values_at - 8..self.values_at].copy_from_slice(&values_len.to_le_bytes());
+        self.append_socket_tail();
         &self.buf[start..]
     }
 
+    /// Appends the socket table and the site socket column after the values (FORMAT.md 4.3),
+    /// if any event of the block has socket identity.
+    fn append_socket_tail(&mut self) {
+        self.drop_tail();
+        if !self.sockets.recorded {
+            return;
+        }
+        let before = self.buf.len();
+        self.buf
+            .extend_from_slice(&(self.sockets.keys.len() as u64).to_le_bytes());
+        for s in &self.sockets.keys {
+            s.encode(&mut self.buf);
+        }
+        self.buf
+            .extend_from_slice(&(self.sites.len() as u64).to_le_bytes());
+        for site in self.sites.keys() {
+            self.buf.extend_from_slice(&site.socket.to_le_bytes());
+        }
+        self.tail_len = self.buf.len() - before;
+        debug_assert_eq!(self.tail_len, self.socket_tail_len());
+    }
+
     pub fn clear(&mut self) {
+        self.drop_tail();
         self.threads.clear();
         self.sites.clear();
+        self.sockets.clear();
         self.last_thread = None;
         self.pending_len = 0;
         self.resolved = 0;
@@ -718,6 +838,8 @@ pub struct DecodedBlock {
     len: usize,
     threads: Vec<ThreadEntry>,
     sites: Vec<Site>,
+    /// The block's socket table (empty in a block without socket identity).
+    sockets: Vec<Socket>,
     /// Start within `raw` of the ts, duration, site, optval and optlen columns.
     col_start: [usize; 5],
     values_start: usize,
@@ -776,6 +898,16 @@ impl DecodedBlock {
     /// The block's call site table.
     pub fn sites(&self) -> &[Site] {
         &self.sites
+    }
+
+    /// The block's socket table, which [`Site::socket`] indexes.
+    pub fn sockets(&self) -> &[Socket] {
+        &self.sockets
+    }
+
+    /// What a site's calls know about their socket.
+    pub fn site_socket(&self, site: &Site) -> SocketRef<'_> {
+        socket_ref(&self.sockets, site.socket)
     }
 
     /// Each event's index into [`DecodedBlock::sites`], without decoding anything else: what
@@ -858,7 +990,12 @@ impl DecodedBlock {
             col_start[i] = seq(&format!("{what} column"), *width, Some(n))?.0;
         }
         let (values_start, values_len) = seq("value bytes", 1, None)?;
-        // Anything after the values belongs to a later minor version: skipped.
+        // Since 1.2: the socket table and the site socket column, if the block has them.
+        // Anything after those belongs to a later minor version: skipped.
+        let socket_tail = match values_start + values_len < raw.len() {
+            true => Some(seq("socket table", SOCKET_MIN_LEN, None)?),
+            false => None,
+        };
 
         decode_tables(
             raw,
@@ -868,6 +1005,17 @@ impl DecodedBlock {
             &mut self.sites,
             frame_offset,
         )?;
+        self.sockets.clear();
+        if let Some((sockets_at, n_sockets)) = socket_tail {
+            decode_sockets(
+                raw,
+                sockets_at,
+                n_sockets,
+                &mut self.sockets,
+                &mut self.sites,
+            )
+            .map_err(|(at, what)| err(at, what))?;
+        }
         let site_col = raw[col_start[2]..][..n * 4].as_chunks::<4>().0;
         let mut value_total = 0usize;
         for (i, b) in site_col.iter().enumerate() {
@@ -914,6 +1062,7 @@ impl DecodedBlock {
             optval: &col(3).as_chunks::<8>().0[..n],
             optlen: &col(4).as_chunks::<8>().0[..n],
             values: &self.raw[self.values_start..][..self.values_len],
+            sockets: &self.sockets,
             prev_ts: 0,
             site_ptrs: vec![(0, 0); self.sites.len()],
         }
@@ -933,6 +1082,7 @@ pub struct BlockEvents<'a> {
     optval: &'a [[u8; 8]],
     optlen: &'a [[u8; 8]],
     values: &'a [u8],
+    sockets: &'a [Socket],
     prev_ts: u64,
     /// The last (optval, optlen) pointers of each site, which the deltas apply to.
     site_ptrs: Vec<(u64, u64)>,
@@ -982,7 +1132,7 @@ impl<'a> Iterator for BlockEvents<'a> {
             ret: s.ret,
             flags: s.flags,
             value,
-            socket: SocketRef::NotRecorded,
+            socket: socket_ref(self.sockets, s.socket),
         })
     }
 
@@ -1108,6 +1258,55 @@ pub(crate) fn decode_tables(
             ));
         }
         sites.push(site);
+    }
+    Ok(())
+}
+
+/// A site's [`SocketRef`]; `parse` checked that every site's index is in the table.
+#[inline]
+fn socket_ref(sockets: &[Socket], index: u32) -> SocketRef<'_> {
+    match index {
+        Site::SOCKET_NOT_RECORDED => SocketRef::NotRecorded,
+        Site::SOCKET_NONE => SocketRef::NoSocket,
+        i => SocketRef::Socket(&sockets[i as usize]),
+    }
+}
+
+/// Decodes a block's socket table (`n_sockets` entries from byte `at` of `raw`) and the site
+/// socket column after it (FORMAT.md 4.3) into each site's `socket`. An error is the payload
+/// position and what was expected there. Bytes after the column belong to a later version.
+fn decode_sockets(
+    raw: &[u8],
+    mut at: usize,
+    n_sockets: usize,
+    sockets: &mut Vec<Socket>,
+    sites: &mut [Site],
+) -> Result<(), (usize, String)> {
+    for _ in 0..n_sockets {
+        let (s, len) = Socket::decode(&raw[at..]).map_err(|(i, what)| (at + i, what))?;
+        sockets.push(s);
+        at += len;
+    }
+    let n_sites = sites.len();
+    let len = raw
+        .get(at..at + 8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    if len != Some(n_sites as u64) || raw.len() - at - 8 < 4 * n_sites {
+        let found = len.map_or("the payload's end".into(), |n| n.to_string());
+        let what = format!("a site socket column of {n_sites} elements, found {found}");
+        return Err((at, what));
+    }
+    at += 8;
+    for (i, site) in sites.iter_mut().enumerate() {
+        let b = &raw[at + 4 * i..][..4];
+        let index = u32::from_le_bytes(b.try_into().expect("4 bytes"));
+        if index as usize >= n_sockets && index < Site::SOCKET_NONE {
+            let what = format!(
+                "a socket index below {n_sockets} (or 4294967294, 4294967295), found {index}"
+            );
+            return Err((at + 4 * i, what));
+        }
+        site.socket = index;
     }
     Ok(())
 }

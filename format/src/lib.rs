@@ -1,4 +1,4 @@
-//! The getsockopt trace file format, version 1.1.
+//! The getsockopt trace file format, version 1.2.
 //!
 //! * [`raw`]: the `no_std` record the eBPF program hands to user space (shared layout).
 //! * [`TraceWriter`]: writes a trace file (header, compressed event blocks, side tables, index).
@@ -44,7 +44,10 @@ pub use {
     error::Error,
     event::{Event, OwnedEvent, comm_to_str},
     front::{BlockFront, FrontParts},
-    meta::{CaptureHeader, CgroupV1Path, ContainerInfo, LossRecord, ProcessInfo, ProcessTable},
+    meta::{
+        CaptureHeader, CgroupV1Path, ContainerInfo, LossRecord, ProcessInfo, ProcessTable,
+        SOCKET_IDENTITY_KEY, SocketCapture,
+    },
     reader::{BlockInfo, Recovery, TraceReader},
     socket::{OwnedSocketRef, Socket, SocketRef},
     summary::BlockSummary,

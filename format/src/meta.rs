@@ -40,6 +40,70 @@ pub struct CaptureHeader {
     pub extra: Vec<(String, String)>,
 }
 
+/// The `extra` key (FORMAT.md 3) by which a header says whether the events carry socket
+/// identity. An `extra` pair rather than a new field: a 1.1 reader shows it as it is, and no
+/// header byte changes meaning.
+pub const SOCKET_IDENTITY_KEY: &str = "socket_identity";
+
+/// Whether a capture recorded the socket behind each call: the header's `socket_identity`
+/// pair, `recorded`, `off` or `unavailable`, the last two optionally followed by `: ` and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketCapture<'a> {
+    /// The header does not say: a file older than 1.2, or a writer that does not know.
+    NotSaid,
+    Recorded,
+    /// Turned off (`recorder record --no-sockets`), and why.
+    Off(&'a str),
+    /// The recorder could not (no kernel BTF, or the walk could not be set up), and why.
+    Unavailable(&'a str),
+    /// A value this reader does not know, as it is.
+    Other(&'a str),
+}
+
+impl<'a> SocketCapture<'a> {
+    /// Parses the value of a `socket_identity` pair.
+    pub fn parse(v: &'a str) -> SocketCapture<'a> {
+        let (word, why) = v.split_once(": ").unwrap_or((v, ""));
+        match word {
+            "recorded" if why.is_empty() => SocketCapture::Recorded,
+            "off" => SocketCapture::Off(why),
+            "unavailable" => SocketCapture::Unavailable(why),
+            _ => SocketCapture::Other(v),
+        }
+    }
+
+    /// The `extra` pair a writer stores for this (none for [`SocketCapture::NotSaid`]).
+    pub fn extra_pair(self) -> Option<(String, String)> {
+        let with = |word: &str, why: &str| match why {
+            "" => word.to_string(),
+            why => format!("{word}: {why}"),
+        };
+        let v = match self {
+            SocketCapture::NotSaid => return None,
+            SocketCapture::Recorded => "recorded".to_string(),
+            SocketCapture::Off(why) => with("off", why),
+            SocketCapture::Unavailable(why) => with("unavailable", why),
+            SocketCapture::Other(v) => v.to_string(),
+        };
+        Some((SOCKET_IDENTITY_KEY.to_string(), v))
+    }
+
+    /// Whether the events can carry socket identity.
+    pub fn is_recorded(self) -> bool {
+        self == SocketCapture::Recorded
+    }
+}
+
+impl CaptureHeader {
+    /// What the header says about socket identity (the first `socket_identity` pair).
+    pub fn socket_capture(&self) -> SocketCapture<'_> {
+        self.extra
+            .iter()
+            .find(|(k, _)| k == SOCKET_IDENTITY_KEY)
+            .map_or(SocketCapture::NotSaid, |(_, v)| SocketCapture::parse(v))
+    }
+}
+
 /// One process the capture saw, so a trace can name processes even after they are gone.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Encode)]
 pub struct ProcessInfo {

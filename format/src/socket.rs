@@ -78,3 +78,83 @@ impl OwnedSocketRef {
         }
     }
 }
+
+/// Bytes of a socket table entry before its two unix names (FORMAT.md 4.3).
+pub(crate) const SOCKET_FIXED_LEN: usize = 63;
+/// Least bytes of one socket table entry: the fixed fields and the two names' lengths.
+pub(crate) const SOCKET_MIN_LEN: usize = SOCKET_FIXED_LEN + 16;
+
+impl Socket {
+    /// Bytes this socket takes in a block's socket table.
+    pub(crate) fn encoded_len(&self) -> usize {
+        SOCKET_MIN_LEN + self.unix_path.len() + self.unix_peer.len()
+    }
+
+    /// Appends the socket table entry (fixint encoding, FORMAT.md 4.3).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.family.to_le_bytes());
+        out.extend_from_slice(&self.sock_type.to_le_bytes());
+        out.extend_from_slice(&self.protocol.to_le_bytes());
+        out.push(self.tcp_state);
+        out.extend_from_slice(&self.local_addr);
+        out.extend_from_slice(&self.local_port.to_le_bytes());
+        out.extend_from_slice(&self.remote_addr);
+        out.extend_from_slice(&self.remote_port.to_le_bytes());
+        out.extend_from_slice(&self.scope_id.to_le_bytes());
+        out.extend_from_slice(&self.ino.to_le_bytes());
+        out.extend_from_slice(&self.netns.to_le_bytes());
+        out.extend_from_slice(&self.netlink_portid.to_le_bytes());
+        for name in [&self.unix_path, &self.unix_peer] {
+            out.extend_from_slice(&(name.len() as u64).to_le_bytes());
+            out.extend_from_slice(name);
+        }
+    }
+
+    /// Decodes one socket table entry from the start of `b`: the socket and the bytes it took,
+    /// or where in `b` it stops making sense and what was expected there.
+    pub(crate) fn decode(b: &[u8]) -> Result<(Socket, usize), (usize, String)> {
+        let Some(fixed) = b.get(..SOCKET_FIXED_LEN) else {
+            return Err((
+                0,
+                format!("a socket entry of at least {SOCKET_MIN_LEN} bytes"),
+            ));
+        };
+        let mut l = crate::wire::Le(fixed);
+        let mut s = Socket {
+            family: l.u16(),
+            sock_type: l.u16(),
+            protocol: l.u16(),
+            tcp_state: l.array::<1>()[0],
+            local_addr: l.array(),
+            local_port: l.u16(),
+            remote_addr: l.array(),
+            remote_port: l.u16(),
+            scope_id: l.u32(),
+            ino: l.u64(),
+            netns: l.u32(),
+            netlink_portid: l.u32(),
+            ..Socket::default()
+        };
+        let mut at = SOCKET_FIXED_LEN;
+        for (what, name) in [
+            ("unix_path", &mut s.unix_path),
+            ("unix_peer", &mut s.unix_peer),
+        ] {
+            let Some(len) = b.get(at..at + 8) else {
+                return Err((at, format!("the length of the socket's {what}")));
+            };
+            let len = u64::from_le_bytes(len.try_into().expect("8 bytes"));
+            let room = (b.len() - at - 8) as u64;
+            if len > room {
+                return Err((
+                    at,
+                    format!("a {what} length of at most {room}, found {len}"),
+                ));
+            }
+            at += 8;
+            name.extend_from_slice(&b[at..][..len as usize]);
+            at += len as usize;
+        }
+        Ok((s, at))
+    }
+}

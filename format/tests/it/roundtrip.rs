@@ -1,7 +1,7 @@
 //! Whatever is written is read back exactly: events, header, process table, loss records.
 
 use format::raw::COMM_LEN;
-use format::{OwnedEvent, OwnedSocketRef, TraceReader, TraceWriter, WriterOptions};
+use format::{OwnedEvent, OwnedSocketRef, Socket, TraceReader, TraceWriter, WriterOptions};
 use proptest::prelude::*;
 
 fn event() -> impl Strategy<Value = OwnedEvent> {
@@ -33,6 +33,7 @@ fn event() -> impl Strategy<Value = OwnedEvent> {
             any::<u16>(),
         ),
         prop::collection::vec(any::<u8>(), 0..300),
+        socket(),
     )
         .prop_map(
             |(
@@ -40,6 +41,7 @@ fn event() -> impl Strategy<Value = OwnedEvent> {
                 (comm, cg, pidns, mntns, fd, level),
                 (optname, ov, ol, oin, oout, ret, flags),
                 value,
+                socket,
             )| OwnedEvent {
                 ts_ns: ts,
                 duration_ns: dur,
@@ -63,9 +65,62 @@ fn event() -> impl Strategy<Value = OwnedEvent> {
                 ret,
                 flags,
                 value,
-                socket: OwnedSocketRef::NotRecorded,
+                socket,
             },
         )
+}
+
+/// What an event knows of its socket: nothing, no socket, one of a few sockets that repeat
+/// (as they do in a capture), or any socket at all.
+fn socket() -> impl Strategy<Value = OwnedSocketRef> {
+    let few = (0u64..3).prop_map(|ino| {
+        OwnedSocketRef::Socket(Socket {
+            family: 2,
+            sock_type: 1,
+            protocol: 6,
+            tcp_state: 1,
+            local_port: 40_000 + ino as u16,
+            ino,
+            ..Socket::default()
+        })
+    });
+    let any_socket = (
+        (any::<[u16; 3]>(), any::<u8>(), any::<[[u8; 16]; 2]>()),
+        (
+            any::<[u16; 2]>(),
+            any::<u32>(),
+            any::<u64>(),
+            any::<[u32; 2]>(),
+        ),
+        prop::collection::vec(any::<u8>(), 0..120),
+        prop::collection::vec(any::<u8>(), 0..120),
+    )
+        .prop_map(
+            |((fam, state, addr), (ports, scope, ino, ns), path, peer)| {
+                OwnedSocketRef::Socket(Socket {
+                    family: fam[0],
+                    sock_type: fam[1],
+                    protocol: fam[2],
+                    tcp_state: state,
+                    local_addr: addr[0],
+                    local_port: ports[0],
+                    remote_addr: addr[1],
+                    remote_port: ports[1],
+                    scope_id: scope,
+                    ino,
+                    netns: ns[0],
+                    netlink_portid: ns[1],
+                    unix_path: path,
+                    unix_peer: peer,
+                })
+            },
+        );
+    prop_oneof![
+        Just(OwnedSocketRef::NotRecorded),
+        Just(OwnedSocketRef::NoSocket),
+        few,
+        any_socket,
+    ]
 }
 
 proptest! {
@@ -284,4 +339,60 @@ fn blocks_closed_early_and_full_alike_read_back() {
         r.decode_block(b, &mut block).unwrap();
         summary.check_against(&block).unwrap();
     }
+}
+
+/// One call site (same thread, fd, option, result) on a closed and reused fd: each call keeps
+/// its own socket, the sockets are stored once per block, and the site is split by socket.
+#[test]
+fn a_reused_fd_keeps_each_calls_socket() {
+    let tcp = |port: u16, ino: u64| Socket {
+        family: 2,
+        sock_type: 1,
+        protocol: 6,
+        tcp_state: 1,
+        local_addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        remote_addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        local_port: 40_312,
+        remote_port: port,
+        ino,
+        netns: 4026531840,
+        ..Socket::default()
+    };
+    let sockets = [
+        OwnedSocketRef::Socket(tcp(5432, 1001)),
+        OwnedSocketRef::Socket(tcp(6379, 1002)),
+        OwnedSocketRef::Socket(tcp(5432, 1001)),
+        OwnedSocketRef::NoSocket,
+        OwnedSocketRef::NotRecorded,
+        OwnedSocketRef::Socket(tcp(6379, 1002)),
+    ];
+    let events: Vec<OwnedEvent> = sockets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| OwnedEvent {
+            ts_ns: 1000 + i as u64,
+            tgid: 7,
+            tid: 7,
+            fd: 4,
+            level: 6,
+            optname: 11,
+            socket: s.clone(),
+            ..OwnedEvent::default()
+        })
+        .collect();
+    let r = TraceReader::from_bytes(crate::common::write_file(&events, 100)).unwrap();
+    assert_eq!(r.read_all_events().unwrap(), events);
+    let mut d = format::DecodedBlock::new();
+    r.decode_block(&r.blocks()[0], &mut d).unwrap();
+    assert_eq!(d.sockets(), &[tcp(5432, 1001), tcp(6379, 1002)]);
+    let sites: Vec<u32> = d.sites().iter().map(|s| s.socket).collect();
+    assert_eq!(
+        sites,
+        [
+            0,
+            1,
+            format::Site::SOCKET_NONE,
+            format::Site::SOCKET_NOT_RECORDED
+        ]
+    );
 }

@@ -44,6 +44,29 @@ fn varint(out: &mut Vec<u8>, v: u64) {
     out.extend(bincode::encode_to_vec(v, bincode::config::standard()).unwrap());
 }
 
+/// Appends the 1.2 socket columns (FORMAT.md 4.3: an empty socket table and a site socket
+/// column saying "not recorded") to a payload without them: a later version's column comes
+/// after them.
+fn with_socket_columns(payload: &mut Vec<u8>) {
+    let u64_at = |p: &[u8], at: usize| u64::from_le_bytes(p[at..at + 8].try_into().unwrap());
+    let threads = u64_at(payload, 0) as usize;
+    let sites_at = 8 + 52 * threads;
+    let sites = u64_at(payload, sites_at) as usize;
+    let mut at = sites_at + 8 + 36 * sites;
+    for width in [8, 8, 4, 8, 8] {
+        at += 8 + width * u64_at(payload, at) as usize;
+    }
+    at += 8 + u64_at(payload, at) as usize;
+    if at < payload.len() {
+        return;
+    }
+    payload.extend_from_slice(&0u64.to_le_bytes());
+    payload.extend_from_slice(&(sites as u64).to_le_bytes());
+    for _ in 0..sites {
+        payload.extend_from_slice(&u32::MAX.to_le_bytes());
+    }
+}
+
 /// A file as a later 1.7 writer might make it from the same content: fields appended to the
 /// header, the index and each block payload, and a section of a kind 1.0 does not know.
 fn future_minor_file(current: &[u8]) -> Vec<u8> {
@@ -61,8 +84,9 @@ fn future_minor_file(current: &[u8]) -> Vec<u8> {
             _ => {
                 let at = file.len() as u64;
                 if &tag == b"BLCK" {
-                    // A column appended after `values` in the payload.
+                    // A column appended after the last one 1.2 knows in the payload.
                     let mut payload = zstd::bulk::decompress(&body[24..], 64 << 20).unwrap();
+                    with_socket_columns(&mut payload);
                     payload.extend_from_slice(&3u64.to_le_bytes());
                     payload.extend_from_slice(b"abc");
                     let frame = zstd::bulk::compress(&payload, 3).unwrap();

@@ -22,7 +22,7 @@ import zstandard
 MAGIC = b"\x89GSO\r\n\x1a\n"  # section 2.1
 END_MAGIC = b"GSOTEND\n"  # section 6
 KNOWN_MAJOR = 1
-KNOWN_MINOR = 1  # 1.1 adds BSUM block summaries (section 4.2)
+KNOWN_MINOR = 3  # 1.1 adds BSUM block summaries (section 4.2), 1.2 socket identity (4.3), 1.3 CTNR and CGV1 (5.1, 5.2)
 
 PREAMBLE_LEN = 16
 SECTION_HEADER_LEN = 16
@@ -212,6 +212,9 @@ class Event:
     flags: int
     comm: bytes
     value: bytes
+    # Section 4.3: None when not recorded, NO_SOCKET when the fd was not an open socket,
+    # else the socket's fields as a dict.
+    socket: dict | str | None = None
 
 
 @dataclass(slots=True)
@@ -464,6 +467,53 @@ class FixintReader:
         return data
 
 
+# Section 4.3: the two site_socket values that are not an index into `sockets`.
+SITE_SOCKET_NONE = 0xFFFFFFFE
+SITE_SOCKET_NOT_RECORDED = 0xFFFFFFFF
+NO_SOCKET = "no socket"
+# Socket (fixed part): family, sock_type, protocol, tcp_state, local_addr[16], local_port,
+# remote_addr[16], remote_port, scope_id, ino, netns, netlink_portid (63 bytes), then the two
+# Vec<u8> names.
+_SOCKET_FIXED_FMT = "<3HB16sH16sHIQII"
+_SOCKET_FIELDS = ("family", "sock_type", "protocol", "tcp_state", "local_addr", "local_port",
+                  "remote_addr", "remote_port", "scope_id", "ino", "netns", "netlink_portid")
+SOCKET_MIN_LEN = 79
+assert struct.calcsize(_SOCKET_FIXED_FMT) == 63
+
+
+def read_sockets(r: "FixintReader", site_count: int) -> list:
+    """Section 4.3: the `sockets` table and the `site_socket` column, as each site's socket
+    (None, NO_SOCKET or a dict)."""
+    n = r.vec_length(SOCKET_MIN_LEN, "sockets")
+    sockets = []
+    for _ in range(n):
+        if r.left() < 63:
+            raise r.error(r.pos, "a socket entry runs past the end of the payload")
+        s = dict(zip(_SOCKET_FIELDS, struct.unpack_from(_SOCKET_FIXED_FMT, r.payload, r.pos)))
+        r.pos += 63
+        s["unix_path"] = r.byte_vec("unix_path")
+        s["unix_peer"] = r.byte_vec("unix_peer")
+        sockets.append(s)
+    at = r.pos
+    if r.left() < 8:
+        raise r.error(at, "site_socket is missing after sockets")
+    count = r.vec_length(4, "site_socket")
+    if count != site_count:
+        raise r.error(at, f"site_socket has {count} elements, sites has {site_count}")
+    out = []
+    for j, v in enumerate(struct.unpack_from(f"<{count}I", r.payload, r.pos)):
+        if v == SITE_SOCKET_NOT_RECORDED:
+            out.append(None)
+        elif v == SITE_SOCKET_NONE:
+            out.append(NO_SOCKET)
+        elif v < n:
+            out.append(sockets[v])
+        else:
+            raise r.error(r.pos + 4 * j, f"site_socket {j}: {v} is not below {n} sockets")
+    r.pos += 4 * count
+    return out
+
+
 # Thread: tgid, tid, ppid, uid, gid, comm[16], cgroup_id, pid_ns, mnt_ns (52 bytes)
 _THREAD_FMT = "<5I16sQ2I"
 # Site: thread, cpu, fd, level, optname, optlen_in, optlen_out, ret, flags, value_len (36 bytes)
@@ -532,7 +582,9 @@ def decode_block_full(body: bytes, body_offset: int) -> DecodedBlock:
     optlen_delta = r.column("Q", event_count, "optlen_delta")
     values_at = r.pos
     values = r.byte_vec("values")
-    # Bytes after `values` are columns of a later minor version: ignored.
+    # Section 4.3: `sockets` and `site_socket` follow when the block has socket identity;
+    # bytes after those are columns of a later minor version: ignored.
+    site_sockets = read_sockets(r, len(sites)) if r.left() > 0 else [None] * len(sites)
 
     for i, site in enumerate(sites):
         if site[0] >= len(threads):
@@ -561,7 +613,8 @@ def decode_block_full(body: bytes, body_offset: int) -> DecodedBlock:
         value_pos += value_len
         events.append(
             Event(ts, duration[i], cgroup_id, optval, optlen, cpu, tgid, tid, ppid, uid, gid,
-                  pid_ns, mnt_ns, fd, level, optname, optlen_in, optlen_out, ret, flags, comm, value)
+                  pid_ns, mnt_ns, fd, level, optname, optlen_in, optlen_out, ret, flags, comm, value,
+                  site_sockets[s])
         )
     if value_pos != len(values):
         raise r.error(values_at, f"the events' value_len add up to {value_pos}, values has {len(values)} bytes")
