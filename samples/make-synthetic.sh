@@ -4,9 +4,9 @@
 # after such a change gives different but equivalent files. The golden tests in
 # format/tests/it/samples.rs pin what the committed files decode to.
 #
-# The first three were written by the format 1.0 writer and are kept as they are (rerunning
-# this writes 1.1 files under the same names: do not commit those over them). Later samples
-# get new names.
+# The first three were written by the format 1.0 writer and synthetic-mixed-1.1.gsot by the
+# 1.1 writer; they are kept as they are (rerunning this writes 1.2 files with sockets under the
+# same names: do not commit those over them). Later samples get new names.
 set -euo pipefail
 cd "$(dirname "$0")"
 gen() { cargo run -q --release -p gsot-format --features synth --bin gen-trace -- "$@"; }
@@ -24,4 +24,7 @@ rm crashed.gsot.tmp
 # Format 1.1: the same mixed traffic as synthetic-mixed.gsot, with a block summary (BSUM) after
 # each block.
 gen --seed 1 --events 5000 --block-events 1024 --workload mixed -o synthetic-mixed-1.1.gsot
+# Format 1.2: the same mixed traffic again, each event with the identity of its socket (the
+# generator's default since 1.2; --no-sockets gives the events of the 1.1 sample).
+gen --seed 1 --events 5000 --block-events 1024 --workload mixed -o synthetic-mixed-1.2.gsot
 ls -l *.gsot

@@ -33,6 +33,8 @@ mod socket;
 mod summary;
 #[cfg(feature = "synth")]
 pub mod synth;
+#[cfg(feature = "synth")]
+mod synth_socket;
 #[cfg(feature = "std")]
 mod wire;
 #[cfg(feature = "std")]

@@ -9,12 +9,18 @@
 //!   connection, congestion control names), successes and each common errno.
 //! * [`Workload::Loop`]: one thread calling `SO_RCVBUF` on one socket in a tight loop, the
 //!   best case for compression.
+//!
+//! Each event carries the identity of its socket (unless [`SynthConfig::sockets`] is off):
+//! TCP over IPv4 and IPv6 (loopback, v4-mapped, link-local with a scope), listeners, bound and
+//! connected UDP, Unix sockets with paths and abstract names, netlink route sockets, each
+//! process's fds mapping to the same socket until a connection is closed and its fd reused.
 
 use std::io::Write;
 
 use crate::meta::{CaptureHeader, LossRecord, ProcessInfo};
 use crate::raw::{COMM_LEN, FLAG_VALUE_TRUNCATED, FLAG_VALUE_UNREADABLE};
-use crate::{Error, OwnedEvent, TraceWriter, WriterOptions};
+use crate::synth_socket::SocketMaker;
+use crate::{Error, OwnedEvent, OwnedSocketRef, Socket, SocketCapture, TraceWriter, WriterOptions};
 
 /// Linux constants the generator uses (values from the kernel's uapi headers).
 pub mod linux {
@@ -86,6 +92,9 @@ pub struct SynthConfig {
     /// Unix ns of the first event: the header's `boot_to_wall_ns` puts boot time
     /// [`SYNTH_START_NS`] there (a capture of another day). The events are the same.
     pub start_wall_ns: i64,
+    /// Whether events carry socket identity (as a recorder without `--no-sockets`). Every
+    /// other field is the same either way.
+    pub sockets: bool,
 }
 
 impl Default for SynthConfig {
@@ -98,6 +107,7 @@ impl Default for SynthConfig {
             snaplen: crate::raw::DEFAULT_SNAPLEN,
             host_name: SYNTH_HOST.into(),
             start_wall_ns: SYNTH_BOOT_WALL_NS + SYNTH_START_NS as i64,
+            sockets: true,
         }
     }
 }
@@ -130,13 +140,13 @@ impl Rng {
         let u = ((self.next_u64() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64);
         -mean * u.ln()
     }
-    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+    pub(crate) fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
         &xs[self.below(xs.len() as u64) as usize]
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SockKind {
+pub(crate) enum SockKind {
     TcpListen,
     TcpConn,
     Tcp6Conn,
@@ -150,6 +160,8 @@ struct Sock {
     kind: SockKind,
     cookie: u64,
     tcp: TcpState,
+    /// What the recorder finds behind the fd.
+    ident: Socket,
 }
 
 /// The moving parts of a connection's `tcp_info`, advanced a little on every call.
@@ -267,6 +279,7 @@ pub struct Synth {
     emitted: u64,
     /// The last (process, thread, socket) used: real programs call in bursts.
     last: (usize, usize, usize),
+    sockets: SocketMaker,
 }
 
 /// Boot-time ns of the first synthetic event: a machine up for a day.
@@ -326,6 +339,7 @@ impl Synth {
                     fd: 3 + s as i32,
                     kind: if s == 0 { kinds[0] } else { *rng.pick(kinds) },
                     cookie: 4096 + rng.below(1 << 20),
+                    ident: Socket::default(),
                     tcp: TcpState {
                         rtt_us: 40 + rng.below(20_000) as u32,
                         cwnd: 10,
@@ -358,7 +372,16 @@ impl Synth {
             });
         }
         let total_weight = procs.iter().map(|p| p.weight).sum();
+        // After everything else: the sockets draw from their own stream.
+        let mut sockets = SocketMaker::new(cfg.seed);
+        for p in &mut procs {
+            let netns = SocketMaker::netns(&p.info.cgroup, p.info.pid);
+            for s in &mut p.socks {
+                s.ident = sockets.make(s.kind, &p.info.comm, p.info.pid, netns);
+            }
+        }
         Synth {
+            sockets,
             cfg,
             rng,
             procs,
@@ -393,7 +416,15 @@ impl Synth {
             snaplen: self.cfg.snaplen,
             sequence: 0,
             redacted: false,
-            extra: vec![("synth.seed".into(), self.cfg.seed.to_string())],
+            extra: [("synth.seed".into(), self.cfg.seed.to_string())]
+                .into_iter()
+                .chain(
+                    self.cfg
+                        .sockets
+                        .then_some(SocketCapture::Recorded)
+                        .and_then(SocketCapture::extra_pair),
+                )
+                .collect(),
         }
     }
 
@@ -482,6 +513,10 @@ impl Synth {
         e.flags = 0;
         e.value.clear();
         e.value.extend_from_slice(&131072i32.to_le_bytes());
+        e.socket = match self.cfg.sockets {
+            true => OwnedSocketRef::Socket(p.socks[0].ident.clone()),
+            false => OwnedSocketRef::NotRecorded,
+        };
     }
 
     fn mixed_event(&mut self, e: &mut OwnedEvent) {
@@ -508,6 +543,10 @@ impl Synth {
             )
         };
         self.last = (pi, ti, si);
+        if self.cfg.sockets {
+            self.sockets
+                .maybe_reconnect(&mut self.procs[pi].socks[si].ident);
+        }
         if rng.chance(0.001) {
             let p = &mut self.procs[pi];
             p.threads[ti].cpu = rng.below(8) as u32;
@@ -560,6 +599,11 @@ impl Synth {
             call.optlen_in
         };
         e.ret = ret;
+        e.socket = match (self.cfg.sockets, ret) {
+            (false, _) => OwnedSocketRef::NotRecorded,
+            (true, r) if r == -EBADF || r == -ENOTSOCK => OwnedSocketRef::NoSocket,
+            (true, _) => OwnedSocketRef::Socket(self.procs[pi].socks[si].ident.clone()),
+        };
         if ret != 0 {
             e.optlen_out = e.optlen_in;
             e.duration_ns = 150 + rng.below(150);

@@ -35,6 +35,10 @@ struct Args {
     /// the same.
     #[arg(long, value_name = "TIME", value_parser = parse_start)]
     start: Option<i64>,
+    /// Events without socket identity (as `recorder record --no-sockets`); every other field
+    /// is the same.
+    #[arg(long)]
+    no_sockets: bool,
     /// Events per block at most.
     #[arg(long, default_value_t = WriterOptions::default().max_block_events)]
     block_events: u32,
@@ -90,6 +94,7 @@ fn generate(args: &Args, path: &Path) -> Result<(), String> {
         snaplen: args.snaplen,
         host_name: args.host.clone(),
         start_wall_ns: args.start.unwrap_or(SynthConfig::default().start_wall_ns),
+        sockets: !args.no_sockets,
         workload: match args.workload {
             WorkloadArg::Mixed => Workload::Mixed,
             WorkloadArg::Loop => Workload::Loop,

@@ -144,3 +144,43 @@ fn crashed_sample_recovers_its_complete_blocks() {
     assert_eq!(r.processes().len(), 48);
     assert_eq!(digest(&r), (2048, 0x3f6f_56b7_f8e0_1217));
 }
+
+#[test]
+fn synthetic_mixed_1_2_sample_has_the_same_events_with_their_sockets() {
+    use format::{SocketCapture, SocketRef};
+    let r = sample("synthetic-mixed-1.2.gsot");
+    assert_eq!(r.version(), (1, 2));
+    assert!(r.recovery().is_none());
+    assert_eq!(r.header().socket_capture(), SocketCapture::Recorded);
+    // Every field but the sockets is that of the 1.0 sample.
+    assert_eq!(digest(&r), (5000, 0x2fc4_b35f_5e7e_334d));
+    let all = r.read_all_events().unwrap();
+    for e in &all {
+        match (e.ret, e.socket.as_ref()) {
+            (-9 | -88, s) => assert_eq!(s, SocketRef::NoSocket, "{e:?}"),
+            (_, SocketRef::Socket(_)) => {}
+            (_, s) => panic!("{s:?} for {e:?}"),
+        }
+    }
+    // One process's fd is one socket at a time, and a reused fd gets another.
+    let mut by_fd = std::collections::HashMap::new();
+    let mut reused = 0;
+    for e in &all {
+        if let SocketRef::Socket(s) = e.socket.as_ref() {
+            let prev = by_fd.insert((e.tgid, e.fd), s.ino);
+            reused += prev.is_some_and(|p| p != s.ino) as u32;
+        }
+    }
+    assert!(reused <= 5, "{reused}");
+    let families: std::collections::BTreeSet<u16> = all
+        .iter()
+        .filter_map(|e| e.socket.as_ref().socket().map(|s| s.family))
+        .collect();
+    assert_eq!(families.into_iter().collect::<Vec<_>>(), [1, 2, 10, 16]);
+    let first = &all[0];
+    let s = first.socket.as_ref().socket().unwrap();
+    assert_eq!(
+        (first.fd, s.family, s.tcp_state, s.local_port),
+        (3, 2, 10, 443)
+    );
+}

@@ -683,3 +683,40 @@ class ContainerTableTest(unittest.TestCase):
         t = gsot.TraceFile(data)
         self.assertTrue(t.recovered)
         self.assertEqual(t.containers, self.WANT)
+
+
+class SocketSampleTest(unittest.TestCase):
+    """The 1.2 sample: the mixed events again, each with its socket (FORMAT.md 4.3)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.trace = gsot.TraceFile(sample("synthetic-mixed-1.2.gsot"))
+        cls.events = [e for ref in cls.trace.blocks for e in cls.trace.read_block(ref)]
+
+    def test_same_events_as_the_1_0_sample(self):
+        s = gsot.summarize(self.trace)
+        self.assertEqual(s["version"], [1, 2])
+        self.assertEqual(s["problems"], [])
+        self.assertEqual(s["digest"], MIXED_DIGEST)
+        self.assertIn(["socket_identity", "recorded"], s["header"]["extra"])
+
+    def test_every_event_has_its_socket(self):
+        for e in self.events:
+            if e.ret in (-9, -88):  # EBADF, ENOTSOCK
+                self.assertEqual(e.socket, gsot.NO_SOCKET)
+            else:
+                self.assertIsInstance(e.socket, dict)
+        families = {e.socket["family"] for e in self.events if isinstance(e.socket, dict)}
+        self.assertEqual(families, {1, 2, 10, 16})
+        first = self.events[0].socket
+        self.assertEqual((first["family"], first["sock_type"], first["protocol"]), (2, 1, 6))
+        self.assertEqual((first["tcp_state"], first["local_port"], first["remote_port"]), (10, 443, 0))
+        unix = [e.socket for e in self.events if isinstance(e.socket, dict) and e.socket["family"] == 1]
+        self.assertTrue(any(s["unix_path"].startswith(b"/run/") for s in unix))
+        self.assertTrue(any(s["unix_path"].startswith(b"\0") for s in unix))
+
+    def test_older_samples_have_no_socket_identity(self):
+        for name in ("synthetic-mixed.gsot", "synthetic-mixed-1.1.gsot"):
+            trace = gsot.TraceFile(sample(name))
+            ref = trace.blocks[0]
+            self.assertTrue(all(e.socket is None for e in trace.read_block(ref)))
