@@ -148,12 +148,27 @@ const fn attr_field(i: usize) -> (&'static str, &'static str) {
     (cgroup::FIELDS[i].1, cgroup::FIELDS[i].2)
 }
 
+/// Where the socket fields ([`crate::socket::SOCKET_FIELDS`]) go in [`EVENT_FIELDS`] order:
+/// after the container attribution fields, before `file`.
+const SOCKET_FIELDS_AT: usize = EVENT_FIELDS.len() - 1;
+
+/// Every field of `--format json` and `--format csv` in output order: [`EVENT_FIELDS`] with
+/// the socket fields before `file`.
+pub fn all_fields() -> impl Iterator<Item = (&'static str, &'static str)> {
+    let (before, file) = EVENT_FIELDS.split_at(SOCKET_FIELDS_AT);
+    before
+        .iter()
+        .chain(crate::socket::SOCKET_FIELDS)
+        .chain(file)
+        .copied()
+}
+
 /// Formats events of one file.
 pub struct EventWriter {
     pub format: EventFormat,
     pub time_mode: TimeMode,
-    /// Indexes into [`EVENT_FIELDS`] for JSON/CSV.
-    pub fields: Vec<usize>,
+    /// Names out of [`all_fields`] for JSON/CSV, in output order.
+    pub fields: Vec<&'static str>,
     pub show_file: bool,
 }
 
@@ -175,26 +190,20 @@ impl EventWriter {
         show_file: bool,
     ) -> Result<EventWriter, String> {
         let fields = match fields {
-            None => (0..EVENT_FIELDS.len())
-                .filter(|&i| show_file || EVENT_FIELDS[i].0 != "file")
+            None => all_fields()
+                .map(|f| f.0)
+                .filter(|&f| show_file || f != "file")
                 .collect(),
             Some(list) => {
                 let mut v = Vec::new();
                 for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    let i = EVENT_FIELDS
-                        .iter()
-                        .position(|f| f.0 == name)
-                        .ok_or_else(|| {
-                            format!(
-                                "--fields: unknown field {name:?}; fields: {}",
-                                EVENT_FIELDS
-                                    .iter()
-                                    .map(|f| f.0)
-                                    .collect::<Vec<_>>()
-                                    .join(",")
-                            )
-                        })?;
-                    v.push(i);
+                    let f = all_fields().find(|f| f.0 == name).ok_or_else(|| {
+                        format!(
+                            "--fields: unknown field {name:?}; fields: {}",
+                            all_fields().map(|f| f.0).collect::<Vec<_>>().join(",")
+                        )
+                    })?;
+                    v.push(f.0);
                 }
                 if v.is_empty() {
                     return Err("--fields: no field given".into());
@@ -212,10 +221,7 @@ impl EventWriter {
 
     /// The CSV header line, if the format has one.
     pub fn header(&self) -> Option<String> {
-        (self.format == EventFormat::Csv).then(|| {
-            let names: Vec<&str> = self.fields.iter().map(|&i| EVENT_FIELDS[i].0).collect();
-            format!("{}\n", names.join(","))
-        })
+        (self.format == EventFormat::Csv).then(|| format!("{}\n", self.fields.join(",")))
     }
 
     pub fn write(&self, out: &mut String, e: &Event<'_>, f: &FileCtx<'_>) {
@@ -266,7 +272,9 @@ impl EventWriter {
         if let Some(c) = a.container_label() {
             let _ = write!(out, " ctr={c}");
         }
-        let _ = write!(out, "] getsockopt({}, ", e.fd);
+        let _ = write!(out, "] getsockopt({}", e.fd);
+        crate::socket::write_text(out, e.socket);
+        out.push_str(", ");
         match levels::level_name(e.level) {
             Some(n) => out.push_str(n),
             None => {
@@ -327,11 +335,10 @@ impl EventWriter {
 
     fn json(&self, out: &mut String, e: &Event<'_>, f: &FileCtx<'_>, a: &Attribution) {
         out.push('{');
-        for (n, &i) in self.fields.iter().enumerate() {
+        for (n, &name) in self.fields.iter().enumerate() {
             if n > 0 {
                 out.push(',');
             }
-            let name = EVENT_FIELDS[i].0;
             json_string(out, name);
             out.push(':');
             self.field(out, e, f, a, name, true);
@@ -340,11 +347,11 @@ impl EventWriter {
     }
 
     fn csv(&self, out: &mut String, e: &Event<'_>, f: &FileCtx<'_>, a: &Attribution) {
-        for (n, &i) in self.fields.iter().enumerate() {
+        for (n, &name) in self.fields.iter().enumerate() {
             if n > 0 {
                 out.push(',');
             }
-            self.field(out, e, f, a, EVENT_FIELDS[i].0, false);
+            self.field(out, e, f, a, name, false);
         }
         out.push('\n');
     }
@@ -446,6 +453,13 @@ impl EventWriter {
                 out.push_str(if t { "true" } else { "false" });
             }
             "file" => string(out, f.path),
+            name if crate::socket::is_socket_field(name) => {
+                match crate::socket::field(e.socket, name) {
+                    crate::socket::FieldValue::Null => null(out),
+                    crate::socket::FieldValue::Num(v) => num!(v),
+                    crate::socket::FieldValue::Str(v) => string(out, &v),
+                }
+            }
             _ => match cgroup::Field::by_name(name).and_then(|c| a.get(c)) {
                 Some(v) => string(out, v),
                 None => null(out),

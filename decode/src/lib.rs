@@ -25,6 +25,7 @@ pub mod levels;
 pub mod names;
 pub mod other;
 pub mod socket;
+pub mod sockid;
 pub mod tcp;
 pub mod time;
 pub mod udp;

@@ -12,15 +12,17 @@ use format::{BlockInfo, DecodedBlock};
 use crate::attr::Attributor;
 use crate::filter::{FileFilter, Filter, FilterArgs, Tri};
 use crate::input::{self, for_each_selected, ordered_blocks, selected_blocks};
-use crate::output::{EVENT_FIELDS, EventFormat, EventWriter, FileCtx, TimeMode};
+use crate::output::{EventFormat, EventWriter, FileCtx, TimeMode, all_fields};
 
 fn fields_help() -> String {
     let mut s = String::from(
-        "Text lines: TIME COMM[PID/TID] getsockopt(FD, LEVEL, OPTION, VALUE, OPTLEN_IN => OPTLEN_OUT) = RET <DURATION>\n\
+        "Text lines: TIME COMM[PID/TID] getsockopt(FD<SOCKET>, LEVEL, OPTION, VALUE, OPTLEN_IN => OPTLEN_OUT) = RET <DURATION>\n\
+         SOCKET, when the capture recorded it, is strace -yy style: <TCP:[10.0.0.5:40312->10.0.0.7:5432]>, <TCPv6:[[::1]:8080]>,\n\
+         <UDP:[0.0.0.0:5353]>, <UNIX:[/run/app.sock]> (@name when abstract), <NETLINK:[ROUTE:812]>; the socket fields are null when it did not.\n\
          A failed call shows the buffer address instead of a value; a value decoded only in part ends with '...'.\n\n\
          JSON and CSV fields (stable names; --fields picks and orders them):\n",
     );
-    for (name, what) in EVENT_FIELDS {
+    for (name, what) in all_fields() {
         s.push_str(&format!("  {name:<16} {what}\n"));
     }
     s.push_str(

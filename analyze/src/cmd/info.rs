@@ -172,6 +172,7 @@ fn text(inp: &Input, f: &Facts, max_procs: usize) -> String {
         },
     );
     line("snaplen:", format!("{} bytes", h.snaplen));
+    line("sockets:", crate::socket::capture_text(h));
     line("sequence:", format!("file {} of its capture", h.sequence));
     if h.redacted {
         line(
@@ -319,6 +320,15 @@ fn json(inp: &Input, f: &Facts) -> String {
     jstr(&mut s, "format_version", &format!("{maj}.{min}"));
     s.push(',');
     crate::output::header_fields(&mut s, h);
+    let (word, why) = match h.socket_capture() {
+        format::SocketCapture::NotSaid => ("not_said", ""),
+        format::SocketCapture::Recorded => ("recorded", ""),
+        format::SocketCapture::Off(w) => ("off", w),
+        format::SocketCapture::Unavailable(w) => ("unavailable", w),
+        format::SocketCapture::Other(v) => ("unknown", v),
+    };
+    jstr(&mut s, "socket_identity", word);
+    jstr(&mut s, "socket_identity_note", why);
     jstr(&mut s, "start", &iso(to_wall(h.start_ts_ns, b2w)));
     match (f.first_ts, f.last_ts) {
         (Some(a), Some(b)) => {

@@ -114,7 +114,7 @@ fn events_carry_the_attribution_of_their_process() {
     // JSON: the full id, null for what is unknown.
     let json = ok(&["events", f, "--format", "json", "--pid", "101", "-n", "1"]);
     assert!(json.contains(&format!(
-        "\"container_runtime\":\"containerd\",\"container_id\":\"{CONTAINERD}\",\"container_name\":null,\"image\":null,\"pod_uid\":\"{UID1}\",\"pod_name\":null,\"pod_namespace\":null,\"k8s_container\":null,\"qos_class\":\"burstable\",\"systemd_unit\":null}}"
+        "\"container_runtime\":\"containerd\",\"container_id\":\"{CONTAINERD}\",\"container_name\":null,\"image\":null,\"pod_uid\":\"{UID1}\",\"pod_name\":null,\"pod_namespace\":null,\"k8s_container\":null,\"qos_class\":\"burstable\",\"systemd_unit\":null,\"sock_family\":null,"
     )), "{json}");
     // Text: the pod's UID and the short id where no names were captured.
     let text = ok(&["events", f, "-n", "5"]);

@@ -44,6 +44,21 @@ fn golden(name: &str, args: &[&str]) {
 const MIXED: &str = "samples/synthetic-mixed.gsot";
 const LOOP: &str = "samples/synthetic-loop.gsot";
 const CRASHED: &str = "samples/crashed.gsot";
+const SOCKETS: &str = "samples/synthetic-mixed-1.2.gsot";
+
+#[test]
+fn events_sockets_text() {
+    golden("events-sockets.txt", &["events", SOCKETS, "-n", "60"]);
+}
+
+#[test]
+fn events_sockets_json_and_info() {
+    golden(
+        "events-sockets.jsonl",
+        &["events", SOCKETS, "--format", "json", "-n", "12"],
+    );
+    golden("info-sockets.txt", &["info", SOCKETS, "--processes", "0"]);
+}
 
 #[test]
 fn info_mixed() {

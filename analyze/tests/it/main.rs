@@ -18,4 +18,5 @@ mod hostile_memory;
 mod plot;
 mod replay;
 mod slice;
+mod sockets;
 mod summary;
