@@ -65,20 +65,22 @@ pub fn address_family(v: i32) -> Option<&'static str> {
     find(ADDRESS_FAMILIES, v)
 }
 
+/// `SOCK_*` types (include/linux/net.h).
+pub const SOCK_TYPES: &[(i32, &str)] = &[
+    (1, "SOCK_STREAM"),
+    (2, "SOCK_DGRAM"),
+    (3, "SOCK_RAW"),
+    (4, "SOCK_RDM"),
+    (5, "SOCK_SEQPACKET"),
+    (6, "SOCK_DCCP"),
+    (10, "SOCK_PACKET"),
+];
+
 /// `SOCK_*` types, with the `SOCK_NONBLOCK`/`SOCK_CLOEXEC` bits a type may carry.
 pub fn sock_type(v: i32) -> Value {
-    const TYPES: &[(i32, &str)] = &[
-        (1, "SOCK_STREAM"),
-        (2, "SOCK_DGRAM"),
-        (3, "SOCK_RAW"),
-        (4, "SOCK_RDM"),
-        (5, "SOCK_SEQPACKET"),
-        (6, "SOCK_DCCP"),
-        (10, "SOCK_PACKET"),
-    ];
     let base = v & 0xf;
     let mut flags = Vec::new();
-    match find(TYPES, base) {
+    match find(SOCK_TYPES, base) {
         Some(n) => flags.push(n.to_string()),
         None => return Value::Int(v as i64),
     }

@@ -80,19 +80,9 @@ pub fn family_by_name(s: &str) -> Option<u16> {
         .map(|&(v, _)| v as u16)
 }
 
-const SOCK_TYPES: &[(u16, &str)] = &[
-    (1, "SOCK_STREAM"),
-    (2, "SOCK_DGRAM"),
-    (3, "SOCK_RAW"),
-    (4, "SOCK_RDM"),
-    (5, "SOCK_SEQPACKET"),
-    (6, "SOCK_DCCP"),
-    (10, "SOCK_PACKET"),
-];
-
 pub fn sock_type_name(v: u16) -> Cow<'static, str> {
-    match SOCK_TYPES.iter().find(|t| t.0 == v) {
-        Some(t) => t.1.into(),
+    match names::find(names::SOCK_TYPES, v as i32) {
+        Some(n) => n.into(),
         None => v.to_string().into(),
     }
 }
@@ -107,7 +97,10 @@ pub fn sock_type_by_name(s: &str) -> Option<u16> {
     } else {
         format!("SOCK_{up}")
     };
-    SOCK_TYPES.iter().find(|t| t.1 == want).map(|t| t.0)
+    names::SOCK_TYPES
+        .iter()
+        .find(|t| t.1 == want)
+        .map(|t| t.0 as u16)
 }
 
 /// `ESTABLISHED` for 1; `None` for 0 (not TCP); the number as text for one without a name.
