@@ -140,7 +140,7 @@ pub fn for_each_selected<'d>(
     verdicts: &mut Vec<Tri>,
     mut f: impl FnMut(u32, &format::Event<'d>),
 ) {
-    ff.site_verdicts(d.sites(), d.threads(), verdicts);
+    ff.site_verdicts(d.sites(), d.threads(), d.sockets(), verdicts);
     let sites = d.sites();
     let threads = d.threads();
     for (si, e) in d.site_indexes().zip(d.events()) {
@@ -149,7 +149,8 @@ pub fn for_each_selected<'d>(
             continue;
         }
         let s = &sites[si as usize];
-        if ff.event_passes(v, s, &threads[s.thread as usize], e.ts_ns, e.duration_ns) {
+        let t = &threads[s.thread as usize];
+        if ff.event_passes(v, s, t, d.sockets(), e.ts_ns, e.duration_ns) {
             f(si, &e);
         }
     }

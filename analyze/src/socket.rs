@@ -36,6 +36,12 @@ fn ip_label(s: &Socket) -> &'static str {
 pub fn write_text(out: &mut String, r: SocketRef<'_>) {
     let Some(s) = r.socket() else { return };
     out.push('<');
+    write_label(out, s);
+    out.push('>');
+}
+
+/// `TCP:[127.0.0.1:40312->127.0.0.1:5432]`: the text form without its angle brackets.
+pub fn write_label(out: &mut String, s: &Socket) {
     match s.family {
         AF_INET | AF_INET6 => {
             out.push_str(ip_label(s));
@@ -77,7 +83,7 @@ pub fn write_text(out: &mut String, r: SocketRef<'_>) {
             let _ = write!(out, ":[{}", s.ino);
         }
     }
-    out.push_str("]>");
+    out.push(']');
 }
 
 /// One socket field's value.

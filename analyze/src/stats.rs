@@ -15,11 +15,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use format::{BlockFront, BlockInfo, BlockSummary, FrontParts, Site, ThreadEntry};
+use format::{BlockFront, BlockInfo, BlockSummary, FrontParts, Site, Socket, ThreadEntry};
 
 use crate::attr::Attributor;
-use crate::decode::cgroup;
-use crate::filter::{FileFilter, IntField, Tri, int_field};
+use crate::decode::{cgroup, sockid};
+use crate::filter::{FileFilter, IntField, Side, SockIntField, Tri, int_field, sock_int_field};
 use crate::input::{Input, report_block};
 
 /// Sub-bucket bits: 2^7 = 128 buckets per power of two.
@@ -152,6 +152,18 @@ pub enum GroupField {
     Pod,
     /// The container's name, else its short id.
     Container,
+    /// A field of the call's socket.
+    Sock(SockGroup),
+}
+
+/// The socket fields a group key can be made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockGroup {
+    Int(SockIntField),
+    Addr(Side),
+    Unix(Side),
+    /// The socket itself: its inode, shown with its tuple.
+    Socket,
 }
 
 pub const GROUP_FIELDS: &[&str] = &[
@@ -175,6 +187,19 @@ pub const GROUP_FIELDS: &[&str] = &[
     "value_len",
     "pod",
     "container",
+    "sock_family",
+    "sock_type",
+    "sock_protocol",
+    "tcp_state",
+    "local_addr",
+    "local_port",
+    "remote_addr",
+    "remote_port",
+    "unix_path",
+    "unix_peer",
+    "sock_ino",
+    "netns",
+    "socket",
 ];
 
 /// [`GROUP_FIELDS`] and the attribution fields.
@@ -206,16 +231,134 @@ pub fn parse_group_field(s: &str) -> Option<GroupField> {
         "value_len" => GroupField::Int(ValueLen),
         "pod" => GroupField::Pod,
         "container" => GroupField::Container,
+        "sock_family" | "family" => GroupField::Sock(SockGroup::Int(SockIntField::Family)),
+        "sock_type" => GroupField::Sock(SockGroup::Int(SockIntField::Type)),
+        "sock_protocol" => GroupField::Sock(SockGroup::Int(SockIntField::Protocol)),
+        "tcp_state" => GroupField::Sock(SockGroup::Int(SockIntField::TcpState)),
+        "local_port" => GroupField::Sock(SockGroup::Int(SockIntField::LocalPort)),
+        "remote_port" => GroupField::Sock(SockGroup::Int(SockIntField::RemotePort)),
+        "sock_ino" => GroupField::Sock(SockGroup::Int(SockIntField::Ino)),
+        "netns" => GroupField::Sock(SockGroup::Int(SockIntField::Netns)),
+        "local_addr" => GroupField::Sock(SockGroup::Addr(Side::Local)),
+        "remote_addr" => GroupField::Sock(SockGroup::Addr(Side::Remote)),
+        "unix_path" => GroupField::Sock(SockGroup::Unix(Side::Local)),
+        "unix_peer" => GroupField::Sock(SockGroup::Unix(Side::Remote)),
+        "socket" => GroupField::Sock(SockGroup::Socket),
         _ => GroupField::Attr(cgroup::Field::by_name(s)?),
     })
+}
+
+/// Whether grouping by these fields needs the calls' sockets.
+pub fn by_sockets(by: &[GroupField]) -> bool {
+    by.iter().any(|f| matches!(f, GroupField::Sock(_)))
+}
+
+/// The key part of a socket field for a call without a socket, or without that field.
+pub const NO_SOCKET_KEY: KeyPart = u128::MAX;
+/// An IPv4 address as a key part: in a range of IPv6 multicast addresses, which no socket has
+/// as its own or its peer's address.
+const V4_KEY: KeyPart = 0xffff_ffff_ffff_ffff_ffff_fffe_0000_0000;
+
+/// Texts that do not fit a key part (Unix names, sockets' tuples), by the number that stands
+/// for them in keys: one table for the process, so every worker and file agrees.
+static TEXTS: std::sync::LazyLock<Mutex<Interner>> = std::sync::LazyLock::new(Default::default);
+
+/// Each text's number, and each number's text.
+type Interner = (HashMap<String, u128>, HashMap<u128, String>);
+
+fn intern(text: String) -> KeyPart {
+    let mut t = TEXTS.lock().expect("no panics holding it");
+    if let Some(&k) = t.0.get(&text) {
+        return k;
+    }
+    let k = t.0.len() as u128;
+    t.1.insert(k, text.clone());
+    t.0.insert(text, k);
+    k
+}
+
+/// The text a key part of a Unix name stands for.
+pub fn interned(k: KeyPart) -> Option<String> {
+    TEXTS
+        .lock()
+        .expect("no panics holding it")
+        .1
+        .get(&k)
+        .cloned()
+}
+
+/// A socket's inode with the tuple of its first call met, as `--by socket` shows it.
+static SOCKETS: std::sync::LazyLock<Mutex<HashMap<u64, String>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// How `--by socket` shows the socket of inode `ino`.
+pub fn socket_text(ino: u64) -> String {
+    let known = SOCKETS
+        .lock()
+        .expect("no panics holding it")
+        .get(&ino)
+        .cloned();
+    known.unwrap_or_else(|| format!("socket:[{ino}]"))
+}
+
+fn sock_key(g: SockGroup, k: &Socket) -> KeyPart {
+    match g {
+        SockGroup::Int(f) => sock_int_field(f, k).map_or(NO_SOCKET_KEY, |v| v as KeyPart),
+        SockGroup::Addr(side) => {
+            let a = match side {
+                Side::Local => &k.local_addr,
+                Side::Remote => &k.remote_addr,
+            };
+            match k.family {
+                sockid::AF_INET => V4_KEY | u32::from_be_bytes([a[0], a[1], a[2], a[3]]) as u128,
+                sockid::AF_INET6 => u128::from_be_bytes(*a),
+                _ => NO_SOCKET_KEY,
+            }
+        }
+        SockGroup::Unix(side) => {
+            let name = match side {
+                Side::Local => &k.unix_path,
+                Side::Remote => &k.unix_peer,
+            };
+            match k.family {
+                sockid::AF_UNIX => intern(sockid::unix_name_text(name).unwrap_or_default()),
+                _ => NO_SOCKET_KEY,
+            }
+        }
+        SockGroup::Socket => {
+            let mut t = SOCKETS.lock().expect("no panics holding it");
+            t.entry(k.ino).or_insert_with(|| {
+                let mut s = String::new();
+                crate::socket::write_label(&mut s, k);
+                format!("{s} ino={}", k.ino)
+            });
+            k.ino as KeyPart
+        }
+    }
+}
+
+/// An address key part as text (empty for none).
+pub fn addr_key_text(v: KeyPart) -> String {
+    match v {
+        NO_SOCKET_KEY => String::new(),
+        v if v >> 32 == V4_KEY >> 32 => std::net::Ipv4Addr::from(v as u32).to_string(),
+        v => std::net::Ipv6Addr::from(v).to_string(),
+    }
 }
 
 /// One part of a group key. comm is its 16 NUL-padded bytes; an option is level << 32 | optname.
 pub type KeyPart = u128;
 
-/// A site's key part; attribution is the process's latest entry (a process that moved to
-/// another container during the capture is grouped by the last).
-pub fn key_part(f: GroupField, s: &Site, t: &ThreadEntry, attr: &Attributor) -> KeyPart {
+/// A site's key part; `sockets` is its block's socket table. Attribution is the process's
+/// latest entry (a process that moved to another container during the capture is grouped by
+/// the last).
+pub fn key_part(
+    f: GroupField,
+    s: &Site,
+    t: &ThreadEntry,
+    sockets: &[Socket],
+    attr: &Attributor,
+) -> KeyPart {
     let ids = || attr.ids_of(attr.latest(t.tgid));
     match f {
         GroupField::Comm => u128::from_le_bytes(t.comm),
@@ -224,6 +367,9 @@ pub fn key_part(f: GroupField, s: &Site, t: &ThreadEntry, attr: &Attributor) -> 
         GroupField::Attr(a) => ids().fields[crate::attr::field_index(a)] as u128,
         GroupField::Pod => ids().pod as u128,
         GroupField::Container => ids().container as u128,
+        GroupField::Sock(g) => sockets
+            .get(s.socket as usize)
+            .map_or(NO_SOCKET_KEY, |k| sock_key(g, k)),
     }
 }
 
@@ -328,8 +474,16 @@ pub fn aggregate_file(
     // Only the front of each block is needed (its tables, times, durations and sites). A
     // question about sites and durations alone is answered from each block's tables and
     // summary (FORMAT.md 4.2) where the block has one and lies wholly inside the time range.
-    let by_summary =
-        q.interval.is_none() && !ff.filter.expr.uses_time() && !ff.cgroup_depends_on_time();
+    // Sockets follow the values in a block: a question about them reads the whole payload.
+    let sockets = ff.filter.expr.uses_sockets() || by_sockets(q.by);
+    let parts = match sockets {
+        true => FrontParts::TablesTimesAndSockets,
+        false => FrontParts::TablesAndTimes,
+    };
+    let by_summary = q.interval.is_none()
+        && !sockets
+        && !ff.filter.expr.uses_time()
+        && !ff.cgroup_depends_on_time();
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -354,11 +508,11 @@ pub fn aggregate_file(
                         && summary.site_count() == front.sites().len()
                     {
                         reader.release(b);
-                        map_sites(&mut agg, &mut sc, front.sites(), front.threads(), ff, q);
+                        map_sites(&mut agg, &mut sc, &front, ff, q);
                         summary_block(&mut agg, &sc, &front, &summary, b, ff);
                         continue;
                     }
-                    let read = reader.read_block_front(b, &mut front, FrontParts::TablesAndTimes);
+                    let read = reader.read_block_front(b, &mut front, parts);
                     reader.release(b);
                     match read {
                         Ok(()) => front_block(&mut agg, &mut sc, &front, b, ff, q),
@@ -378,15 +532,9 @@ pub fn aggregate_file(
 }
 
 /// Maps each site of a block to its group slot (`u32::MAX`: filtered out).
-fn map_sites(
-    agg: &mut Agg,
-    sc: &mut Scratch,
-    sites: &[Site],
-    threads: &[ThreadEntry],
-    ff: &FileFilter<'_>,
-    q: &Query<'_>,
-) {
-    ff.site_verdicts(sites, threads, &mut sc.verdicts);
+fn map_sites(agg: &mut Agg, sc: &mut Scratch, fr: &BlockFront, ff: &FileFilter<'_>, q: &Query<'_>) {
+    let (sites, threads, sockets) = (fr.sites(), fr.threads(), fr.sockets());
+    ff.site_verdicts(sites, threads, sockets, &mut sc.verdicts);
     sc.site_slot.clear();
     sc.site_err.clear();
     for (s, &v) in sites.iter().zip(&sc.verdicts) {
@@ -395,8 +543,10 @@ fn map_sites(
         } else {
             let t = &threads[s.thread as usize];
             sc.key.clear();
-            sc.key
-                .extend(q.by.iter().map(|&f| key_part(f, s, t, ff.attributor())));
+            sc.key.extend(
+                q.by.iter()
+                    .map(|&f| key_part(f, s, t, sockets, ff.attributor())),
+            );
             sc.site_slot.push(agg.slot(&sc.key));
         }
         sc.site_err.push(s.ret < 0);
@@ -412,7 +562,7 @@ fn front_block(
     ff: &FileFilter<'_>,
     q: &Query<'_>,
 ) {
-    map_sites(agg, sc, fr.sites(), fr.threads(), ff, q);
+    map_sites(agg, sc, fr, ff, q);
     let whole_block = b.ts_min >= ff.from && b.ts_max <= ff.last;
     let need_ts = !whole_block || q.interval.is_some() || sc.verdicts.contains(&Tri::Maybe);
     let mut ts_iter = fr.timestamps();
@@ -431,7 +581,8 @@ fn front_block(
         let v = sc.verdicts[si];
         if v == Tri::Maybe || !whole_block {
             let s = &fr.sites()[si];
-            if !ff.event_passes(v, s, &fr.threads()[s.thread as usize], ts, dur) {
+            let t = &fr.threads()[s.thread as usize];
+            if !ff.event_passes(v, s, t, fr.sockets(), ts, dur) {
                 continue;
             }
         }
@@ -478,7 +629,7 @@ fn summary_block(
                 Some(&at) => start + durations[start..].partition_point(|&d| d < at),
                 None => durations.len(),
             };
-            if end > start && ff.event_passes(Tri::Maybe, s, t, b.ts_min, stretch_min) {
+            if end > start && ff.event_passes(Tri::Maybe, s, t, &[], b.ts_min, stretch_min) {
                 add(g, &durations[start..end], sc.site_err[si]);
             }
             start = end;

@@ -8,12 +8,18 @@
 //! and     := unary ( ("&&" | "and") unary )*
 //! unary   := ("!" | "not") unary | "(" expr ")" | compare
 //! compare := FIELD OP VALUE
-//! OP      := "==" | "!=" | "<" | "<=" | ">" | ">=" | "~" | "!~"   (~ is a glob match)
-//! VALUE   := NUMBER | NUMBER UNIT | "-" NUMBER | NAME | "string"
+//! OP      := "==" | "!=" | "<" | "<=" | ">" | ">=" | "~" | "!~" | "in"
+//!            (~ is a glob match; in: an address in a network, remote_addr in 10.0.0.0/8)
+//! VALUE   := NUMBER | NUMBER UNIT | "-" NUMBER | NAME | ADDRESS | "string"
 //! ```
+//!
+//! A test of a socket field (sock_family, remote_port, ...) is false for a call without a
+//! socket (none recorded, or the fd was not a socket), whatever its operator: `remote_port !=
+//! 443` holds only for calls on sockets; `!(remote_port == 443)` holds for the others too.
 
 use super::glob::Glob;
 use crate::cgroup;
+use crate::sockid::{self, Cidr};
 use crate::time::parse_duration;
 use crate::{errno, levels};
 
@@ -65,6 +71,27 @@ pub enum IntField {
     Flags,
 }
 
+/// Integer fields of the socket behind a call (FORMAT.md 4.3). Names (families, types, TCP
+/// states) are resolved to their numbers when parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockIntField {
+    Family,
+    Type,
+    Protocol,
+    TcpState,
+    LocalPort,
+    RemotePort,
+    Ino,
+    Netns,
+}
+
+/// Which address or name of a socket: its own, its peer's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Local,
+    Remote,
+}
+
 /// One test on one field.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Pred {
@@ -96,12 +123,35 @@ pub enum Pred {
     Duration(CmpOp, u64),
     /// Time since the capture start in ns.
     Time(CmpOp, u64),
+    /// A socket field compared with a number (ports only on IP sockets).
+    Sock(SockIntField, CmpOp, i64),
+    /// An IP address of the socket in (or, negated, outside) a network.
+    SockAddr {
+        side: Side,
+        net: Cidr,
+        negate: bool,
+    },
+    /// A Unix socket's bound name (`unix_path`, Local) or its peer's (Remote) as text
+    /// (`@name` when abstract) matches a glob.
+    UnixName {
+        side: Side,
+        glob: Glob,
+        negate: bool,
+    },
 }
 
 impl Pred {
     /// Whether the predicate needs the event itself (its time or duration), not just its site.
     pub fn per_event(&self) -> bool {
         matches!(self, Pred::Duration(..) | Pred::Time(..))
+    }
+
+    /// Whether the predicate tests the call's socket.
+    pub fn on_socket(&self) -> bool {
+        matches!(
+            self,
+            Pred::Sock(..) | Pred::SockAddr { .. } | Pred::UnixName { .. }
+        )
     }
 }
 
@@ -160,8 +210,21 @@ impl Expr {
             Expr::Pred(Pred::Duration(..) | Pred::Time(..)) => 3,
             Expr::Pred(Pred::Comm { .. }) => 4,
             Expr::Pred(Pred::CgroupPath { .. } | Pred::Attr { .. }) => 8,
+            Expr::Pred(Pred::Sock(..)) => 2,
+            Expr::Pred(Pred::SockAddr { .. }) => 3,
+            Expr::Pred(Pred::UnixName { .. }) => 5,
             Expr::Not(e) => e.cost(),
             Expr::And(v) | Expr::Or(v) => v.iter().map(Expr::cost).sum(),
+        }
+    }
+
+    /// Whether evaluating needs the socket of a call anywhere.
+    pub fn uses_sockets(&self) -> bool {
+        match self {
+            Expr::True => false,
+            Expr::Pred(p) => p.on_socket(),
+            Expr::Not(e) => e.uses_sockets(),
+            Expr::And(v) | Expr::Or(v) => v.iter().any(Expr::uses_sockets),
         }
     }
 
@@ -222,6 +285,9 @@ pub trait Call {
     fn duration_ns(&self) -> u64;
     /// Time since the capture's start, ns.
     fn time_ns(&self) -> u64;
+    /// Whether the call's socket passes a socket test ([`Pred::Sock`], [`Pred::SockAddr`],
+    /// [`Pred::UnixName`]): false for a call without a socket, as for analyze.
+    fn socket_matches(&self, p: &Pred) -> bool;
 }
 
 impl Expr {
@@ -261,6 +327,9 @@ impl Pred {
             }
             Pred::Duration(op, v) => op.test(c.duration_ns(), *v),
             Pred::Time(op, v) => op.test(c.time_ns(), *v),
+            Pred::Sock(..) | Pred::SockAddr { .. } | Pred::UnixName { .. } => {
+                c.socket_matches(self)
+            }
         }
     }
 }
@@ -399,7 +468,23 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
             c if c.is_ascii_digit() => {
                 let mut s = String::new();
                 while let Some(&ch) = chars.get(i) {
-                    if ch.is_ascii_alphanumeric() || ch == '.' || ch == '_' || ch == 'µ' {
+                    // ':', '/' and '%' for addresses and networks (10.0.0.0/8, 2001:db8::1).
+                    if ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | 'µ' | ':' | '/' | '%')
+                    {
+                        s.push(ch);
+                        i += 1;
+                    } else {
+                        break;
+                    }
+                }
+                out.push((Tok::Num(s), start));
+                continue;
+            }
+            // An IPv6 address that starts with '::'.
+            ':' => {
+                let mut s = String::new();
+                while let Some(&ch) = chars.get(i) {
+                    if ch.is_ascii_alphanumeric() || matches!(ch, '.' | ':' | '/' | '%') {
                         s.push(ch);
                         i += 1;
                     } else {
@@ -412,7 +497,8 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
             c if c.is_alphabetic() || c == '_' => {
                 let mut s = String::new();
                 while let Some(&ch) = chars.get(i) {
-                    if ch.is_alphanumeric() || ch == '_' || ch == '.' || ch == '*' || ch == '?' {
+                    if ch.is_alphanumeric() || matches!(ch, '_' | '.' | '*' | '?' | ':' | '/' | '%')
+                    {
                         s.push(ch);
                         i += 1;
                     } else {
@@ -423,6 +509,7 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                     "and" => Tok::And,
                     "or" => Tok::Or,
                     "not" => Tok::Not,
+                    "in" => Tok::Op("in"),
                     _ => Tok::Ident(s),
                 };
                 out.push((t, start));
@@ -472,6 +559,39 @@ pub const FIELDS: &[(&str, &str)] = &[
         "call duration (10us, 1.5ms; a bare number is ns)",
     ),
     ("time", "time since the capture start (2s, 150ms)"),
+    (
+        "sock_family",
+        "socket's address family: AF_INET, inet6, unix, netlink, or a number",
+    ),
+    (
+        "sock_type",
+        "socket type: SOCK_STREAM, dgram, raw, ... or a number",
+    ),
+    (
+        "sock_protocol",
+        "protocol number (6 TCP, 17 UDP; NETLINK_* for netlink)",
+    ),
+    (
+        "tcp_state",
+        "TCP state: ESTABLISHED, LISTEN, SYN_SENT, ... or a number",
+    ),
+    (
+        "local_addr",
+        "local IP address: == != an address, in a network (10.0.0.0/8)",
+    ),
+    ("local_port", "local port"),
+    (
+        "remote_addr",
+        "remote IP address: == != an address, in a network",
+    ),
+    ("remote_port", "remote port"),
+    (
+        "unix_path",
+        "Unix socket's bound name (== != exact, ~ !~ glob; @name abstract)",
+    ),
+    ("unix_peer", "Unix socket peer's bound name"),
+    ("sock_ino", "socket inode"),
+    ("netns", "network namespace inode"),
 ];
 
 /// [`FIELDS`] and then the attribution fields ([`cgroup::FIELDS`]).
@@ -492,6 +612,9 @@ enum FieldKind {
     Errno,
     Duration,
     Time,
+    Sock(SockIntField),
+    Addr(Side),
+    Unix(Side),
 }
 
 fn field_kind(name: &str) -> Option<FieldKind> {
@@ -518,6 +641,18 @@ fn field_kind(name: &str) -> Option<FieldKind> {
         "flags" => FieldKind::Int(Flags),
         "duration" | "dur" | "latency" => FieldKind::Duration,
         "time" => FieldKind::Time,
+        "sock_family" | "family" => FieldKind::Sock(SockIntField::Family),
+        "sock_type" => FieldKind::Sock(SockIntField::Type),
+        "sock_protocol" => FieldKind::Sock(SockIntField::Protocol),
+        "tcp_state" => FieldKind::Sock(SockIntField::TcpState),
+        "local_port" => FieldKind::Sock(SockIntField::LocalPort),
+        "remote_port" => FieldKind::Sock(SockIntField::RemotePort),
+        "sock_ino" => FieldKind::Sock(SockIntField::Ino),
+        "netns" => FieldKind::Sock(SockIntField::Netns),
+        "local_addr" => FieldKind::Addr(Side::Local),
+        "remote_addr" => FieldKind::Addr(Side::Remote),
+        "unix_path" => FieldKind::Unix(Side::Local),
+        "unix_peer" => FieldKind::Unix(Side::Remote),
         _ => FieldKind::Attr(cgroup::Field::by_name(name)?),
     })
 }
@@ -645,14 +780,21 @@ impl Parser {
         if rhs.glob_op
             && !matches!(
                 kind,
-                FieldKind::Comm | FieldKind::Cgroup | FieldKind::Attr(_)
+                FieldKind::Comm | FieldKind::Cgroup | FieldKind::Attr(_) | FieldKind::Unix(_)
             )
         {
             return Err(ParseError {
                 column: op_col,
                 message: format!(
-                    "'{op}' (glob match) works on comm, cgroup paths and container fields only"
+                    "'{op}' (glob match) works on comm, cgroup paths, container fields and unix names only"
                 ),
+            });
+        }
+        if op == "in" && !matches!(kind, FieldKind::Addr(_)) {
+            return Err(ParseError {
+                column: op_col,
+                message: "'in' (an address in a network) works on local_addr and remote_addr only"
+                    .into(),
             });
         }
         let pred = match kind {
@@ -665,6 +807,25 @@ impl Parser {
             FieldKind::Errno => rhs.errno()?,
             FieldKind::Duration => Pred::Duration(rhs.cmp, rhs.duration()?),
             FieldKind::Time => Pred::Time(rhs.cmp, rhs.duration()?),
+            FieldKind::Sock(f) => Pred::Sock(f, rhs.cmp, rhs.sock_int(f)?),
+            FieldKind::Addr(side) => rhs.addr(side)?,
+            FieldKind::Unix(side) => {
+                rhs.eq_only("a unix name")?;
+                let s = match &rhs.val {
+                    Tok::Str(s) | Tok::Ident(s) | Tok::Num(s) => s,
+                    t => {
+                        return Err(rhs.err(format!(
+                            "expected a unix socket name, found {}",
+                            describe(t)
+                        )));
+                    }
+                };
+                Pred::UnixName {
+                    side,
+                    glob: rhs.glob(s)?,
+                    negate: rhs.cmp == CmpOp::Ne,
+                }
+            }
         };
         Ok(Expr::Pred(pred))
     }
@@ -710,7 +871,7 @@ impl Parser {
 
 fn cmp_op(op: &str) -> CmpOp {
     match op {
-        "==" | "~" => CmpOp::Eq,
+        "==" | "~" | "in" => CmpOp::Eq,
         "!=" | "!~" => CmpOp::Ne,
         "<" => CmpOp::Lt,
         "<=" => CmpOp::Le,
@@ -871,6 +1032,46 @@ impl Rhs {
         Ok(Pred::Int(IntField::Errno, self.cmp, n))
     }
 
+    /// A socket field's number, or the name of a family, type or TCP state.
+    fn sock_int(&self, f: SockIntField) -> Result<i64, ParseError> {
+        let Tok::Ident(s) = &self.val else {
+            return self.int();
+        };
+        let v = match f {
+            SockIntField::Family => sockid::family_by_name(s).map(i64::from),
+            SockIntField::Type => sockid::sock_type_by_name(s).map(i64::from),
+            SockIntField::TcpState => sockid::tcp_state_by_name(s).map(i64::from),
+            _ => None,
+        };
+        v.ok_or_else(|| {
+            let what = match f {
+                SockIntField::Family => "an address family (AF_INET, inet6, unix, netlink, ...)",
+                SockIntField::Type => "a socket type (SOCK_STREAM, dgram, ...)",
+                SockIntField::TcpState => "a TCP state (ESTABLISHED, LISTEN, ...)",
+                _ => "a number",
+            };
+            self.err(format!("expected {what} for '{}', found '{s}'", self.name))
+        })
+    }
+
+    fn addr(&self, side: Side) -> Result<Pred, ParseError> {
+        self.eq_only("an address")?;
+        let s = match &self.val {
+            Tok::Num(s) | Tok::Ident(s) | Tok::Str(s) if !self.negative => s,
+            t => {
+                return Err(self.err(format!(
+                    "expected an IP address or network, found {}",
+                    describe(t)
+                )));
+            }
+        };
+        Ok(Pred::SockAddr {
+            side,
+            net: Cidr::parse(s).map_err(|e| self.err(e))?,
+            negate: self.cmp == CmpOp::Ne,
+        })
+    }
+
     /// A duration or a time since the capture's start, in ns.
     fn duration(&self) -> Result<u64, ParseError> {
         match &self.val {
@@ -942,6 +1143,9 @@ mod tests {
         }
         fn time_ns(&self) -> u64 {
             0
+        }
+        fn socket_matches(&self, _: &Pred) -> bool {
+            false
         }
     }
 
@@ -1056,5 +1260,55 @@ mod tests {
         );
         assert!(parse("").is_err());
         assert!(parse("pid == 1 pid").is_err());
+    }
+
+    #[test]
+    fn socket_fields_parse_names_addresses_and_networks() {
+        let net = |s: &str| Cidr::parse(s).unwrap();
+        assert_eq!(
+            parse("remote_addr in 10.0.0.0/8").unwrap(),
+            Expr::Pred(Pred::SockAddr {
+                side: Side::Remote,
+                net: net("10.0.0.0/8"),
+                negate: false
+            })
+        );
+        assert_eq!(
+            parse("local_addr != ::1").unwrap(),
+            Expr::Pred(Pred::SockAddr {
+                side: Side::Local,
+                net: net("::1"),
+                negate: true
+            })
+        );
+        assert_eq!(
+            parse("remote_addr in fe80::/10").unwrap(),
+            Expr::Pred(Pred::SockAddr {
+                side: Side::Remote,
+                net: net("fe80::/10"),
+                negate: false
+            })
+        );
+        assert_eq!(
+            parse("tcp_state == ESTABLISHED").unwrap(),
+            Expr::Pred(Pred::Sock(SockIntField::TcpState, CmpOp::Eq, 1))
+        );
+        assert_eq!(
+            parse("sock_family == inet6").unwrap(),
+            Expr::Pred(Pred::Sock(SockIntField::Family, CmpOp::Eq, 10))
+        );
+        assert_eq!(
+            parse("remote_port >= 1024").unwrap(),
+            Expr::Pred(Pred::Sock(SockIntField::RemotePort, CmpOp::Ge, 1024))
+        );
+        assert!(parse("unix_path ~ \"/run/*\"").unwrap().uses_sockets());
+        assert!(!parse("pid == 1").unwrap().uses_sockets());
+        let e = parse("remote_port in 10.0.0.0/8").unwrap_err();
+        assert!(e.message.contains("'in'"), "{}", e.message);
+        let e = parse("remote_addr in 10.0.0.0/40").unwrap_err();
+        assert!(e.message.contains("at most 32"), "{}", e.message);
+        let e = parse("tcp_state == OPEN").unwrap_err();
+        assert!(e.message.contains("a TCP state"), "{}", e.message);
+        assert!(parse("remote_addr < 10.0.0.1").is_err());
     }
 }

@@ -1275,7 +1275,7 @@ fn socket_ref(sockets: &[Socket], index: u32) -> SocketRef<'_> {
 /// Decodes a block's socket table (`n_sockets` entries from byte `at` of `raw`) and the site
 /// socket column after it (FORMAT.md 4.3) into each site's `socket`. An error is the payload
 /// position and what was expected there. Bytes after the column belong to a later version.
-fn decode_sockets(
+pub(crate) fn decode_sockets(
     raw: &[u8],
     mut at: usize,
     n_sockets: usize,

@@ -18,6 +18,7 @@ use crate::block::{
     decode_tables, payload_error,
 };
 use crate::error::Error;
+use crate::socket::{SOCKET_MIN_LEN, Socket};
 
 /// How much of a block [`TraceReader::read_block_front`](crate::TraceReader::read_block_front)
 /// reads.
@@ -27,6 +28,10 @@ pub enum FrontParts {
     Tables,
     /// The tables and the time delta, duration and site index columns.
     TablesAndTimes,
+    /// All of `TablesAndTimes` and the block's sockets (FORMAT.md 4.3), which follow the
+    /// values: the whole frame is decompressed, but the pointer columns and values are only
+    /// skipped over.
+    TablesTimesAndSockets,
 }
 
 /// The front of one block. Reuse one per thread: it keeps its buffers from block to block.
@@ -38,6 +43,9 @@ pub struct BlockFront {
     raw: Vec<u8>,
     threads: Vec<ThreadEntry>,
     sites: Vec<Site>,
+    /// The socket table, after [`FrontParts::TablesTimesAndSockets`] (else empty, and every
+    /// site's socket [`Site::SOCKET_NOT_RECORDED`]).
+    sockets: Vec<Socket>,
     /// Events in the columns read (0 when only the tables were).
     len: usize,
     /// Start within `raw` of the time delta, duration and site index columns.
@@ -67,6 +75,11 @@ impl BlockFront {
     /// The block's call site table.
     pub fn sites(&self) -> &[Site] {
         &self.sites
+    }
+
+    /// The block's socket table (read with [`FrontParts::TablesTimesAndSockets`] only).
+    pub fn sockets(&self) -> &[Socket] {
+        &self.sockets
     }
 
     /// Number of events in the columns read: the block's event count after
@@ -116,6 +129,7 @@ impl BlockFront {
             .inspect_err(|_| {
                 self.threads.clear();
                 self.sites.clear();
+                self.sockets.clear();
                 self.len = 0;
             })
     }
@@ -127,6 +141,7 @@ impl BlockFront {
         parts: FrontParts,
     ) -> Result<(), Error> {
         self.len = 0;
+        self.sockets.clear();
         let h = BlockHeader::decode(body, body_offset)?;
         let (n, raw_len) = (h.event_count as usize, h.raw_len as usize);
         let frame = &body[BLOCK_HEADER_LEN..];
@@ -172,7 +187,7 @@ impl BlockFront {
         let mut col_start = [0usize; 3];
         let mut at = tables_end;
         let columns = [("time delta", 8), ("duration", 8), ("site index", 4)];
-        if parts == FrontParts::TablesAndTimes {
+        if parts != FrontParts::Tables {
             for (start, (_, width)) in col_start.iter_mut().zip(columns) {
                 *start = at + 8;
                 at = *start + n * width;
@@ -187,7 +202,8 @@ impl BlockFront {
                 ));
             }
         }
-        stream.fill_to(at)?;
+        let with_sockets = parts == FrontParts::TablesTimesAndSockets;
+        stream.fill_to(if with_sockets { raw_len } else { at })?;
         let raw = &self.raw[..at];
         decode_tables(
             raw,
@@ -221,7 +237,63 @@ impl BlockFront {
                 format!("a site index below {n_sites}, found {s}"),
             ));
         }
+        if with_sockets {
+            self.read_sockets(at, n, raw_len, frame_offset)?;
+        }
         Ok(())
+    }
+
+    /// Skips the pointer columns and the values that start at `at` and reads the socket table
+    /// and site socket column after them, if the block has them.
+    fn read_sockets(
+        &mut self,
+        mut at: usize,
+        n: usize,
+        raw_len: usize,
+        frame_offset: u64,
+    ) -> Result<(), Error> {
+        let raw = &self.raw[..raw_len];
+        let err = |at: usize, what: String| payload_error(frame_offset, at, what);
+        for (what, width) in [
+            ("optval delta column", 8),
+            ("optlen delta column", 8),
+            ("value bytes", 1),
+        ] {
+            let len = raw
+                .get(at..at + 8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+            let room = (raw_len.saturating_sub(at + 8) / width) as u64;
+            match len {
+                Some(len) if len <= room && (width == 1 || len == n as u64) => {
+                    at += 8 + len as usize * width
+                }
+                _ => return Err(err(at, format!("the length of the {what}"))),
+            }
+        }
+        if at == raw_len {
+            return Ok(());
+        }
+        let len = u64::from_le_bytes(
+            raw.get(at..at + 8)
+                .ok_or_else(|| err(at, "the length of the socket table".into()))?
+                .try_into()
+                .expect("8 bytes"),
+        );
+        let room = (raw_len - at - 8) / SOCKET_MIN_LEN;
+        if len > room as u64 {
+            return Err(err(
+                at,
+                format!("a socket table length of at most {room}, found {len}"),
+            ));
+        }
+        crate::block::decode_sockets(
+            raw,
+            at + 8,
+            len as usize,
+            &mut self.sockets,
+            &mut self.sites,
+        )
+        .map_err(|(at, what)| err(at, what))
     }
 }
 

@@ -17,7 +17,7 @@ use anyhow::{Context as _, Result, bail};
 use format::LossRecord;
 use format::raw::RawEventHeader;
 use gsot_decode::cgroup;
-use gsot_decode::expr::{self, Call, Expr, IntField};
+use gsot_decode::expr::{self, Call, Expr, IntField, Pred};
 
 use crate::record::Notice;
 use crate::sink::{Sink, records};
@@ -203,6 +203,12 @@ impl Call for Drained<'_> {
             cgroup: cgroup::parse(&String::from_utf8_lossy(&self.cgroup_path())),
             names: cgroup::Names::default(),
         }
+    }
+
+    /// A raw record carries no socket identity (the kernel side of #12 adds it), so every
+    /// socket test is false, as for any call without a socket.
+    fn socket_matches(&self, _: &Pred) -> bool {
+        false
     }
 
     fn duration_ns(&self) -> u64 {

@@ -119,9 +119,10 @@ fn block_groups(
     let mut site_key: Vec<Key> = Vec::with_capacity(d.sites().len());
     for s in d.sites() {
         let t = &d.threads()[s.thread as usize];
+        let k = d.sockets();
         site_key.push(
             by.iter()
-                .map(|&f| stats::key_part(f, s, t, ff.attributor()))
+                .map(|&f| stats::key_part(f, s, t, k, ff.attributor()))
                 .collect(),
         );
     }

@@ -8,10 +8,10 @@ use clap::{Args, ValueEnum};
 
 use crate::AppError;
 use crate::decode::{errno, json_string, levels};
-use crate::filter::{Filter, FilterArgs, IntField};
+use crate::filter::{Filter, FilterArgs, IntField, SockIntField};
 use crate::input::{self, selected_blocks};
 use crate::output::csv_cell;
-use crate::stats::{self, Agg, GroupField, KeyPart, Query};
+use crate::stats::{self, Agg, GroupField, KeyPart, Query, SockGroup};
 use crate::time::{self, format_duration};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -37,7 +37,10 @@ optname (named within its level), errno (empty for success), ret, optlen, optlen
 pod (name/namespace, else UID), container (name, else short id), and the attribution fields
 container_runtime, container_id, container_name, image, pod_uid, pod_name, pod_namespace,
 k8s_container, qos_class, systemd_unit (empty when a process has none; a process whose cgroup
-changed during the capture is grouped by its last one).
+changed during the capture is grouped by its last one); of the socket: sock_family, sock_type,
+sock_protocol, tcp_state, local_addr, local_port, remote_addr, remote_port, unix_path,
+unix_peer, sock_ino, netns (empty for a call without a socket), and socket (one group per
+socket inode, shown with the tuple of its first call met).
 
 Columns: count; errors (calls that returned -1); p50/p90/p99/max latency (syscall entry to exit).
 Percentiles use the nearest-rank definition over a log-linear histogram: exact below 256 ns,
@@ -218,6 +221,27 @@ pub(crate) fn key_text(f: GroupField, v: KeyPart) -> String {
         GroupField::Attr(_) | GroupField::Pod | GroupField::Container => {
             crate::attr::interned(v as u32)
         }
+        GroupField::Sock(g) => sock_key_text(g, v),
+    }
+}
+
+/// A socket key part as text: names for families, types and states, addresses in their text
+/// form; empty for a call without a socket (or without that field).
+fn sock_key_text(g: SockGroup, v: KeyPart) -> String {
+    use crate::decode::sockid::{family_name, sock_type_name, tcp_state_name};
+    if v == stats::NO_SOCKET_KEY {
+        return String::new();
+    }
+    match g {
+        SockGroup::Int(SockIntField::Family) => family_name(v as u16).into_owned(),
+        SockGroup::Int(SockIntField::Type) => sock_type_name(v as u16).into_owned(),
+        SockGroup::Int(SockIntField::TcpState) => {
+            tcp_state_name(v as u8).map_or(String::new(), |s| s.into_owned())
+        }
+        SockGroup::Int(_) => v.to_string(),
+        SockGroup::Addr(_) => stats::addr_key_text(v),
+        SockGroup::Unix(_) => stats::interned(v).unwrap_or_default(),
+        SockGroup::Socket => stats::socket_text(v as u64),
     }
 }
 
@@ -245,6 +269,18 @@ fn key_json(out: &mut String, f: GroupField, v: KeyPart) {
         GroupField::Int(_) => {
             let _ = write!(out, "{}", v as i128);
         }
+        GroupField::Sock(g) => match (g, v) {
+            (_, stats::NO_SOCKET_KEY) => out.push_str("null"),
+            (SockGroup::Int(SockIntField::Family | SockIntField::Type), _)
+            | (SockGroup::Addr(_) | SockGroup::Unix(_) | SockGroup::Socket, _) => {
+                json_string(out, &key_text(f, v))
+            }
+            (SockGroup::Int(SockIntField::TcpState), 0) => out.push_str("null"),
+            (SockGroup::Int(SockIntField::TcpState), _) => json_string(out, &key_text(f, v)),
+            (SockGroup::Int(_), v) => {
+                let _ = write!(out, "{v}");
+            }
+        },
     }
 }
 

@@ -11,14 +11,14 @@
 pub use gsot_decode::{expr, glob};
 
 use clap::Args;
-use format::{ProcessInfo, Site, ThreadEntry, TraceReader};
+use format::{ProcessInfo, Site, Socket, ThreadEntry, TraceReader};
 use gsot_decode::cgroup::Field;
 
-pub use expr::{CmpOp, Expr, IntField, ParseError, Pred};
+pub use expr::{CmpOp, Expr, IntField, ParseError, Pred, Side, SockIntField};
 use glob::Glob;
 
 use crate::attr::Attributor;
-use crate::decode::{errno, levels};
+use crate::decode::{errno, levels, sockid};
 use crate::time;
 
 /// Filter options, the same for every subcommand.
@@ -71,6 +71,23 @@ pub struct FilterArgs {
     /// Only calls that took at least this long (`10us`).
     #[arg(long, value_name = "DURATION")]
     pub min_duration: Option<String>,
+    /// Calls on sockets with this local or remote port, comma-separated.
+    #[arg(long, value_name = "PORT,...", value_delimiter = ',')]
+    pub port: Vec<u16>,
+    /// Calls on sockets with this local port, comma-separated.
+    #[arg(long, value_name = "PORT,...", value_delimiter = ',')]
+    pub local_port: Vec<u16>,
+    /// Calls on sockets with this remote port, comma-separated.
+    #[arg(long, value_name = "PORT,...", value_delimiter = ',')]
+    pub remote_port: Vec<u16>,
+    /// Calls on sockets whose local or remote address is this address or lies in this
+    /// network (`10.0.0.0/8`, `::1`, `fe80::/10`), comma-separated.
+    #[arg(long, value_name = "ADDR|CIDR,...", value_delimiter = ',')]
+    pub addr: Vec<String>,
+    /// Calls on sockets of these address families (`inet`, `inet6`, `unix`, `netlink`,
+    /// `AF_PACKET`, a number), comma-separated.
+    #[arg(long, value_name = "FAMILY,...", value_delimiter = ',')]
+    pub family: Vec<String>,
     /// An expression over the fields, e.g.
     /// `comm == "nginx" && optname == TCP_INFO && duration > 10us || errno == EINVAL`.
     #[arg(long = "where", value_name = "EXPR")]
@@ -289,6 +306,7 @@ impl Filter {
                 time::parse_duration(d).map_err(|e| FilterError(format!("--min-duration: {e}")))?;
             all.push(Expr::Pred(Pred::Duration(CmpOp::Ge, ns)));
         }
+        all.extend(socket_filters(a)?);
         if let Some(w) = &a.where_expr {
             let e = expr::parse(w).map_err(|e| FilterError(format!("--where: {}", e.render(w))))?;
             all.push(e);
@@ -359,6 +377,66 @@ impl Filter {
             duration_breaks: self.expr.duration_breaks(),
         }
     }
+}
+
+/// `--port --local-port --remote-port --addr --family`, each an `||` of its values.
+fn socket_filters(a: &FilterArgs) -> Result<Vec<Expr>, FilterError> {
+    let port = |f: SockIntField, p: u16| Expr::Pred(Pred::Sock(f, CmpOp::Eq, p as i64));
+    let addr = |side, net| {
+        Expr::Pred(Pred::SockAddr {
+            side,
+            net,
+            negate: false,
+        })
+    };
+    let mut all = Vec::new();
+    let either = |p: &u16| [SockIntField::LocalPort, SockIntField::RemotePort].map(|f| port(f, *p));
+    for (list, exprs) in [
+        (&a.port, a.port.iter().flat_map(either).collect::<Vec<_>>()),
+        (
+            &a.local_port,
+            a.local_port
+                .iter()
+                .map(|&p| port(SockIntField::LocalPort, p))
+                .collect(),
+        ),
+        (
+            &a.remote_port,
+            a.remote_port
+                .iter()
+                .map(|&p| port(SockIntField::RemotePort, p))
+                .collect(),
+        ),
+    ] {
+        if !list.is_empty() {
+            all.push(Expr::or(exprs));
+        }
+    }
+    if !a.addr.is_empty() {
+        let mut list = Vec::new();
+        for s in &a.addr {
+            let net = sockid::Cidr::parse(s).map_err(|e| FilterError(format!("--addr: {e}")))?;
+            list.extend([addr(Side::Local, net), addr(Side::Remote, net)]);
+        }
+        all.push(Expr::or(list));
+    }
+    if !a.family.is_empty() {
+        let mut list = Vec::new();
+        for f in &a.family {
+            let v = sockid::family_by_name(f).ok_or_else(|| {
+                FilterError(format!(
+                    "--family: unknown address family {f:?} (inet, inet6, unix, netlink, AF_PACKET or a number)"
+                ))
+            })?;
+            list.push(Expr::Pred(Pred::Sock(
+                SockIntField::Family,
+                CmpOp::Eq,
+                v as i64,
+            )));
+        }
+        all.push(Expr::or(list));
+    }
+    Ok(all)
 }
 
 fn ints(f: IntField, v: &[u32]) -> Vec<Expr> {
@@ -458,15 +536,25 @@ impl FileFilter<'_> {
         &self.duration_breaks
     }
 
-    /// One verdict per site of a decoded block, into `out`.
-    pub fn site_verdicts(&self, sites: &[Site], threads: &[ThreadEntry], out: &mut Vec<Tri>) {
+    /// One verdict per site of a decoded block, into `out`. `sockets` is the block's socket
+    /// table: when it was not read (empty), every socket test is false, so a caller whose
+    /// filter [uses sockets](Expr::uses_sockets) reads them.
+    pub fn site_verdicts(
+        &self,
+        sites: &[Site],
+        threads: &[ThreadEntry],
+        sockets: &[Socket],
+        out: &mut Vec<Tri>,
+    ) {
         // Operator by operator over all sites, not site by site through the tree: a block has
         // thousands of sites, and a tight loop per node beats a branchy walk per site.
-        self.eval_sites(&self.filter.expr, sites, threads, out);
+        let blk = Block { threads, sockets };
+        self.eval_sites(&self.filter.expr, sites, &blk, out);
     }
 
     /// `e` for every site of a block (times and durations unknown), into `out`.
-    fn eval_sites(&self, e: &Expr, sites: &[Site], threads: &[ThreadEntry], out: &mut Vec<Tri>) {
+    fn eval_sites(&self, e: &Expr, sites: &[Site], blk: &Block<'_>, out: &mut Vec<Tri>) {
+        let threads = blk.threads;
         out.clear();
         match e {
             Expr::True => out.resize(sites.len(), Tri::Yes),
@@ -498,11 +586,11 @@ impl FileFilter<'_> {
             Expr::Pred(p) => {
                 out.extend(sites.iter().map(|s| {
                     let t = &threads[s.thread as usize];
-                    self.pred(p, s, t, None)
+                    self.pred(p, s, t, blk.sockets, None)
                 }));
             }
             Expr::Not(e) => {
-                self.eval_sites(e, sites, threads, out);
+                self.eval_sites(e, sites, blk, out);
                 out.iter_mut().for_each(|v| *v = v.not());
             }
             Expr::And(v) | Expr::Or(v) => {
@@ -511,10 +599,10 @@ impl FileFilter<'_> {
                     out.resize(sites.len(), if and { Tri::Yes } else { Tri::No });
                     return;
                 };
-                self.eval_sites(first, sites, threads, out);
+                self.eval_sites(first, sites, blk, out);
                 let mut part = Vec::new();
                 for e in rest {
-                    self.eval_sites(e, sites, threads, &mut part);
+                    self.eval_sites(e, sites, blk, &mut part);
                     if and {
                         out.iter_mut()
                             .zip(&part)
@@ -536,6 +624,7 @@ impl FileFilter<'_> {
             Pred::Comm { glob, negate } => comm_matches(glob, *negate, t),
             Pred::CgroupPath { .. } | Pred::Attr { .. } => self.process_matches(p, t, None),
             Pred::Option { .. } | Pred::Duration(..) | Pred::Time(..) => return None,
+            Pred::Sock(..) | Pred::SockAddr { .. } | Pred::UnixName { .. } => return None,
         })
     }
 
@@ -587,6 +676,7 @@ impl FileFilter<'_> {
         verdict: Tri,
         site: &Site,
         thread: &ThreadEntry,
+        sockets: &[Socket],
         ts: u64,
         duration: u64,
     ) -> bool {
@@ -597,20 +687,28 @@ impl FileFilter<'_> {
             Tri::Yes => true,
             Tri::No => false,
             Tri::Maybe => {
-                self.eval(&self.filter.expr, site, thread, Some((ts, duration))) == Tri::Yes
+                let ev = Some((ts, duration));
+                self.eval(&self.filter.expr, site, thread, sockets, ev) == Tri::Yes
             }
         }
     }
 
-    fn eval(&self, e: &Expr, s: &Site, t: &ThreadEntry, ev: Option<(u64, u64)>) -> Tri {
+    fn eval(
+        &self,
+        e: &Expr,
+        s: &Site,
+        t: &ThreadEntry,
+        k: &[Socket],
+        ev: Option<(u64, u64)>,
+    ) -> Tri {
         match e {
             Expr::True => Tri::Yes,
-            Expr::Pred(p) => self.pred(p, s, t, ev),
-            Expr::Not(e) => self.eval(e, s, t, ev).not(),
+            Expr::Pred(p) => self.pred(p, s, t, k, ev),
+            Expr::Not(e) => self.eval(e, s, t, k, ev).not(),
             Expr::And(v) => {
                 let mut r = Tri::Yes;
                 for e in v {
-                    match self.eval(e, s, t, ev) {
+                    match self.eval(e, s, t, k, ev) {
                         Tri::No => return Tri::No,
                         Tri::Maybe => r = Tri::Maybe,
                         Tri::Yes => {}
@@ -621,7 +719,7 @@ impl FileFilter<'_> {
             Expr::Or(v) => {
                 let mut r = Tri::No;
                 for e in v {
-                    match self.eval(e, s, t, ev) {
+                    match self.eval(e, s, t, k, ev) {
                         Tri::Yes => return Tri::Yes,
                         Tri::Maybe => r = Tri::Maybe,
                         Tri::No => {}
@@ -632,9 +730,19 @@ impl FileFilter<'_> {
         }
     }
 
-    fn pred(&self, p: &Pred, s: &Site, t: &ThreadEntry, ev: Option<(u64, u64)>) -> Tri {
+    fn pred(
+        &self,
+        p: &Pred,
+        s: &Site,
+        t: &ThreadEntry,
+        k: &[Socket],
+        ev: Option<(u64, u64)>,
+    ) -> Tri {
         let b = |x: bool| if x { Tri::Yes } else { Tri::No };
         match p {
+            Pred::Sock(..) | Pred::SockAddr { .. } | Pred::UnixName { .. } => {
+                b(sock_pred(p, k.get(s.socket as usize)))
+            }
             Pred::Int(f, op, v) => b(op.test(int_field(*f, s, t), *v as i128)),
             Pred::Comm { glob, negate } => comm_matches(glob, *negate, t),
             Pred::CgroupPath { .. } | Pred::Attr { .. } => {
@@ -653,6 +761,52 @@ impl FileFilter<'_> {
             },
         }
     }
+}
+
+/// The tables of the block whose sites are being judged.
+struct Block<'a> {
+    threads: &'a [ThreadEntry],
+    sockets: &'a [Socket],
+}
+
+/// A test of a socket field: false without a socket, and for a field its family lacks.
+fn sock_pred(p: &Pred, sock: Option<&Socket>) -> bool {
+    let Some(k) = sock else { return false };
+    match p {
+        Pred::Sock(f, op, v) => sock_int_field(*f, k).is_some_and(|x| op.test(x, *v as i128)),
+        Pred::SockAddr { side, net, negate } => {
+            let a = match side {
+                Side::Local => &k.local_addr,
+                Side::Remote => &k.remote_addr,
+            };
+            sockid::is_ip(k.family) && net.contains(k.family, a) != *negate
+        }
+        Pred::UnixName { side, glob, negate } => {
+            let name = match side {
+                Side::Local => &k.unix_path,
+                Side::Remote => &k.unix_peer,
+            };
+            let text = sockid::unix_name_text(name).unwrap_or_default();
+            k.family == sockid::AF_UNIX && glob.matches(text.as_bytes()) != *negate
+        }
+        _ => false,
+    }
+}
+
+/// The value of an integer socket field; `None` for a port of a socket that is not IP.
+pub fn sock_int_field(f: SockIntField, k: &Socket) -> Option<i128> {
+    let ip = sockid::is_ip(k.family);
+    Some(match f {
+        SockIntField::Family => k.family as i128,
+        SockIntField::Type => k.sock_type as i128,
+        SockIntField::Protocol => k.protocol as i128,
+        SockIntField::TcpState => k.tcp_state as i128,
+        SockIntField::LocalPort if ip => k.local_port as i128,
+        SockIntField::RemotePort if ip => k.remote_port as i128,
+        SockIntField::Ino => k.ino as i128,
+        SockIntField::Netns => k.netns as i128,
+        _ => return None,
+    })
 }
 
 fn tri(x: bool) -> Tri {

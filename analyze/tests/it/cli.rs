@@ -448,7 +448,7 @@ fn usage_errors_exit_2_and_point_at_the_problem() {
     assert_eq!(r.code, 2);
     assert_eq!(
         r.stderr,
-        "analyze: --where: unknown field 'duraton'; fields: pid, tid, ppid, uid, gid, comm, cgroup, pidns, mntns, cpu, fd, level, optname, optlen, optlen_out, ret, errno, value_len, flags, duration, time, container_runtime, container_id, container_name, image, pod_uid, pod_name, pod_namespace, k8s_container, qos_class, systemd_unit\n  comm == \"nginx\" && duraton > 10us\n                     ^\n"
+        "analyze: --where: unknown field 'duraton'; fields: pid, tid, ppid, uid, gid, comm, cgroup, pidns, mntns, cpu, fd, level, optname, optlen, optlen_out, ret, errno, value_len, flags, duration, time, sock_family, sock_type, sock_protocol, tcp_state, local_addr, local_port, remote_addr, remote_port, unix_path, unix_peer, sock_ino, netns, container_runtime, container_id, container_name, image, pod_uid, pod_name, pod_namespace, k8s_container, qos_class, systemd_unit\n  comm == \"nginx\" && duraton > 10us\n                     ^\n"
     );
     expect_error(
         &["stats", f, "--by", "colour"],

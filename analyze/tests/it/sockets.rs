@@ -244,3 +244,172 @@ fn json_has_typed_socket_fields_null_without_a_socket() {
         info.stdout
     );
 }
+
+const SAMPLE: &str = "samples/synthetic-mixed-1.2.gsot";
+
+/// The events of the 1.2 sample, read by the format crate.
+fn sample_events() -> Vec<OwnedEvent> {
+    let path = crate::common::root().join(SAMPLE);
+    format::TraceReader::open(&path)
+        .unwrap()
+        .read_all_events()
+        .unwrap()
+}
+
+fn count(args: &[&str]) -> usize {
+    let mut a = vec!["events", SAMPLE, "--format", "csv", "--fields", "ts_ns"];
+    a.extend_from_slice(args);
+    let r = analyze(&a);
+    assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+    r.stdout.lines().count() - 1
+}
+
+#[test]
+fn socket_filters_select_exactly_what_a_brute_force_scan_selects() {
+    let events = sample_events();
+    let with = |f: &dyn Fn(&Socket) -> bool| {
+        events
+            .iter()
+            .filter(|e| e.socket.as_ref().socket().is_some_and(f))
+            .count()
+    };
+    let ip = |s: &Socket| s.family == 2 || s.family == 10;
+    let in10 = |s: &Socket, a: &[u8; 16]| match s.family {
+        2 => a[0] == 10,
+        10 => a[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] && a[12] == 10,
+        _ => false,
+    };
+    let cases: Vec<(Vec<&str>, usize)> = vec![
+        (
+            vec!["--port", "5432"],
+            with(&|s| ip(s) && (s.local_port == 5432 || s.remote_port == 5432)),
+        ),
+        (
+            vec!["--local-port", "443,8000"],
+            with(&|s| ip(s) && [443, 8000].contains(&s.local_port)),
+        ),
+        (
+            vec!["--remote-port", "6379"],
+            with(&|s| ip(s) && s.remote_port == 6379),
+        ),
+        (vec!["--family", "unix"], with(&|s| s.family == 1)),
+        (
+            vec!["--family", "inet6,netlink"],
+            with(&|s| s.family == 10 || s.family == 16),
+        ),
+        (
+            vec!["--addr", "::1"],
+            with(&|s| s.family == 10 && (s.local_addr == v6("::1") || s.remote_addr == v6("::1"))),
+        ),
+        (
+            vec!["--addr", "10.0.0.0/8"],
+            with(&|s| in10(s, &s.local_addr) || in10(s, &s.remote_addr)),
+        ),
+        (
+            vec!["--where", "remote_addr in 10.0.0.0/8"],
+            with(&|s| in10(s, &s.remote_addr)),
+        ),
+        (
+            vec!["--where", "remote_port == 443 && tcp_state == ESTABLISHED"],
+            with(&|s| ip(s) && s.remote_port == 443 && s.tcp_state == 1),
+        ),
+        (
+            vec!["--where", "sock_type == dgram"],
+            with(&|s| s.sock_type == 2),
+        ),
+        (
+            vec!["--where", "unix_path ~ \"/run/*\""],
+            with(&|s| s.family == 1 && s.unix_path.starts_with(b"/run/")),
+        ),
+        (
+            vec!["--where", "unix_peer == \"@/containerd-shim/k8s.io.sock\""],
+            with(&|s| s.unix_peer == b"\0/containerd-shim/k8s.io.sock"),
+        ),
+        (
+            vec!["--where", "netns != 4026531840"],
+            with(&|s| s.netns != 4026531840),
+        ),
+        // A socket test is false without a socket; its negation holds there.
+        (
+            vec!["--where", "!(remote_port == 443)"],
+            events.len() - with(&|s| ip(s) && s.remote_port == 443),
+        ),
+    ];
+    for (args, want) in cases {
+        assert!(
+            want > 0,
+            "{args:?} selects nothing in the sample: not a test"
+        );
+        assert_eq!(count(&args), want, "{args:?}");
+    }
+}
+
+#[test]
+fn stats_groups_by_socket_fields_as_a_brute_force_count() {
+    let events = sample_events();
+    let r = analyze(&[
+        "stats",
+        SAMPLE,
+        "--by",
+        "sock_family,remote_port",
+        "--format",
+        "csv",
+        "--sort",
+        "key",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut got: Vec<(String, u64)> = r
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (format!("{},{}", c[0], c[1]), c[2].parse().unwrap())
+        })
+        .collect();
+    got.sort();
+    let mut want: std::collections::BTreeMap<String, u64> = Default::default();
+    for e in &events {
+        let key = match e.socket.as_ref().socket() {
+            None => ",".to_string(),
+            Some(s) => {
+                let fam = match s.family {
+                    1 => "AF_UNIX",
+                    2 => "AF_INET",
+                    10 => "AF_INET6",
+                    16 => "AF_NETLINK",
+                    _ => unreachable!(),
+                };
+                let port = if s.family == 2 || s.family == 10 {
+                    s.remote_port.to_string()
+                } else {
+                    String::new()
+                };
+                format!("{fam},{port}")
+            }
+        };
+        *want.entry(key).or_default() += 1;
+    }
+    assert_eq!(got, want.into_iter().collect::<Vec<_>>());
+    // One group per socket inode, named by its tuple; a filter on sockets agrees with events.
+    let r = analyze(&[
+        "stats", SAMPLE, "--by", "socket", "--port", "5432", "--format", "csv",
+    ]);
+    let total: u64 = r
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').nth(6).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(total as usize, count(&["--port", "5432"]));
+    let inodes: std::collections::HashSet<u64> = events
+        .iter()
+        .filter_map(|e| e.socket.as_ref().socket())
+        .filter(|s| {
+            (s.family == 2 || s.family == 10) && (s.local_port == 5432 || s.remote_port == 5432)
+        })
+        .map(|s| s.ino)
+        .collect();
+    assert_eq!(r.stdout.lines().count() - 1, inodes.len());
+    assert!(r.stdout.contains("TCP:[0.0.0.0:5432] ino="), "{}", r.stdout);
+}

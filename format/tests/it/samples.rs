@@ -184,3 +184,22 @@ fn synthetic_mixed_1_2_sample_has_the_same_events_with_their_sockets() {
         (3, 2, 10, 443)
     );
 }
+
+/// Reading only a block's front with its sockets gives the sites and sockets of a whole decode.
+#[test]
+fn block_front_with_sockets_agrees_with_a_whole_decode() {
+    use format::{BlockFront, DecodedBlock, FrontParts};
+    for name in ["synthetic-mixed-1.2.gsot", "synthetic-mixed-1.1.gsot"] {
+        let r = sample(name);
+        let (mut f, mut d) = (BlockFront::new(), DecodedBlock::new());
+        for b in r.blocks() {
+            r.read_block_front(b, &mut f, FrontParts::TablesTimesAndSockets)
+                .unwrap();
+            r.decode_block(b, &mut d).unwrap();
+            assert_eq!(f.sites(), d.sites());
+            assert_eq!(f.sockets(), d.sockets());
+            assert!(f.site_indexes().eq(d.site_indexes()));
+            assert_eq!(name.contains("1.2"), !d.sockets().is_empty());
+        }
+    }
+}
