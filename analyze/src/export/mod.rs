@@ -29,6 +29,7 @@ use crate::decode::cgroup;
 use crate::decode::{Kind, errno, hex_into, json_string, levels};
 use crate::filter::{FileFilter, Tri, to_wall};
 use crate::input::for_each_selected;
+use crate::socket::{FieldValue, SOCKET_FIELDS};
 
 /// The Arrow type of a column, as named in the docs and the `gsot.schema` metadata.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,6 +245,66 @@ pub const COLUMNS: &[Column] = &[
         true,
         "struct timeval (SO_RCVTIMEO, SO_SNDTIMEO, old and new): tv_sec, tv_usec; null otherwise",
     ),
+    // Since format 1.2, appended after the columns that landed before them: the call's socket
+    // (crate::socket::SOCKET_FIELDS, in its order); null when the call has no socket (not
+    // recorded, or the fd was not a socket) or the field is not its family's.
+    col(
+        "sock_family",
+        ColType::DictUtf8,
+        true,
+        "socket's address family (AF_INET, AF_INET6, AF_UNIX, AF_NETLINK, ...; the number as text if unnamed)",
+    ),
+    col(
+        "sock_type",
+        ColType::DictUtf8,
+        true,
+        "socket type (SOCK_STREAM, SOCK_DGRAM, ...)",
+    ),
+    col(
+        "sock_protocol",
+        ColType::U16,
+        true,
+        "protocol number (IPPROTO_* for IP, NETLINK_* for netlink)",
+    ),
+    col(
+        "tcp_state",
+        ColType::DictUtf8,
+        true,
+        "TCP state (ESTABLISHED, LISTEN, ...); null when not TCP",
+    ),
+    col(
+        "local_addr",
+        ColType::DictUtf8,
+        true,
+        "local IP address, canonical text (fe80::1%2 with a scope)",
+    ),
+    col("local_port", ColType::U16, true, "local port (IP sockets)"),
+    col(
+        "remote_addr",
+        ColType::DictUtf8,
+        true,
+        "remote IP address, canonical text",
+    ),
+    col(
+        "remote_port",
+        ColType::U16,
+        true,
+        "remote port (IP sockets)",
+    ),
+    col(
+        "unix_path",
+        ColType::DictUtf8,
+        true,
+        "Unix socket's bound name (@name when abstract, \\xNN for other bytes)",
+    ),
+    col(
+        "unix_peer",
+        ColType::DictUtf8,
+        true,
+        "Unix socket peer's bound name",
+    ),
+    col("sock_ino", ColType::U64, true, "socket inode (socket:[N])"),
+    col("netns", ColType::U32, true, "network namespace inode"),
 ];
 
 /// The `i`th attribution field as a column: dictionary strings, null where unknown.
@@ -256,8 +317,12 @@ const fn attr_col(i: usize) -> Column {
     )
 }
 
-/// How many attribution columns end the schema.
+/// How many attribution columns follow `capture_id`.
 const ATTR_COLUMNS: usize = cgroup::FIELDS.len();
+
+/// Where the socket columns start in [`COLUMNS`]: they end it, having landed after the
+/// attribution and decoded-value columns (a unit test holds the order).
+const SOCKET_COLUMNS_AT: usize = COLUMNS.len() - SOCKET_FIELDS.len();
 
 /// The Arrow schema of the export, without the columns that became partition directories.
 pub fn schema(drop_host: bool) -> SchemaRef {
@@ -400,6 +465,59 @@ struct SiteFacts {
     errno_key: Option<i32>,
     /// `value_int`'s layout if the call succeeded with an intact value.
     int_layout: Option<IntLayout>,
+    /// The socket columns' cells, in column order.
+    socket: Vec<SockCell>,
+}
+
+/// One cell of a socket column: a dictionary key, a number, or null.
+#[derive(Clone, Copy)]
+enum SockCell {
+    Null,
+    Key(i32),
+    Num(u64),
+}
+
+/// One socket column of a chunk.
+#[derive(Default)]
+struct SockColumn {
+    keys: Vec<i32>,
+    nums: Vec<u64>,
+    valid: Vec<bool>,
+}
+
+impl SockColumn {
+    fn push(&mut self, c: SockCell) {
+        let (k, n, v) = match c {
+            SockCell::Null => (0, 0, false),
+            SockCell::Key(k) => (k, 0, true),
+            SockCell::Num(n) => (0, n, true),
+        };
+        self.keys.push(k);
+        self.nums.push(n);
+        self.valid.push(v);
+    }
+
+    fn array(self, ty: ColType, dict: &Arc<StringArray>) -> ArrayRef {
+        let nulls = nulls(self.valid);
+        match ty {
+            ColType::U16 => Arc::new(UInt16Array::new(
+                self.nums.into_iter().map(|n| n as u16).collect(),
+                nulls,
+            )),
+            ColType::U32 => Arc::new(UInt32Array::new(
+                self.nums.into_iter().map(|n| n as u32).collect(),
+                nulls,
+            )),
+            ColType::U64 => Arc::new(UInt64Array::new(ScalarBuffer::from(self.nums), nulls)),
+            _ => {
+                let keys = PrimitiveArray::<Int32Type>::new(ScalarBuffer::from(self.keys), nulls);
+                Arc::new(
+                    DictionaryArray::<Int32Type>::try_new(keys, dict.clone() as ArrayRef)
+                        .expect("keys index the block's dictionary"),
+                )
+            }
+        }
+    }
 }
 
 /// Growable columns of one chunk.
@@ -440,6 +558,7 @@ struct Builder {
     /// Per attribution field: dictionary keys, and whether the value is known.
     attr: [(Vec<i32>, Vec<bool>); ATTR_COLUMNS],
     decoded: decoded::Columns,
+    socket: Vec<SockColumn>,
 }
 
 /// A small dictionary of strings built per block.
@@ -534,6 +653,10 @@ impl Builder {
             columns.push(dict_column(keys, Some(valid), values));
         }
         columns.extend(self.decoded.finish());
+        for (i, col) in self.socket.into_iter().enumerate() {
+            let ty = COLUMNS[SOCKET_COLUMNS_AT + i].ty;
+            columns.push(col.array(ty, &dicts.socket[i]));
+        }
         debug_assert_eq!(columns.len(), schema(drop_host).fields().len());
         debug_assert_eq!(COLUMNS[c::TIME].name, "time");
         debug_assert_eq!(COLUMNS[c::CAPTURE_ID].name, "capture_id");
@@ -549,6 +672,8 @@ struct BlockDicts {
     host: Arc<StringArray>,
     capture: Arc<StringArray>,
     attr: Vec<Arc<StringArray>>,
+    /// One per socket column (empty for the numeric ones).
+    socket: Vec<Arc<StringArray>>,
 }
 
 /// Per-worker scratch reused across blocks.
@@ -602,8 +727,20 @@ pub fn block_chunks(
         sc.thread_attr
             .push(fixed.then(|| attr.keys(attributor.of(entries.first()))));
     }
+    let mut sock_dicts: Vec<Dict> = SOCKET_FIELDS.iter().map(|_| Dict::default()).collect();
     sc.facts.clear();
     for s in d.sites() {
+        let socket = SOCKET_FIELDS
+            .iter()
+            .zip(&mut sock_dicts)
+            .map(
+                |((name, _), dict)| match crate::socket::field(d.site_socket(s), name) {
+                    FieldValue::Null => SockCell::Null,
+                    FieldValue::Num(n) => SockCell::Num(n),
+                    FieldValue::Str(t) => SockCell::Key(dict.key(&t)),
+                },
+            )
+            .collect();
         let intact = s.ret >= 0 && s.flags & (FLAG_VALUE_TRUNCATED | FLAG_VALUE_UNREADABLE) == 0;
         sc.facts.push(SiteFacts {
             comm_key: sc.thread_comm[s.thread as usize],
@@ -621,6 +758,7 @@ pub fn block_chunks(
             } else {
                 None
             },
+            socket,
         });
     }
     let mut host = Dict::default();
@@ -635,6 +773,7 @@ pub fn block_chunks(
         host: host.array(),
         capture: capture.array(),
         attr: Vec::new(),
+        socket: sock_dicts.iter().map(Dict::array).collect(),
     };
     // Most blocks fall within one day: one builder, switched only when the day changes.
     let mut builders: Vec<(i64, Builder)> = Vec::new();
@@ -651,6 +790,10 @@ pub fn block_chunks(
                 None => {
                     let b = Builder {
                         value_offsets: vec![0],
+                        socket: SOCKET_FIELDS
+                            .iter()
+                            .map(|_| SockColumn::default())
+                            .collect(),
                         ..Builder::default()
                     };
                     builders.push((day, b));
@@ -700,6 +843,9 @@ pub fn block_chunks(
             valid.push(k.is_some());
         }
         b.decoded.push(e);
+        for (col, &cell) in b.socket.iter_mut().zip(&f.socket) {
+            col.push(cell);
+        }
     });
     let dicts = BlockDicts {
         attr: attr.0.iter().map(Dict::array).collect(),
@@ -744,6 +890,16 @@ mod tests {
         assert_eq!(int_layout(1, 8), Some(IntLayout::I32));
         assert_eq!(int_layout(6, 11), None);
         assert_eq!(int_layout(12345, 1), None);
+    }
+
+    #[test]
+    fn socket_columns_are_the_socket_fields_in_order() {
+        let names: Vec<&str> = COLUMNS[SOCKET_COLUMNS_AT..SOCKET_COLUMNS_AT + SOCKET_FIELDS.len()]
+            .iter()
+            .map(|c| c.name)
+            .collect();
+        let fields: Vec<&str> = SOCKET_FIELDS.iter().map(|f| f.0).collect();
+        assert_eq!(names, fields);
     }
 
     #[test]

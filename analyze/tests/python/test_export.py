@@ -118,6 +118,19 @@ EXPECTED_ARROW = [
     ("linger", pa.struct([("l_onoff", pa.int32()), ("l_linger", pa.int32())]), True),
     ("ucred", pa.struct([("pid", pa.int32()), ("uid", U32), ("gid", U32)]), True),
     ("timeval", pa.struct([("tv_sec", pa.int64()), ("tv_usec", pa.int64())]), True),
+    # Since format 1.2: the call's socket.
+    ("sock_family", DICT, True),
+    ("sock_type", DICT, True),
+    ("sock_protocol", pa.uint16(), True),
+    ("tcp_state", DICT, True),
+    ("local_addr", DICT, True),
+    ("local_port", pa.uint16(), True),
+    ("remote_addr", DICT, True),
+    ("remote_port", pa.uint16(), True),
+    ("unix_path", DICT, True),
+    ("unix_peer", DICT, True),
+    ("sock_ino", pa.uint64(), True),
+    ("netns", pa.uint32(), True),
 ]
 # The container, pod and unit columns, named as in `analyze events --format json`.
 NAMES = [n for n, _, _ in EXPECTED_ARROW]
@@ -136,6 +149,11 @@ EXPECTED_DUCKDB = {
     "host": "VARCHAR",
     "container_id": "VARCHAR",
     "pod_uid": "VARCHAR",
+    "sock_family": "VARCHAR",
+    "remote_addr": "VARCHAR",
+    "remote_port": "USMALLINT",
+    "sock_ino": "UBIGINT",
+    "netns": "UINTEGER",
 }
 
 
@@ -280,7 +298,10 @@ class ExportTest(unittest.TestCase):
                 for f in ("ts_ns", "duration_ns", "pid", "tid", "ppid", "uid", "gid", "comm",
                           "cgroup_id", "pid_ns", "mnt_ns", "cpu", "fd", "level", "level_name",
                           "optname", "optname_name", "optlen_in", "optlen_out", "ret",
-                          *ATTRIBUTION):
+                          *ATTRIBUTION,
+                          "sock_family", "sock_type", "sock_protocol", "tcp_state", "local_addr",
+                          "local_port", "remote_addr", "remote_port", "unix_path", "unix_peer",
+                          "sock_ino", "netns"):
                     self.assertEqual(cols[f][i], e[f], (t, i, f))
                 self.assertEqual(cols["value"][i].hex(), e["value_hex"], (t, i))
                 self.assertEqual(cols["errno"][i], e["errno"] if e["errno"] is None
@@ -337,6 +358,26 @@ class ExportTest(unittest.TestCase):
         s = stats(t, "--where", where)
         n = sql(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
         self.assertEqual(n, s["total"]["count"])
+
+    def test_socket_columns_answer_socket_questions(self):
+        t = os.path.join(ROOT, "samples", "synthetic-mixed-1.2.gsot")
+        out = self.exports[t]
+        want = len(run("events", t, "--port", "5432").splitlines())
+        n = sql(f"SELECT count(*) FROM read_parquet('{out}') "
+                "WHERE local_port = 5432 OR remote_port = 5432").fetchone()[0]
+        self.assertEqual(n, want)
+        self.assertGreater(n, 0)
+        rows = sql(f"SELECT sock_family, count(DISTINCT sock_ino) FROM read_parquet('{out}') "
+                   "WHERE sock_family IS NOT NULL GROUP BY 1 ORDER BY 1").fetchall()
+        self.assertEqual([r[0] for r in rows], ["AF_INET", "AF_INET6", "AF_NETLINK", "AF_UNIX"])
+        first = sql(f"SELECT sock_family, sock_type, tcp_state, local_addr, local_port "
+                    f"FROM read_parquet('{out}') ORDER BY ts_ns LIMIT 1").fetchone()
+        self.assertEqual(first, ("AF_INET", "SOCK_STREAM", "LISTEN", "0.0.0.0", 443))
+        # Older files have no socket identity: every socket column is null.
+        old = self.exports[os.path.join(ROOT, "samples", "synthetic-mixed.gsot")]
+        nn = sql(f"SELECT count(sock_family) + count(remote_port) + count(sock_ino) "
+                 f"FROM read_parquet('{old}')").fetchone()[0]
+        self.assertEqual(nn, 0)
 
     def test_partitioned_dataset_from_several_traces(self):
         dest = os.path.join(self.tmp, "dataset")
