@@ -36,7 +36,14 @@ processes with events in the slice, and the loss records overlapping its time ra
   option value bytes -> zero bytes of the
   same length (decoders still see the sizes), the recorder's command line and the values of
   its filters and extra metadata; the header's `redacted` flag is set.
-  Ids (pids, uids, cgroup ids, fds), times, options, results and pointers are kept.
+  Sockets: IP addresses -> addresses of the documentation ranges, numbered in the order first
+  met (IPv4: 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, then 198.18.0.0/15; IPv6:
+  2001:db8::/32, link-local ones fe80::N), so equal addresses stay equal and keep their family;
+  v4-mapped addresses map their IPv4 part; loopback and unspecified addresses are kept. Unix
+  names -> /redacted/unix-XXXXXXXX (@redacted-unix-XXXXXXXX when abstract). Ports are kept
+  unless --redact-ports (then 49152 + N in order first met, 0 kept).
+  Ids (pids, uids, cgroup ids, fds, socket inodes, namespaces), times, options, results and
+  pointers are kept.
 
 Examples:
   analyze slice cap.gsot --since 10s --until 12s -o bug.gsot
@@ -53,22 +60,33 @@ pub struct SliceArgs {
     /// Output trace file.
     #[arg(short = 'o', long, value_name = "OUT")]
     pub output: PathBuf,
-    /// Replace host name, process names, paths and option values by placeholders.
+    /// Replace host name, process names, paths, option values and socket addresses and
+    /// names by placeholders.
     #[arg(long)]
     pub redact: bool,
+    /// With --redact, replace ports by placeholders too.
+    #[arg(long, requires = "redact")]
+    pub redact_ports: bool,
 }
 
 /// Keyed, stable placeholders: the same input gives the same placeholder within one run.
 struct Redactor {
     key: RandomState,
     comms: HashMap<[u8; COMM_LEN], [u8; COMM_LEN]>,
+    /// Placeholders of addresses (IPv4 as its 4 bytes), and of ports when those are redacted.
+    v4: HashMap<[u8; 4], [u8; 4]>,
+    v6: HashMap<[u8; 16], [u8; 16]>,
+    ports: Option<HashMap<u16, u16>>,
 }
 
 impl Redactor {
-    fn new() -> Redactor {
+    fn new(redact_ports: bool) -> Redactor {
         Redactor {
             key: RandomState::new(),
             comms: HashMap::new(),
+            v4: HashMap::new(),
+            v6: HashMap::new(),
+            ports: redact_ports.then(HashMap::new),
         }
     }
 
@@ -141,8 +159,12 @@ impl Redactor {
     fn header(&self, h: &mut CaptureHeader) {
         h.host_name = "redacted".into();
         h.command_line = Vec::new();
-        for (_, v) in h.filters.iter_mut().chain(h.extra.iter_mut()) {
-            *v = self.value(v);
+        for (k, v) in h.filters.iter_mut().chain(h.extra.iter_mut()) {
+            *v = match k.as_str() {
+                // Whether sockets were recorded stays; why not (free text) does not.
+                format::SOCKET_IDENTITY_KEY => v.split(':').next().unwrap_or_default().into(),
+                _ => self.value(v),
+            };
         }
         h.redacted = true;
     }
@@ -150,6 +172,88 @@ impl Redactor {
     fn event(&mut self, e: &mut OwnedEvent) {
         e.comm = self.comm(&e.comm);
         e.value.fill(0);
+        if let format::OwnedSocketRef::Socket(s) = &mut e.socket {
+            self.socket(s);
+        }
+    }
+
+    fn socket(&mut self, s: &mut format::Socket) {
+        use crate::decode::sockid::{AF_INET, AF_INET6, AF_UNIX};
+        match s.family {
+            AF_INET => {
+                for a in [&mut s.local_addr, &mut s.remote_addr] {
+                    let v4: [u8; 4] = a[..4].try_into().expect("4 bytes");
+                    a[..4].copy_from_slice(&self.v4(v4));
+                }
+            }
+            AF_INET6 => {
+                for a in [&mut s.local_addr, &mut s.remote_addr] {
+                    *a = self.v6(*a);
+                }
+            }
+            AF_UNIX => {
+                for name in [&mut s.unix_path, &mut s.unix_peer] {
+                    *name = match name.as_slice() {
+                        [] => Vec::new(),
+                        [0, rest @ ..] => format!("\0redacted-unix-{}", self.tag(rest)).into(),
+                        path => format!("/redacted/unix-{}", self.tag(path)).into(),
+                    };
+                }
+            }
+            _ => {}
+        }
+        if let Some(ports) = &mut self.ports {
+            for p in [&mut s.local_port, &mut s.remote_port] {
+                if *p != 0 {
+                    // 49152, 49153, ... 65535, then 1, 2, ...: one placeholder per port, never 0.
+                    let n = ports.len() as u32;
+                    let placeholder = ((49151 + n) % 65535 + 1) as u16;
+                    *p = *ports.entry(*p).or_insert(placeholder);
+                }
+            }
+        }
+    }
+
+    /// An IPv4 address's placeholder: loopback and 0.0.0.0 are kept, others numbered into the
+    /// documentation ranges, then the benchmarking range.
+    fn v4(&mut self, a: [u8; 4]) -> [u8; 4] {
+        if a[0] == 127 || a == [0; 4] {
+            return a;
+        }
+        let n = self.v4.len() as u32;
+        *self.v4.entry(a).or_insert_with(|| match n {
+            0..254 => [192, 0, 2, 1 + n as u8],
+            254..508 => [198, 51, 100, (n - 253) as u8],
+            508..762 => [203, 0, 113, (n - 507) as u8],
+            n => {
+                let [_, _, hi, lo] = (n - 762).to_be_bytes();
+                [198, 18 + (hi & 1), hi, lo]
+            }
+        })
+    }
+
+    /// An IPv6 address's placeholder: ::1 and :: are kept, a v4-mapped one maps its IPv4 part,
+    /// link-local ones become fe80::N, others 2001:db8::N.
+    fn v6(&mut self, a: [u8; 16]) -> [u8; 16] {
+        let ip = std::net::Ipv6Addr::from(a);
+        if ip.is_loopback() || ip.is_unspecified() {
+            return a;
+        }
+        if let Some(v4) = ip.to_ipv4_mapped() {
+            return std::net::Ipv4Addr::from(self.v4(v4.octets()))
+                .to_ipv6_mapped()
+                .octets();
+        }
+        let n = self.v6.len() as u64 + 1;
+        *self.v6.entry(a).or_insert_with(|| {
+            let prefix: [u16; 2] = match a[..2] == [0xfe, 0x80] {
+                true => [0xfe80, 0],
+                false => [0x2001, 0x0db8],
+            };
+            let mut b = std::net::Ipv6Addr::new(prefix[0], prefix[1], 0, 0, 0, 0, 0, 0).octets();
+            b[8..].copy_from_slice(&n.to_be_bytes());
+            b
+        })
     }
 }
 
@@ -248,7 +352,7 @@ pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<(), AppError> {
         },
     )?;
 
-    let mut redactor = a.redact.then(Redactor::new);
+    let mut redactor = a.redact.then(|| Redactor::new(a.redact_ports));
     let mut header = inp.reader.header().clone();
     if let Some(r) = &redactor {
         r.header(&mut header);
@@ -384,7 +488,7 @@ mod tests {
 
     #[test]
     fn placeholders_are_stable_and_fit_a_comm() {
-        let mut r = Redactor::new();
+        let mut r = Redactor::new(false);
         let mut a = [0u8; COMM_LEN];
         a[..5].copy_from_slice(b"nginx");
         let p1 = r.comm(&a);

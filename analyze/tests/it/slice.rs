@@ -264,3 +264,121 @@ fn slice_refuses_to_overwrite_its_input_and_names_bad_files() {
     assert!(!d.join("o.gsot").exists());
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `--redact` on a trace with sockets: no original address, Unix name or (with
+/// `--redact-ports`) port is left in the events or any table, and equal ones stay equal and
+/// keep their family.
+#[test]
+fn redaction_replaces_socket_addresses_names_and_ports() {
+    use format::{Socket, SocketRef};
+    let d = tmp_dir("redact-sockets");
+    let src = root().join("samples/synthetic-mixed-1.2.gsot");
+    let out = d.join("redacted.gsot");
+    ok(&[
+        "slice",
+        s(&src),
+        "--redact",
+        "--redact-ports",
+        "-o",
+        s(&out),
+    ]);
+    ok(&["verify", s(&out)]);
+    let orig = TraceReader::open(&src).unwrap().read_all_events().unwrap();
+    let r = TraceReader::open(&out).unwrap();
+    assert_eq!(r.header().socket_capture(), format::SocketCapture::Recorded);
+    let mut bytes = std::fs::read(&out).unwrap();
+    let mut d_block = DecodedBlock::new();
+    for b in r.blocks() {
+        r.decompress_block(b, &mut d_block).unwrap();
+        bytes.extend_from_slice(d_block.payload());
+    }
+    let kept = |a: &[u8; 16], fam: u16| {
+        a == &[0; 16]
+            || (fam == 2 && a[0] == 127)
+            || (fam == 10 && {
+                let ip = std::net::Ipv6Addr::from(*a);
+                ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v| v.is_loopback())
+            })
+    };
+    let mut secrets: Vec<Vec<u8>> = Vec::new();
+    for e in &orig {
+        if let SocketRef::Socket(k) = e.socket.as_ref() {
+            for a in [&k.local_addr, &k.remote_addr] {
+                if (k.family == 2 || k.family == 10) && !kept(a, k.family) {
+                    secrets.push(a.to_vec());
+                }
+            }
+            for n in [&k.unix_path, &k.unix_peer] {
+                let text = n.strip_prefix(b"\0").unwrap_or(n);
+                if !text.is_empty() {
+                    secrets.push(text.to_vec());
+                }
+            }
+        }
+    }
+    secrets.sort();
+    secrets.dedup();
+    assert!(secrets.len() > 20, "{}", secrets.len());
+    for secret in &secrets {
+        assert!(
+            !contains(&bytes, secret),
+            "{:?} is still in the redacted file",
+            String::from_utf8_lossy(secret)
+        );
+    }
+    let events = r.read_all_events().unwrap();
+    assert_eq!(events.len(), orig.len());
+    // One original, one placeholder, and back: equality is kept, and the family.
+    let mut seen_fwd: std::collections::HashMap<(u16, [u8; 16]), [u8; 16]> = Default::default();
+    let mut seen_back: std::collections::HashMap<(u16, [u8; 16]), [u8; 16]> = Default::default();
+    for (e, o) in events.iter().zip(&orig) {
+        let (Some(n), Some(k)) = (e.socket.as_ref().socket(), o.socket.as_ref().socket()) else {
+            assert_eq!(e.socket, o.socket);
+            continue;
+        };
+        assert_eq!(
+            (n.family, n.sock_type, n.ino, n.netns),
+            (k.family, k.sock_type, k.ino, k.netns)
+        );
+        for (na, ka) in [
+            (&n.local_addr, &k.local_addr),
+            (&n.remote_addr, &k.remote_addr),
+        ] {
+            if n.family == 2 || n.family == 10 {
+                assert_eq!(*seen_fwd.entry((k.family, *ka)).or_insert(*na), *na);
+                assert_eq!(*seen_back.entry((n.family, *na)).or_insert(*ka), *ka);
+                let in_doc = match n.family {
+                    2 => matches!(na[..3], [192, 0, 2] | [198, 51, 100] | [203, 0, 113]),
+                    _ => {
+                        let ip = std::net::Ipv6Addr::from(*na);
+                        na[..4] == [0x20, 0x01, 0x0d, 0xb8]
+                            || na[..2] == [0xfe, 0x80]
+                            || ip.to_ipv4_mapped().is_some_and(|v| {
+                                matches!(
+                                    v.octets()[..3],
+                                    [192, 0, 2] | [198, 51, 100] | [203, 0, 113]
+                                ) || v.is_loopback()
+                            })
+                    }
+                };
+                assert!(
+                    kept(ka, k.family) == (na == ka) && (in_doc || na == ka),
+                    "{k:?} -> {n:?}"
+                );
+            }
+        }
+        for p in [n.local_port, n.remote_port] {
+            assert!(p == 0 || p >= 49152, "{p}");
+        }
+        let named = |s: &Socket| [s.unix_path.clone(), s.unix_peer.clone()];
+        for (nn, kn) in named(n).iter().zip(named(k)) {
+            assert_eq!(nn.is_empty(), kn.is_empty());
+            assert_eq!(
+                nn.first() == Some(&0),
+                kn.first() == Some(&0),
+                "abstract stays abstract"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
