@@ -10,8 +10,9 @@
 #   big-N.parquet  the same events, written by DuckDB (zstd) from `analyze events --format csv`.
 #                  DuckDB's own writer, so its side is not slowed by another tool's file layout
 #                  (bench/export-vs-duckdb.sh compares the writers); the columns are the scalar fields
-#                  the two questions need plus the usual ids (value bytes are left out: neither
-#                  question reads them, and DuckDB reads only the columns a query names).
+#                  the two questions need plus the usual ids and the socket columns (format 1.2;
+#                  value bytes are left out: neither question reads them, and DuckDB reads only
+#                  the columns a query names).
 # Then asks both tools, each with 2 threads, the same two questions:
 #   Q1  per (comm, option): count, errors, p50/p90/p99 and max latency     (stats --by comm,optname)
 #   Q2  a filtered count: comm == nginx && TCP_INFO && duration > 1us || errno == EINVAL
@@ -32,18 +33,18 @@ A="$CARGO_TARGET_DIR/release/analyze"
 GEN="$CARGO_TARGET_DIR/release/gen-trace"
 python3 -c 'import duckdb' 2>/dev/null || pip install -q duckdb
 
-# Keyed by what changes the bytes: format 1.1 (block summaries), the writer's default zstd
-# parameters (fast_compression, for blocks and summaries) and block size, so a cached file
-# of older defaults is not reused.
-TRACE="$DIR/big-$N-f1.1-fastz-rawsum-b128k.gsot"
-PARQUET="$DIR/big-$N.parquet"
+# Keyed by what changes the bytes: format 1.2 with sockets (the generator's default), 1.1 block
+# summaries, the writer's default zstd parameters (fast_compression, for blocks and summaries)
+# and block size, so a cached file of older defaults is not reused.
+TRACE="$DIR/big-$N-f1.2-sockets-fastz-rawsum-b128k.gsot"
+PARQUET="$DIR/big-$N-sockets.parquet"
 if [ ! -f "$TRACE" ]; then
     echo "generating $TRACE ..."
     "$GEN" --seed 1 --events "$N" -o "$TRACE.tmp" && mv "$TRACE.tmp" "$TRACE"
 fi
 if [ ! -f "$PARQUET" ]; then
     echo "converting to $PARQUET (once) ..."
-    "$A" events "$TRACE" --format csv --fields ts_ns,duration_ns,pid,tid,uid,comm,fd,level,optname,ret |
+    "$A" events "$TRACE" --format csv --fields ts_ns,duration_ns,pid,tid,uid,comm,fd,level,optname,ret,sock_family,sock_type,tcp_state,local_addr,local_port,remote_addr,remote_port,sock_ino,netns |
         python3 -c "
 import duckdb
 con = duckdb.connect()
@@ -51,7 +52,10 @@ con.sql('SET threads=2')
 con.sql('SET enable_progress_bar=false')
 con.sql('''COPY (SELECT * FROM read_csv('/dev/stdin', header=true, columns={
     'ts_ns':'UBIGINT','duration_ns':'UBIGINT','pid':'UINTEGER','tid':'UINTEGER','uid':'UINTEGER',
-    'comm':'VARCHAR','fd':'INTEGER','level':'INTEGER','optname':'INTEGER','ret':'INTEGER'}))
+    'comm':'VARCHAR','fd':'INTEGER','level':'INTEGER','optname':'INTEGER','ret':'INTEGER',
+    'sock_family':'VARCHAR','sock_type':'VARCHAR','tcp_state':'VARCHAR','local_addr':'VARCHAR',
+    'local_port':'USMALLINT','remote_addr':'VARCHAR','remote_port':'USMALLINT',
+    'sock_ino':'UBIGINT','netns':'UINTEGER'}))
     TO '$PARQUET.tmp' (FORMAT parquet, COMPRESSION zstd)''')
 " && mv "$PARQUET.tmp" "$PARQUET"
 fi

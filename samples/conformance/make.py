@@ -92,7 +92,7 @@ def preamble(major: int = 1, minor: int = 1) -> bytes:
 BOOT_TO_WALL = 1_767_139_200_000_000_000  # 2026-01-01T00:00:00Z minus one day of boot time
 
 
-def head_body(cpu_count: bytes = varint(4), extra_bytes: bytes = b"") -> bytes:
+def head_body(cpu_count: bytes = varint(4), extra_bytes: bytes = b"", extra=()) -> bytes:
     return (
         bytes(range(16))
         + text("conformance")
@@ -108,7 +108,7 @@ def head_body(cpu_count: bytes = varint(4), extra_bytes: bytes = b"") -> bytes:
         + varint(64)
         + varint(0)
         + b"\x00"
-        + vec([])
+        + vec([text(k) + text(v) for k, v in extra])
         + extra_bytes
     )
 
@@ -130,15 +130,30 @@ def loss_entry(cpu, lost, start, end):
 
 # An event: ts, duration, and the fields that make its site and thread.
 def ev(ts, dur=1000, tgid=100, tid=100, comm=b"app", fd=3, level=1, optname=7, ret=0,
-       flags=0, value=b"\x00\x10\x00\x00", optlen_in=4, optlen_out=4, cpu=0):
-    return dict(ts=ts, dur=dur, tgid=tgid, tid=tid, comm=comm, fd=fd, level=level,
-                optname=optname, ret=ret, flags=flags, value=value, optlen_in=optlen_in,
-                optlen_out=optlen_out, cpu=cpu)
+       flags=0, value=b"\x00\x10\x00\x00", optlen_in=4, optlen_out=4, cpu=0, sock=None):
+    """`sock` (FORMAT.md 4.3): None not recorded, "none" no socket, or a socket_entry()."""
+    e = dict(ts=ts, dur=dur, tgid=tgid, tid=tid, comm=comm, fd=fd, level=level,
+             optname=optname, ret=ret, flags=flags, value=value, optlen_in=optlen_in,
+             optlen_out=optlen_out, cpu=cpu)
+    if sock is not None:
+        e["sock"] = sock
+    return e
+
+
+def socket_entry(family, sock_type, protocol, tcp_state=0, local=(b"", 0), remote=(b"", 0),
+                 scope_id=0, ino=0, netns=4026531840, portid=0, path=b"", peer=b"") -> bytes:
+    """A socket table entry (FORMAT.md 4.3): addresses given as their 4 or 16 bytes."""
+    addr = lambda a: a.ljust(16, b"\0")
+    return (struct.pack("<3HB", family, sock_type, protocol, tcp_state)
+            + addr(local[0]) + struct.pack("<H", local[1])
+            + addr(remote[0]) + struct.pack("<H", remote[1])
+            + struct.pack("<IQII", scope_id, ino, netns, portid)
+            + struct.pack("<Q", len(path)) + path + struct.pack("<Q", len(peer)) + peer)
 
 
 def payload(events: list[dict]) -> tuple[bytes, list[list[int]]]:
     """The fixint payload (FORMAT.md 4.1) and each site's durations."""
-    threads, sites, site_of = [], [], []
+    threads, sites, site_of, site_sock = [], [], [], []
     for e in events:
         t = struct.pack("<5I16sQ2I", e["tgid"], e["tid"], 1, 1000, 1000,
                         e["comm"].ljust(16, b"\0")[:16], 77, 4026531836, 4026531840)
@@ -147,9 +162,11 @@ def payload(events: list[dict]) -> tuple[bytes, list[list[int]]]:
         s = struct.pack("<2I6i2H", threads.index(t), e["cpu"], e["fd"], e["level"],
                         e["optname"], e["optlen_in"], e["optlen_out"], e["ret"], e["flags"],
                         len(e["value"]))
-        if s not in sites:
-            sites.append(s)
-        site_of.append(sites.index(s))
+        # A site is one socket's (FORMAT.md 4.3): the same call on another socket is another site.
+        key = (s, e.get("sock"))
+        if key not in sites:
+            sites.append(key)
+        site_of.append(sites.index(key))
     n = len(events)
     prev, deltas = 0, []
     for e in events:
@@ -161,7 +178,7 @@ def payload(events: list[dict]) -> tuple[bytes, list[list[int]]]:
         last[i] = 0x7FFF0000
     raw = (
         struct.pack("<Q", len(threads)) + b"".join(threads)
-        + struct.pack("<Q", len(sites)) + b"".join(sites)
+        + struct.pack("<Q", len(sites)) + b"".join(s for s, _ in sites)
         + struct.pack(f"<Q{n}Q", n, *deltas)
         + struct.pack(f"<Q{n}Q", n, *(e["dur"] for e in events))
         + struct.pack(f"<Q{n}I", n, *site_of)
@@ -170,6 +187,15 @@ def payload(events: list[dict]) -> tuple[bytes, list[list[int]]]:
         + struct.pack("<Q", sum(len(e["value"]) for e in events))
         + b"".join(e["value"] for e in events)
     )
+    if any("sock" in e for e in events):
+        table = []
+        for _, sock in sites:
+            if sock not in (None, "none") and sock not in table:
+                table.append(sock)
+        index = [0xFFFFFFFF if sock is None else 0xFFFFFFFE if sock == "none"
+                 else table.index(sock) for _, sock in sites]
+        raw += (struct.pack("<Q", len(table)) + b"".join(table)
+                + struct.pack(f"<Q{len(sites)}I", len(sites), *index))
     durations = [sorted(e["dur"] for e, s in zip(events, site_of) if s == i)
                  for i in range(len(sites))]
     return raw, durations
@@ -354,6 +380,26 @@ def unknown_section():
     zzzz = data.rindex(b"ZZZZ")
     return data, expect("2.2, 8: sections of unknown kinds are skipped and are not damage",
                         EVENTS_3, notes=[(xtra, 'unknown kind "XTRA"'), (zzzz, 'unknown kind "ZZZZ"')])
+
+
+@case
+def sockets_1_2():
+    # Three sockets' worth of calls: a TCP connection, the same fd closed and reused for
+    # another connection (the same call site, two sites), a Unix socket with a path, a call
+    # whose fd was no socket, and one without socket identity.
+    v4 = lambda *a: bytes(a)
+    tcp = socket_entry(2, 1, 6, 1, (v4(127, 0, 0, 1), 40312), (v4(127, 0, 0, 1), 5432), ino=9001)
+    reused = socket_entry(2, 1, 6, 1, (v4(127, 0, 0, 1), 40314), (v4(127, 0, 0, 1), 6379), ino=9002)
+    unix = socket_entry(1, 1, 0, ino=9003, path=b"/run/app.sock")
+    evs = [ev(1000, sock=tcp), ev(2000, dur=1500, sock=tcp), ev(3000, sock=reused),
+           ev(4000, fd=5, sock=unix), ev(5000, fd=9, ret=-9, value=b"", sock="none"),
+           ev(6000, fd=6)]
+    f = File(minor=2, head=head_body(extra=[(b"socket_identity", b"recorded")]))
+    standard(f, evs)
+    return f.finish(), expect(
+        "4.3, 8: socket identity (1.2) follows `values`; every 1.x reader reads every event, "
+        "and a 1.2 reader the sockets too",
+        evs)
 
 
 @case

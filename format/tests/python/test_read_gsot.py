@@ -720,3 +720,18 @@ class SocketSampleTest(unittest.TestCase):
             trace = gsot.TraceFile(sample(name))
             ref = trace.blocks[0]
             self.assertTrue(all(e.socket is None for e in trace.read_block(ref)))
+
+
+class SocketConformanceTest(unittest.TestCase):
+    def test_sockets_of_the_conformance_file(self):
+        path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "samples", "conformance", "sockets-1-2.gsot")
+        with open(path, "rb") as f:
+            trace = gsot.TraceFile(f.read())
+        events = [e for ref in trace.blocks for e in trace.read_block(ref)]
+        socks = [e.socket for e in events]
+        self.assertEqual([s["ino"] if isinstance(s, dict) else s for s in socks],
+                         [9001, 9001, 9002, 9003, gsot.NO_SOCKET, None])
+        tcp = socks[0]
+        self.assertEqual((tcp["family"], tcp["local_addr"][:4], tcp["local_port"], tcp["remote_port"]),
+                         (2, bytes([127, 0, 0, 1]), 40312, 5432))
+        self.assertEqual(socks[3]["unix_path"], b"/run/app.sock")
