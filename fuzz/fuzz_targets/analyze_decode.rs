@@ -40,7 +40,11 @@ fuzz_target!(|data: &[u8]| {
     let span = Span::of(&[&reader]);
     let args = FilterArgs {
         where_expr: Some(
-            "comm ~ \"*x*\" && duration > 300ns || errno == EINVAL || optname == TCP_INFO || pod_name ~ \"w*\"".into(),
+            "comm ~ \"*x*\" && duration > 300ns || errno == EINVAL || optname == TCP_INFO \
+             || pod_name ~ \"w*\" || remote_addr in 10.0.0.0/8 || local_addr == ::1 \
+             || unix_path ~ \"*a*\" || tcp_state == LISTEN && remote_port != 443 \
+             || sock_family == 99"
+                .into(),
         ),
         since: Some("1us".into()),
         ..FilterArgs::default()
