@@ -1444,4 +1444,111 @@ mod tests {
             assert_eq!(t.len(), 0);
         }
     }
+
+    /// A payload with a socket table (two sockets, four sites), then `tweak`ed and parsed.
+    fn parse_socket_payload(tweak: impl Fn(&mut Vec<u8>, usize)) -> Result<DecodedBlock, Error> {
+        let sock = |ino| Socket {
+            family: 1,
+            ino,
+            unix_path: b"/run/a".to_vec(),
+            ..Socket::default()
+        };
+        let (a, b) = (sock(1), sock(2));
+        let mut enc = BlockEncoder::new(16);
+        for (i, r) in [
+            SocketRef::Socket(&a),
+            SocketRef::Socket(&b),
+            SocketRef::NoSocket,
+            SocketRef::NotRecorded,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let e = Event {
+                ts_ns: i as u64,
+                duration_ns: 0,
+                cpu: 0,
+                tgid: 1,
+                tid: 1,
+                ppid: 0,
+                uid: 0,
+                gid: 0,
+                comm: [0; COMM_LEN],
+                cgroup_id: 0,
+                pid_ns: 0,
+                mnt_ns: 0,
+                fd: 3,
+                level: 1,
+                optname: 4,
+                optval_ptr: 0,
+                optlen_ptr: 0,
+                optlen_in: 4,
+                optlen_out: 4,
+                ret: 0,
+                flags: 0,
+                value: &[],
+                socket: r,
+            };
+            enc.push(&e).unwrap();
+        }
+        let mut raw = enc.payload().to_vec();
+        // The socket table starts after the values' length (0 values): find it from the end.
+        let tail = 8 + 2 * (SOCKET_MIN_LEN + 6) + 8 + 4 * 4;
+        let at = raw.len() - tail;
+        tweak(&mut raw, at);
+        let mut d = DecodedBlock {
+            raw,
+            ..DecodedBlock::default()
+        };
+        d.parse(4, 100).map(|()| d)
+    }
+
+    #[test]
+    fn socket_tables_are_checked() {
+        let d = parse_socket_payload(|_, _| {}).unwrap();
+        let socks: Vec<u32> = d.sites().iter().map(|s| s.socket).collect();
+        assert_eq!(socks, [0, 1, Site::SOCKET_NONE, Site::SOCKET_NOT_RECORDED]);
+        let err = |tweak: &dyn Fn(&mut Vec<u8>, usize)| {
+            parse_socket_payload(tweak).unwrap_err().to_string()
+        };
+        let last = |raw: &mut Vec<u8>| {
+            let n = raw.len();
+            raw[n - 16..n - 12].copy_from_slice(&2u32.to_le_bytes());
+        };
+        assert!(
+            err(&|r, _| last(r)).contains("a socket index below 2"),
+            "{}",
+            err(&|r, _| last(r))
+        );
+        let cut = |r: &mut Vec<u8>, _: usize| r.truncate(r.len() - 4);
+        assert!(
+            err(&cut).contains("site socket column of 4 elements"),
+            "{}",
+            err(&cut)
+        );
+        let huge =
+            |r: &mut Vec<u8>, at: usize| r[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(
+            err(&huge).contains("socket table length of at most"),
+            "{}",
+            err(&huge)
+        );
+        // A unix name whose length runs past the payload.
+        let name = |r: &mut Vec<u8>, at: usize| {
+            let p = at + 8 + SOCKET_MIN_LEN - 16;
+            r[p..p + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        };
+        assert!(
+            err(&name).contains("unix_path length of at most"),
+            "{}",
+            err(&name)
+        );
+        // Without the two fields the block is read as not recorded.
+        let d = parse_socket_payload(|r, at| r.truncate(at)).unwrap();
+        assert!(
+            d.sites()
+                .iter()
+                .all(|s| s.socket == Site::SOCKET_NOT_RECORDED)
+        );
+    }
 }
