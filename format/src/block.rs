@@ -24,6 +24,9 @@ pub const THREAD_ENTRY_LEN: usize = 52;
 pub const MAX_BLOCK_EVENTS: u32 = 1 << 20;
 /// Most payload bytes (decompressed) one block may hold.
 pub const MAX_BLOCK_RAW: u32 = 64 << 20;
+/// Longest unix socket name the writer takes: `sun_path`'s size. Readers take any length;
+/// the limit keeps the socket table of a block's events as small as their values bound.
+pub const MAX_UNIX_NAME: usize = 108;
 /// Bytes of the fixed fields before a block's zstd frame.
 pub const BLOCK_HEADER_LEN: usize = 24;
 
@@ -646,6 +649,17 @@ impl BlockEncoder {
                 e.value.len()
             ))
         })?;
+        if let SocketRef::Socket(s) = e.socket {
+            let long = [&s.unix_path, &s.unix_peer]
+                .map(|n| n.len())
+                .into_iter()
+                .max();
+            if let Some(n) = long.filter(|&n| n > MAX_UNIX_NAME) {
+                return Err(Error::InvalidInput(format!(
+                    "a unix socket name of {n} bytes is longer than sun_path's {MAX_UNIX_NAME}"
+                )));
+            }
+        }
         if self.packed {
             self.unpack();
         }

@@ -92,8 +92,8 @@ fn socket() -> impl Strategy<Value = OwnedSocketRef> {
             any::<u64>(),
             any::<[u32; 2]>(),
         ),
-        prop::collection::vec(any::<u8>(), 0..120),
-        prop::collection::vec(any::<u8>(), 0..120),
+        prop::collection::vec(any::<u8>(), 0..=108),
+        prop::collection::vec(any::<u8>(), 0..=108),
     )
         .prop_map(
             |((fam, state, addr), (ports, scope, ino, ns), path, peer)| {
@@ -394,5 +394,25 @@ fn a_reused_fd_keeps_each_calls_socket() {
             format::Site::SOCKET_NONE,
             format::Site::SOCKET_NOT_RECORDED
         ]
+    );
+}
+
+#[test]
+fn the_writer_refuses_a_unix_name_longer_than_sun_path() {
+    let e = OwnedEvent {
+        socket: OwnedSocketRef::Socket(Socket {
+            family: 1,
+            unix_path: vec![b'a'; 109],
+            ..Socket::default()
+        }),
+        ..OwnedEvent::default()
+    };
+    let mut w =
+        format::TraceWriter::try_new(Vec::new(), &crate::common::header(), Default::default())
+            .unwrap();
+    let err = w.write(&e.as_event()).unwrap_err().to_string();
+    assert!(
+        err.contains("109 bytes is longer than sun_path's 108"),
+        "{err}"
     );
 }
