@@ -78,23 +78,85 @@ pub struct RawEventHeader {
     pub _pad0: u32,
     /// The task's `comm`, NUL-padded.
     pub comm: [u8; COMM_LEN],
+    /// The socket behind `fd` at syscall entry.
+    pub socket: RawSocket,
+}
+
+/// [`RawSocket::status`]: the recorder captured no socket identity (`--no-sockets`, no BTF).
+pub const SOCK_NOT_RECORDED: u8 = 0;
+/// [`RawSocket::status`]: `fd` was not an open socket at entry (EBADF or ENOTSOCK); every
+/// other field is zero.
+pub const SOCK_NONE: u8 = 1;
+/// [`RawSocket::status`]: the fields describe the socket `fd` referred to at entry.
+pub const SOCK_PRESENT: u8 = 2;
+
+/// Longest AF_UNIX name the kernel keeps (`sizeof(sun_path)`).
+pub const UNIX_NAME_MAX: usize = 108;
+/// [`RawEvent::names`]' size.
+pub const NAMES_ROOM: usize = 256;
+const _: () = assert!(NAMES_ROOM.is_power_of_two() && NAMES_ROOM >= 2 * UNIX_NAME_MAX);
+
+/// The socket identity the eBPF program read from the kernel at syscall entry, as the kernel
+/// keeps it; user space turns it into a `format::Socket`. AF_UNIX names do not fit a fixed
+/// slot cheaply: the record carries `unix_path_len + unix_peer_len` name bytes after the
+/// option value (bound name first, then the peer's).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawSocket {
+    /// `skc_rcv_saddr` (IPv4, first 4 bytes) or `skc_v6_rcv_saddr`, network order.
+    pub local_addr: [u8; 16],
+    /// `skc_daddr` or `skc_v6_daddr`, network order.
+    pub remote_addr: [u8; 16],
+    /// Socket inode number (`socket:[N]`).
+    pub ino: u64,
+    /// Inode number of the socket's network namespace.
+    pub netns: u32,
+    /// AF_NETLINK: `netlink_sock.portid`.
+    pub netlink_portid: u32,
+    /// `skc_bound_dev_if`: the interface a link-local IPv6 address is scoped to.
+    pub bound_dev_if: u32,
+    /// `skc_family` (AF_*).
+    pub family: u16,
+    /// `sk_type` (SOCK_*).
+    pub sock_type: u16,
+    /// `sk_protocol`.
+    pub protocol: u16,
+    /// `skc_num`: local port, host order.
+    pub local_port: u16,
+    /// `skc_dport`: remote port, network order as the kernel keeps it.
+    pub remote_port_be: u16,
+    /// `SOCK_*` above.
+    pub status: u8,
+    /// `skc_state` (TCP_* numbering, also used by UDP and AF_UNIX).
+    pub state: u8,
+    /// Bytes of the bound AF_UNIX name after the value (abstract names start with NUL).
+    pub unix_path_len: u8,
+    /// Bytes of the peer's bound AF_UNIX name after those.
+    pub unix_peer_len: u8,
+    pub _pad: [u8; 6],
 }
 
 /// A whole record as the eBPF program builds it in a per-CPU scratch map. Only the first
-/// `size_of::<RawEventHeader>() + value_len` bytes are sent through the ring buffer.
+/// `size_of::<RawEventHeader>() + value_len` bytes are sent through the ring buffer, plus the
+/// AF_UNIX names (see [`RawSocket`]), which follow the value.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct RawEvent {
     pub header: RawEventHeader,
     pub value: [u8; MAX_SNAPLEN],
+    /// Room for the AF_UNIX names (at most `2 * UNIX_NAME_MAX`) after a value of up to
+    /// `MAX_SNAPLEN` bytes; a power of two so the program can bound the copy with a mask.
+    pub names: [u8; NAMES_ROOM],
 }
 
 /// Size of [`RawEventHeader`] in bytes: the smallest record the ring buffer carries.
 pub const RAW_HEADER_SIZE: usize = core::mem::size_of::<RawEventHeader>();
 
-const _: () = assert!(RAW_HEADER_SIZE == 120);
+const _: () = assert!(core::mem::size_of::<RawSocket>() == 72);
+const _: () = assert!(RAW_HEADER_SIZE == 120 + 72);
 const _: () = assert!(core::mem::align_of::<RawEventHeader>() == 8);
-const _: () = assert!(core::mem::size_of::<RawEvent>() == 120 + MAX_SNAPLEN);
+const _: () =
+    assert!(core::mem::size_of::<RawEvent>() == RAW_HEADER_SIZE + MAX_SNAPLEN + NAMES_ROOM);
 const _: () = assert!(MAX_SNAPLEN.is_power_of_two());
 
 impl RawEventHeader {
@@ -131,7 +193,40 @@ impl RawEventHeader {
             flags: u16_at(offset_of!(RawEventHeader, flags)),
             _pad0: u32_at(offset_of!(RawEventHeader, _pad0)),
             comm,
+            socket: RawSocket::read_at(b, offset_of!(RawEventHeader, socket)),
         })
+    }
+}
+
+impl RawSocket {
+    fn read_at(b: &[u8; RAW_HEADER_SIZE], base: usize) -> RawSocket {
+        let u64_at = |o: usize| u64::from_le_bytes(bytes_at(b, base + o));
+        let u32_at = |o: usize| u32::from_le_bytes(bytes_at(b, base + o));
+        let u16_at = |o: usize| u16::from_le_bytes(bytes_at(b, base + o));
+        let u8_at = |o: usize| b[base + o];
+        RawSocket {
+            local_addr: bytes_at(b, base + offset_of!(RawSocket, local_addr)),
+            remote_addr: bytes_at(b, base + offset_of!(RawSocket, remote_addr)),
+            ino: u64_at(offset_of!(RawSocket, ino)),
+            netns: u32_at(offset_of!(RawSocket, netns)),
+            netlink_portid: u32_at(offset_of!(RawSocket, netlink_portid)),
+            bound_dev_if: u32_at(offset_of!(RawSocket, bound_dev_if)),
+            family: u16_at(offset_of!(RawSocket, family)),
+            sock_type: u16_at(offset_of!(RawSocket, sock_type)),
+            protocol: u16_at(offset_of!(RawSocket, protocol)),
+            local_port: u16_at(offset_of!(RawSocket, local_port)),
+            remote_port_be: u16_at(offset_of!(RawSocket, remote_port_be)),
+            status: u8_at(offset_of!(RawSocket, status)),
+            state: u8_at(offset_of!(RawSocket, state)),
+            unix_path_len: u8_at(offset_of!(RawSocket, unix_path_len)),
+            unix_peer_len: u8_at(offset_of!(RawSocket, unix_peer_len)),
+            _pad: bytes_at(b, base + offset_of!(RawSocket, _pad)),
+        }
+    }
+
+    /// Bytes of AF_UNIX names the record carries after its value.
+    pub fn names_len(&self) -> usize {
+        usize::from(self.unix_path_len) + usize::from(self.unix_peer_len)
     }
 }
 
@@ -181,6 +276,24 @@ mod tests {
             flags: FLAG_VALUE_TRUNCATED,
             _pad0: 0,
             comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
+            socket: RawSocket {
+                local_addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                remote_addr: [10, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9],
+                ino: 123_456,
+                netns: 4026531840,
+                netlink_portid: 7,
+                bound_dev_if: 2,
+                family: 2,
+                sock_type: 1,
+                protocol: 6,
+                local_port: 40312,
+                remote_port_be: 5432u16.to_be(),
+                status: SOCK_PRESENT,
+                state: 1,
+                unix_path_len: 3,
+                unix_peer_len: 4,
+                _pad: [0; 6],
+            },
         };
         // SAFETY: RawEventHeader is repr(C) plain data without implicit padding.
         let bytes: [u8; RAW_HEADER_SIZE] = unsafe { core::mem::transmute(h) };

@@ -48,6 +48,14 @@ pub const FILTER_CGROUP: u32 = 1 << 3;
 pub const FILTER_LEVEL: u32 = 1 << 4;
 pub const FILTER_OPTNAME: u32 = 1 << 5;
 pub const FILTER_ERRORS_ONLY: u32 = 1 << 6;
+/// Socket filters (`--port`, `--remote-addr`, `--family`): they need the socket identity of
+/// every call, also the rejected ones.
+pub const FILTER_PORT: u32 = 1 << 7;
+pub const FILTER_REMOTE_ADDR: u32 = 1 << 8;
+pub const FILTER_FAMILY: u32 = 1 << 9;
+
+/// Most ports `--port` takes.
+pub const MAX_FILTER_PORTS: usize = 8;
 
 /// Byte offsets of the kernel structure fields the programs read with `bpf_probe_read_kernel`.
 ///
@@ -83,6 +91,113 @@ pub struct TaskOffsets {
     pub _pad: u32,
 }
 
+/// Where the socket walk (`src/sock.rs`) finds what it reads, from the running kernel's BTF;
+/// a read-only global ([`GLOBAL_SOCK_OFFSETS`]), not part of [`Config`].
+///
+/// Without `fast`, the walk reads a few spans of kernel memory with one `bpf_probe_read_kernel` each (a helper
+/// call costs far more than the bytes it copies); a `*_rel` field is the offset of a member
+/// from the start of its span, which the loader computed and checked to be under
+/// [`SOCK_SPAN`] bytes. `enabled == 0`: no socket identity (no BTF, or `--no-sockets`); see
+/// also [`SOCK_WALK_UNCACHED`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockOffsets {
+    pub enabled: u32,
+    /// `task_struct.files`.
+    pub task_files: u32,
+    /// `files_struct.fdt`.
+    pub files_fdt: u32,
+    /// `fdtable.max_fds` and `fdtable.fd`, from `fdtable` (one span of `fdt_span` bytes).
+    pub fdt_span: u32,
+    pub fdt_max_fds_rel: u32,
+    pub fdt_fd_rel: u32,
+    /// The span of `struct file` holding `private_data` and `f_inode`.
+    pub file_span_start: u32,
+    pub file_span_len: u32,
+    pub file_private_data_rel: u32,
+    pub file_f_inode_rel: u32,
+    /// `struct socket_alloc` from its start through `vfs_inode.i_ino`: the socket's type, its
+    /// file back-pointer, its `sk`, and the inode's mode and number.
+    pub sa_span_len: u32,
+    pub sa_vfs_inode: u32,
+    pub socket_file_rel: u32,
+    pub socket_sk_rel: u32,
+    pub inode_i_mode_rel: u32,
+    pub inode_i_ino_rel: u32,
+    /// `struct sock_common` (at offset 0 of `struct sock`) through `skc_v6_rcv_saddr`: what
+    /// changes while a socket lives (state, addresses, ports), read at every call.
+    pub skc_span_len: u32,
+    pub skc_daddr: u32,
+    pub skc_rcv_saddr: u32,
+    pub skc_dport: u32,
+    pub skc_num: u32,
+    pub skc_family: u32,
+    pub skc_state: u32,
+    pub skc_bound_dev_if: u32,
+    pub skc_net: u32,
+    /// 0 when the kernel has no IPv6 (the v6 addresses are then not read).
+    pub skc_v6_daddr: u32,
+    pub skc_v6_rcv_saddr: u32,
+    /// `sock.sk_protocol` and `sock.sk_type` (u16 each).
+    pub sk_protocol: u32,
+    pub sk_type: u32,
+    /// `net.ns.inum`.
+    pub net_ns_inum: u32,
+    /// `unix_sock.addr` and `unix_sock.peer`, from a span starting at `unix_span_start`.
+    pub unix_span_start: u32,
+    pub unix_span_len: u32,
+    pub unix_addr_rel: u32,
+    pub unix_peer_rel: u32,
+    /// `unix_address.len` and `unix_address.name` (a `sockaddr_un`: `sun_path` follows the
+    /// 2-byte family).
+    pub unix_address_len: u32,
+    pub unix_address_name: u32,
+    /// `netlink_sock.portid`; 0 when the kernel has no netlink_sock in BTF.
+    pub netlink_portid: u32,
+    /// 1: the walk loads through BTF pointers (`bpf_get_current_task_btf` and the
+    /// `bpf_rdonly_cast` kfunc the loader patched in, see [`RDONLY_CAST_MARK`]) instead of
+    /// `bpf_probe_read_kernel` calls; the `btf_*` type ids are what it casts to.
+    pub fast: u32,
+    /// A struct whose first member is a `struct file *` (an fd table slot is cast to it).
+    pub btf_file_holder: u32,
+    pub btf_socket_alloc: u32,
+    pub btf_unix_sock: u32,
+    pub btf_netlink_sock: u32,
+}
+
+/// The rodata global holding the [`SockOffsets`] (the loader writes it before loading; the
+/// verifier then knows every offset as a constant, which loads through BTF pointers need).
+pub const GLOBAL_SOCK_OFFSETS: &str = "SOCK_OFFSETS";
+
+/// The programs call `bpf_rdonly_cast` as the helper with this made-up id; the loader patches
+/// each such call into the kfunc call (`BPF_PSEUDO_KFUNC_CALL` with the kfunc's BTF id), or,
+/// on a kernel without the kfunc (before 6.2), into `r0 = r1`, where `SockOffsets::fast == 0`
+/// keeps the verifier from ever reaching it.
+pub const RDONLY_CAST_MARK: u32 = 0x7ffe_6b66;
+
+/// `SockOffsets::enabled` value for a walk that never uses its cache (what `recorder bench`
+/// reports as the uncached cost); 1 is the normal walk.
+pub const SOCK_WALK_UNCACHED: u32 = 2;
+
+/// Size of the per-CPU buffer a span is read into; every span's length is at most this.
+pub const SOCK_SPAN: u32 = 256;
+
+/// The in-kernel socket filters' arguments (see `FILTER_PORT`, ...).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockFilter {
+    /// Host-order ports, the first `n_ports` used; a call passes if its local or remote port is
+    /// one of them.
+    pub ports: [u16; MAX_FILTER_PORTS],
+    pub n_ports: u32,
+    /// AF_* the call's socket must have.
+    pub family: u32,
+    /// `--remote-addr`: the network as an IPv6 address (IPv4 ones v4-mapped, so a v4 network
+    /// also matches v4-mapped peers of IPv6 sockets) and its mask, as four network-order words.
+    pub remote_net: [u32; 4],
+    pub remote_mask: [u32; 4],
+}
+
 /// The recorder's settings, in a one-element array map the programs read on every call.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -110,6 +225,7 @@ pub struct Config {
     /// tests set fewer bits to force collisions between threads.
     pub inflight_mask: u32,
     pub _pad: u32,
+    pub sock_filter: SockFilter,
 }
 
 /// What the entry program saves for the exit program, in the thread's in-flight slot.
@@ -216,8 +332,12 @@ mod pod {
     unsafe impl aya::Pod for super::Config {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::LossSlot {}
+    // SAFETY: as above (the loader writes it as a global).
+    unsafe impl aya::Pod for super::SockOffsets {}
 }
 
 const _: () = assert!(core::mem::size_of::<TaskOffsets>() == 48);
-const _: () = assert!(core::mem::size_of::<Config>() == 32 + 16 + 16 + 48 + 8);
+const _: () = assert!(core::mem::size_of::<SockOffsets>() == 42 * 4);
+const _: () = assert!(core::mem::size_of::<SockFilter>() == 16 + 8 + 32);
+const _: () = assert!(core::mem::size_of::<Config>() == 32 + 16 + 16 + 48 + 8 + 56);
 const _: () = assert!(core::mem::size_of::<Pending>() == 64);

@@ -14,6 +14,8 @@
 // For the one BPF_CMPXCHG instruction (see `cas`): BPF inline assembly is unstable.
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
+mod sock;
+
 use aya_ebpf::{
     EbpfContext as _,
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
@@ -31,7 +33,7 @@ use aya_ebpf::{
 };
 use format::raw::{
     FLAG_OPTLEN_IN_UNREADABLE, FLAG_OPTLEN_OUT_UNREADABLE, FLAG_VALUE_TRUNCATED,
-    FLAG_VALUE_UNREADABLE, MAX_SNAPLEN, RAW_HEADER_SIZE, RawEvent, RawEventHeader,
+    FLAG_VALUE_UNREADABLE, MAX_SNAPLEN, NAMES_ROOM, RAW_HEADER_SIZE, RawEvent, RawEventHeader,
 };
 use recorder_ebpf::{
     Config, CpuState, FILL_CHECK_EVERY, FILTER_CGROUP, FILTER_COMM, FILTER_ERRORS_ONLY,
@@ -408,6 +410,9 @@ fn on_enter<const EXACT: bool>(fd: i32, level: i32, optname: i32, optval: u64, o
     if tgid == cfg.self_tgid || !passes_entry_filters(cfg, tgid, level, optname) {
         return;
     }
+    if !sock::capture(cfg, pid_tgid, fd) {
+        return;
+    }
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let Some(slot) = inflight_slot(cfg, pid_tgid) else {
@@ -516,11 +521,14 @@ fn on_exit<const EXACT: bool>(ret: i64) {
         state,
         (optlen_out, value_len, flags),
     );
+    let names = sock::copy_out(ev, pid_tgid, value_len);
     // The mask, after black_box so LLVM cannot drop it, gives older verifiers (6.1) a bound
     // they cannot derive from `n <= covered` (a comparison of two registers).
-    let size = RAW_HEADER_SIZE + (core::hint::black_box(value_len as usize) & (MAX_SNAPLEN - 1));
-    // SAFETY: `size` <= RAW_HEADER_SIZE + MAX_SNAPLEN - 1 < size_of::<RawEvent>(), so the slice
-    // stays inside the scratch slot.
+    let size = RAW_HEADER_SIZE
+        + (core::hint::black_box(value_len as usize) & (MAX_SNAPLEN - 1))
+        + (core::hint::black_box(names) & (NAMES_ROOM - 1));
+    // SAFETY: `size` <= RAW_HEADER_SIZE + MAX_SNAPLEN - 1 + NAMES_ROOM - 1 < size_of::<RawEvent>(),
+    // so the slice stays inside the scratch slot.
     let bytes = unsafe { core::slice::from_raw_parts((ev as *const RawEvent).cast::<u8>(), size) };
     if EVENTS.output::<[u8]>(bytes, wake).is_err() {
         count_loss(cfg, now);
@@ -634,7 +642,9 @@ fn small_record(
     wake: u64,
 ) -> bool {
     let (optval, optlen_ptr) = (pending.optval_ptr, pending.optlen_ptr);
-    if optval == 0 || pending.optlen_in > SMALL_VALUE as i32 {
+    // AF_UNIX names go after the value: no room for them here.
+    if optval == 0 || pending.optlen_in > SMALL_VALUE as i32 || sock::names_len(done.pid_tgid) != 0
+    {
         return false;
     }
     let lo = if optlen_ptr < optval {
@@ -695,6 +705,13 @@ fn small_record(
         state,
         (optlen_out, value_len, flags),
     );
+    // SAFETY: as above.
+    let socket = unsafe { &raw mut (*r).header.socket };
+    if sock::copy_header(socket, done.pid_tgid) != 0 {
+        // Names appeared since the check (another thread took the slot): none recorded here.
+        // SAFETY: as above.
+        unsafe { ((*socket).unix_path_len, (*socket).unix_peer_len) = (0, 0) };
+    }
     rec.submit(wake);
     true
 }

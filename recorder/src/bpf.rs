@@ -10,10 +10,11 @@ use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::programs::{FEntry, FExit, KProbe, Program, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use recorder_ebpf::{
-    CAS_KERNEL, Config, LossSlot, MAP_CONFIG, MAP_EVENTS, MAP_LOSSES, PLAIN_SUFFIX,
-    PROG_FENTRY_ENTER, PROG_FEXIT_EXIT, PROG_FLOOR_FENTRY, PROG_FLOOR_FEXIT, PROG_FLOOR_KPROBE,
-    PROG_FLOOR_KRETPROBE, PROG_FLOOR_TP, PROG_KPROBE_ENTER, PROG_KPROBE_ENTER_WRAPPED,
-    PROG_KRETPROBE_EXIT, PROG_TP_ENTER, PROG_TP_EXIT,
+    CAS_KERNEL, Config, GLOBAL_SOCK_OFFSETS, LossSlot, MAP_CONFIG, MAP_EVENTS, MAP_LOSSES,
+    PLAIN_SUFFIX, PROG_FENTRY_ENTER, PROG_FEXIT_EXIT, PROG_FLOOR_FENTRY, PROG_FLOOR_FEXIT,
+    PROG_FLOOR_KPROBE, PROG_FLOOR_KRETPROBE, PROG_FLOOR_TP, PROG_KPROBE_ENTER,
+    PROG_KPROBE_ENTER_WRAPPED, PROG_KRETPROBE_EXIT, PROG_TP_ENTER, PROG_TP_EXIT, RDONLY_CAST_MARK,
+    SockOffsets,
 };
 
 /// The BPF object `build.rs` compiled from `recorder-ebpf`.
@@ -78,13 +79,22 @@ pub struct Probes {
     config: Config,
 }
 
-/// Loads the object with a `ringbuf_size`-byte ring buffer and attaches `modes` in order,
-/// keeping the first that works. Fails with every mode's reason if none does.
-pub fn load_and_attach(config: Config, ringbuf_size: u32, modes: &[AttachMode]) -> Result<Probes> {
+/// Loads the object with a `ringbuf_size`-byte ring buffer and the socket walk's offsets, and
+/// attaches `modes` in order, keeping the first that works. Fails with every mode's reason if
+/// none does. `rdonly_cast`: the kfunc's BTF id, if the kernel has it.
+pub fn load_and_attach(
+    config: Config,
+    sock: SockOffsets,
+    rdonly_cast: Option<u32>,
+    ringbuf_size: u32,
+    modes: &[AttachMode],
+) -> Result<Probes> {
     let exact_claims = kernel_at_least(&crate::sys::uname_field(|u| &u.release), CAS_KERNEL);
+    let object = patch_rdonly_cast(EBPF_OBJECT, rdonly_cast);
     let mut ebpf = match EbpfLoader::new()
         .map_max_entries(MAP_EVENTS, ringbuf_size)
-        .load(EBPF_OBJECT)
+        .override_global(GLOBAL_SOCK_OFFSETS, &sock, true)
+        .load(&object)
     {
         Ok(ebpf) => ebpf,
         Err(e) => {
@@ -107,6 +117,7 @@ pub fn load_and_attach(config: Config, ringbuf_size: u32, modes: &[AttachMode]) 
 
     let mut fallbacks = Vec::new();
     let mut failed = Vec::new();
+    let mut refused = false;
     for &mode in modes {
         match attach(&mut ebpf, mode, exact_claims) {
             Ok(attached_to) => {
@@ -124,6 +135,12 @@ pub fn load_and_attach(config: Config, ringbuf_size: u32, modes: &[AttachMode]) 
             }
             Err(e) => {
                 unload_mode(&mut ebpf, mode);
+                refused |= e.chain().any(|c| {
+                    matches!(
+                        c.downcast_ref::<aya::programs::ProgramError>(),
+                        Some(aya::programs::ProgramError::LoadError { .. })
+                    )
+                });
                 fallbacks.push(format!("{mode}: {e:#}"));
                 failed.push((mode, format!("{e:#}")));
             }
@@ -132,7 +149,53 @@ pub fn load_and_attach(config: Config, ringbuf_size: u32, modes: &[AttachMode]) 
     if let Some(u) = Unsupported::after_attach(&KernelFacts::probe(), &failed) {
         return Err(u.into());
     }
-    bail!("no attach mode works here:\n  {}", fallbacks.join("\n  "))
+    let msg = format!("no attach mode works here:\n  {}", fallbacks.join("\n  "));
+    Err(if refused {
+        anyhow::Error::new(ProgramsRefused(msg))
+    } else {
+        anyhow!(msg)
+    })
+}
+
+/// A [`load_and_attach`] failure in which the kernel refused to load a program (its verifier
+/// said no), as opposed to a hook that is missing or not permitted. Says what the plain
+/// failure says.
+#[derive(Debug)]
+pub struct ProgramsRefused(String);
+
+impl fmt::Display for ProgramsRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ProgramsRefused {}
+
+/// The object with every `call RDONLY_CAST_MARK` made the `bpf_rdonly_cast` kfunc call (BPF
+/// has no CO-RE extern resolution in aya 0.14, so the loader does what libbpf would), or,
+/// without the kfunc, `r0 = r1`, which only code `SockOffsets::fast == 0` never runs holds.
+///
+/// Instructions are 8-byte aligned in the object (as every ELF section of them is), so an
+/// aligned 8-byte match is a call instruction: opcode 0x85, no registers, offset 0, the mark.
+fn patch_rdonly_cast(object: &[u8], rdonly_cast: Option<u32>) -> Vec<u8> {
+    const BPF_CALL: u8 = 0x85;
+    const BPF_MOV64_REG: u8 = 0xbf;
+    const BPF_PSEUDO_KFUNC_CALL: u8 = 2;
+    let mut mark = [BPF_CALL, 0, 0, 0, 0, 0, 0, 0];
+    mark[4..].copy_from_slice(&RDONLY_CAST_MARK.to_le_bytes());
+    let mut out = object.to_vec();
+    for insn in out.chunks_exact_mut(8).filter(|i| **i == mark) {
+        match rdonly_cast {
+            // src_reg (high nibble of byte 1) = BPF_PSEUDO_KFUNC_CALL, imm = the kfunc's id.
+            Some(id) => {
+                insn[1] = BPF_PSEUDO_KFUNC_CALL << 4;
+                insn[4..].copy_from_slice(&id.to_le_bytes());
+            }
+            // dst r0, src r1, no offset or immediate.
+            None => insn.copy_from_slice(&[BPF_MOV64_REG, 1 << 4, 0, 0, 0, 0, 0, 0]),
+        }
+    }
+    out
 }
 
 /// The name of a program's exact variant (`name`) or its plain one.
@@ -360,6 +423,37 @@ impl Probes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_aligned_mark_calls_are_patched() {
+        let mark = {
+            let mut m = [0x85u8, 0, 0, 0, 0, 0, 0, 0];
+            m[4..].copy_from_slice(&RDONLY_CAST_MARK.to_le_bytes());
+            m
+        };
+        let helper_call = [0x85u8, 0, 0, 0, 158, 0, 0, 0];
+        // An aligned mark, another helper call, and a mark at an odd offset (data, not code).
+        let mut obj = [mark, helper_call].concat();
+        obj.extend_from_slice(&[0; 3]);
+        obj.extend_from_slice(&mark);
+        obj.extend_from_slice(&[0; 5]);
+        let kfunc = patch_rdonly_cast(&obj, Some(65425));
+        assert_eq!(kfunc[..8], [0x85, 0x20, 0, 0, 0x91, 0xff, 0, 0]);
+        assert_eq!(kfunc[8..], obj[8..]);
+        let mov = patch_rdonly_cast(&obj, None);
+        assert_eq!(mov[..8], [0xbf, 0x10, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(mov[8..], obj[8..]);
+    }
+
+    #[test]
+    fn the_object_calls_the_rdonly_cast_mark() {
+        // The fast walk's casts are in the entry programs: if LLVM ever emitted them otherwise,
+        // the loader would patch nothing and the verifier refuse an unknown helper.
+        let mut mark = [0x85u8, 0, 0, 0, 0, 0, 0, 0];
+        mark[4..].copy_from_slice(&RDONLY_CAST_MARK.to_le_bytes());
+        let n = EBPF_OBJECT.chunks_exact(8).filter(|i| *i == mark).count();
+        assert!(n >= 2, "{n} rdonly_cast calls in the object");
+    }
 
     /// Every `MAP_*` and `PROG_*` name `recorder-ebpf` declares for user space, read from its
     /// source so a constant added later is checked too.

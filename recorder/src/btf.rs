@@ -3,11 +3,12 @@
 //! CO-RE (which aya-ebpf 0.2.1 does not offer). See `recorder_ebpf::TaskOffsets`.
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use recorder_ebpf::TaskOffsets;
+use recorder_ebpf::{SOCK_SPAN, SockOffsets, TaskOffsets};
 
 const BTF_MAGIC: u16 = 0xeb9f;
 
 const KIND_INT: u32 = 1;
+const KIND_PTR: u32 = 2;
 const KIND_ARRAY: u32 = 3;
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
@@ -16,6 +17,7 @@ const KIND_TYPEDEF: u32 = 8;
 const KIND_VOLATILE: u32 = 9;
 const KIND_CONST: u32 = 10;
 const KIND_RESTRICT: u32 = 11;
+const KIND_FUNC: u32 = 12;
 const KIND_FUNC_PROTO: u32 = 13;
 const KIND_VAR: u32 = 14;
 const KIND_DATASEC: u32 = 15;
@@ -31,6 +33,17 @@ struct Type {
     size_or_type: u32,
     /// Struct/union members: (name_off, type id, bit offset).
     members: Vec<(u32, u32, u32)>,
+}
+
+/// BTF type ids of the BTF-pointer socket walk (see `SockOffsets::fast`).
+#[derive(Clone, Copy, Debug)]
+pub struct FastWalk {
+    /// The `bpf_rdonly_cast` kfunc.
+    pub rdonly_cast: u32,
+    pub file_holder: u32,
+    pub socket_alloc: u32,
+    pub unix_sock: u32,
+    pub netlink_sock: u32,
 }
 
 /// The types and strings of one BTF blob.
@@ -135,6 +148,42 @@ impl Btf {
             .ok_or_else(|| anyhow!("struct {name} not in BTF"))
     }
 
+    /// The id of the kernel function `name` (a kfunc's id is what its call instruction holds).
+    fn func_id(&self, name: &str) -> Result<u32> {
+        self.types
+            .iter()
+            .position(|t| t.kind == KIND_FUNC && self.name(t.name_off) == name.as_bytes())
+            .map(|i| i as u32)
+            .ok_or_else(|| anyhow!("function {name} not in BTF"))
+    }
+
+    /// Whether struct `id`'s first member, at offset 0, is a `struct file *`.
+    fn starts_with_file_ptr(&self, id: u32) -> bool {
+        let Some(&(_, ty, 0)) = self.types[id as usize].members.first() else {
+            return false;
+        };
+        let ptr = &self.types[self.resolve(ty) as usize];
+        let target = &self.types[self.resolve(ptr.size_or_type) as usize];
+        ptr.kind == KIND_PTR && target.kind == KIND_STRUCT && self.name(target.name_off) == b"file"
+    }
+
+    /// What the BTF-pointer walk needs on top of the offsets: the `bpf_rdonly_cast` kfunc
+    /// (Linux 6.2) and the types it casts to.
+    pub fn fast_walk_ids(&self) -> Result<FastWalk> {
+        let holder = ["kiocb", "fown_struct", "readahead_control"]
+            .into_iter()
+            .filter_map(|n| self.struct_id(n).ok())
+            .find(|&id| self.starts_with_file_ptr(id))
+            .ok_or_else(|| anyhow!("no struct starting with a struct file * in BTF"))?;
+        Ok(FastWalk {
+            rdonly_cast: self.func_id("bpf_rdonly_cast")?,
+            file_holder: holder,
+            socket_alloc: self.struct_id("socket_alloc")?,
+            unix_sock: self.struct_id("unix_sock")?,
+            netlink_sock: self.struct_id("netlink_sock")?,
+        })
+    }
+
     /// Follows typedefs and qualifiers to the underlying type.
     fn resolve(&self, mut id: u32) -> u32 {
         for _ in 0..32 {
@@ -212,6 +261,93 @@ impl Btf {
             pid_ns_inum: self.offset_of("pid_namespace", "ns.inum")?,
             _pad: 0,
         })
+    }
+
+    /// The offsets the socket walk needs (`recorder_ebpf::SockOffsets`), with its spans laid
+    /// out and checked to fit the program's span buffer.
+    pub fn sock_offsets(&self) -> Result<SockOffsets> {
+        let off = |s: &str, m: &str| self.offset_of(s, m);
+        let skc = |m: &str| off("sock_common", m);
+        let (private_data, f_inode) = (off("file", "private_data")?, off("file", "f_inode")?);
+        let file_start = private_data.min(f_inode);
+        let sa_vfs_inode = off("socket_alloc", "vfs_inode")?;
+        let (i_mode, i_ino) = (off("inode", "i_mode")?, off("inode", "i_ino")?);
+        let (unix_addr, unix_peer) = (off("unix_sock", "addr")?, off("unix_sock", "peer")?);
+        let unix_start = unix_addr.min(unix_peer);
+        // A kernel without IPv6 has no v6 addresses in sock_common: the walk then reads none.
+        let v6 = skc("skc_v6_daddr").and_then(|d| Ok((d, skc("skc_v6_rcv_saddr")?)));
+        let (v6_daddr, v6_rcv_saddr) = v6.unwrap_or((0, 0));
+        let skc_fields = [
+            skc("skc_daddr")? + 4,
+            skc("skc_rcv_saddr")? + 4,
+            skc("skc_dport")? + 2,
+            skc("skc_num")? + 2,
+            skc("skc_family")? + 2,
+            skc("skc_state")? + 1,
+            skc("skc_bound_dev_if")? + 4,
+            skc("skc_net")? + 8,
+            v6_daddr + 16,
+            v6_rcv_saddr + 16,
+        ];
+        let o = SockOffsets {
+            enabled: 1,
+            task_files: off("task_struct", "files")?,
+            files_fdt: off("files_struct", "fdt")?,
+            fdt_span: off("fdtable", "max_fds")?.max(off("fdtable", "fd")?) + 8,
+            fdt_max_fds_rel: off("fdtable", "max_fds")?,
+            fdt_fd_rel: off("fdtable", "fd")?,
+            file_span_start: file_start,
+            file_span_len: private_data.max(f_inode) - file_start + 8,
+            file_private_data_rel: private_data - file_start,
+            file_f_inode_rel: f_inode - file_start,
+            sa_span_len: sa_vfs_inode + i_mode.max(i_ino) + 8,
+            sa_vfs_inode,
+            socket_file_rel: off("socket", "file")?,
+            socket_sk_rel: off("socket", "sk")?,
+            inode_i_mode_rel: sa_vfs_inode + i_mode,
+            inode_i_ino_rel: sa_vfs_inode + i_ino,
+            skc_span_len: skc_fields.into_iter().max().unwrap_or(0),
+            skc_daddr: skc("skc_daddr")?,
+            skc_rcv_saddr: skc("skc_rcv_saddr")?,
+            skc_dport: skc("skc_dport")?,
+            skc_num: skc("skc_num")?,
+            skc_family: skc("skc_family")?,
+            skc_state: skc("skc_state")?,
+            skc_bound_dev_if: skc("skc_bound_dev_if")?,
+            skc_net: skc("skc_net")?,
+            skc_v6_daddr: v6_daddr,
+            skc_v6_rcv_saddr: v6_rcv_saddr,
+            sk_protocol: off("sock", "sk_protocol")?,
+            sk_type: off("sock", "sk_type")?,
+            net_ns_inum: off("net", "ns.inum")?,
+            unix_span_start: unix_start,
+            unix_span_len: unix_addr.max(unix_peer) - unix_start + 8,
+            unix_addr_rel: unix_addr - unix_start,
+            unix_peer_rel: unix_peer - unix_start,
+            unix_address_len: off("unix_address", "len")?,
+            unix_address_name: off("unix_address", "name")?,
+            netlink_portid: off("netlink_sock", "portid").unwrap_or(0),
+            ..SockOffsets::default()
+        };
+        if off("sock", "__sk_common")? != 0 {
+            bail!("struct sock does not start with its sock_common");
+        }
+        if o.sk_protocol.abs_diff(o.sk_type) != 2 {
+            bail!("sock.sk_protocol and sk_type are not adjacent u16s (a kernel before 5.6?)");
+        }
+        let spans = [
+            ("fdtable", o.fdt_span),
+            ("file", o.file_span_len),
+            ("socket_alloc", o.sa_span_len),
+            ("sock_common", o.skc_span_len),
+            ("unix_sock", o.unix_span_len),
+        ];
+        for (name, len) in spans {
+            if len > SOCK_SPAN {
+                bail!("the {name} fields span {len} bytes, more than the walk reads ({SOCK_SPAN})");
+            }
+        }
+        Ok(o)
     }
 }
 
@@ -307,5 +443,14 @@ mod tests {
         };
         let o = btf.task_offsets().unwrap();
         assert!(o.task_real_parent > 0 && o.upid_size >= 16);
+        let s = btf.sock_offsets().unwrap();
+        // Layout facts every supported kernel shares: the inode right after the socket, the
+        // v4 address pair first in sock_common.
+        assert_eq!(s.sa_vfs_inode, btf.size_of("socket").unwrap());
+        assert_eq!((s.skc_daddr, s.skc_rcv_saddr), (0, 4));
+        assert!(s.skc_v6_rcv_saddr > 0 && s.netlink_portid > 0, "{s:?}");
+        // 6.2 and later (this machine runs 6.18) have the kfunc the fast walk casts with.
+        let f = btf.fast_walk_ids().unwrap();
+        assert!(btf.starts_with_file_ptr(f.file_holder) && f.rdonly_cast > 0);
     }
 }

@@ -12,6 +12,7 @@ pub mod privs;
 pub mod record;
 pub mod ring;
 mod sink;
+pub mod sock;
 pub mod support;
 pub mod sys;
 pub mod workload;

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use format::raw::{MAX_SNAPLEN, RAW_HEADER_SIZE};
-use format::{CaptureHeader, LossRecord};
+use format::{CaptureHeader, LossRecord, SocketCapture};
 use recorder_ebpf::{
-    Config, FILTER_CGROUP, FILTER_COMM, FILTER_ERRORS_ONLY, FILTER_LEVEL, FILTER_OPTNAME,
-    FILTER_PID, FILTER_UID, INFLIGHT_MAX_ENTRIES, TaskOffsets,
+    Config, FILTER_CGROUP, FILTER_COMM, FILTER_ERRORS_ONLY, FILTER_FAMILY, FILTER_LEVEL,
+    FILTER_OPTNAME, FILTER_PID, FILTER_PORT, FILTER_REMOTE_ADDR, FILTER_UID, INFLIGHT_MAX_ENTRIES,
+    MAX_FILTER_PORTS, SOCK_WALK_UNCACHED, SockOffsets, TaskOffsets,
 };
 
 use crate::bpf::{AttachMode, Probes, load_and_attach};
@@ -32,6 +33,12 @@ pub struct Filters {
     pub level: Option<i32>,
     pub optname: Option<i32>,
     pub errors_only: bool,
+    /// `--port`: local or remote port, host order.
+    pub ports: Vec<u16>,
+    /// `--remote-addr`: the network.
+    pub remote_addr: Option<crate::sock::Cidr>,
+    /// `--family`: (AF_* number, the name given).
+    pub family: Option<(u16, String)>,
 }
 
 impl Filters {
@@ -60,7 +67,22 @@ impl Filters {
         if self.errors_only {
             push("errors_only", "true".into());
         }
+        if !self.ports.is_empty() {
+            let ports: Vec<String> = self.ports.iter().map(u16::to_string).collect();
+            push("port", ports.join(","));
+        }
+        if let Some(c) = &self.remote_addr {
+            push("remote_addr", c.to_string());
+        }
+        if let Some((_, name)) = &self.family {
+            push("family", name.clone());
+        }
         v
+    }
+
+    /// Whether a filter needs the socket of every call.
+    pub fn need_sockets(&self) -> bool {
+        !self.ports.is_empty() || self.remote_addr.is_some() || self.family.is_some()
     }
 
     fn apply(&self, cfg: &mut Config) -> Result<()> {
@@ -96,6 +118,27 @@ impl Filters {
         if self.errors_only {
             cfg.filters |= FILTER_ERRORS_ONLY;
         }
+        self.apply_socket_filters(cfg)
+    }
+
+    fn apply_socket_filters(&self, cfg: &mut Config) -> Result<()> {
+        let sf = &mut cfg.sock_filter;
+        if !self.ports.is_empty() {
+            if self.ports.len() > MAX_FILTER_PORTS {
+                bail!("--port takes at most {MAX_FILTER_PORTS} ports");
+            }
+            cfg.filters |= FILTER_PORT;
+            sf.ports[..self.ports.len()].copy_from_slice(&self.ports);
+            sf.n_ports = self.ports.len() as u32;
+        }
+        if let Some(c) = &self.remote_addr {
+            cfg.filters |= FILTER_REMOTE_ADDR;
+            (sf.remote_net, sf.remote_mask) = c.words();
+        }
+        if let Some((af, _)) = self.family {
+            cfg.filters |= FILTER_FAMILY;
+            sf.family = af.into();
+        }
         Ok(())
     }
 }
@@ -130,6 +173,10 @@ pub struct RecordOptions {
     /// Test only: the writer thread sleeps this long per batch, as a stalled compression or
     /// disk would make it.
     pub test_write_delay: Duration,
+    /// `--no-sockets`: no socket identity (no walk from the fd to its socket).
+    pub no_sockets: bool,
+    /// How the programs walk from an fd to its socket.
+    pub socket_walk: SocketWalk,
 }
 
 impl RecordOptions {
@@ -168,6 +215,8 @@ impl Summary {
 pub enum Notice {
     /// Kernel BTF gave no task offsets: ppid and namespace ids will be 0.
     NoBtfOffsets(String),
+    /// Kernel BTF lacks what the socket walk needs: no socket identity in this capture.
+    NoSocketIdentity(String),
     /// An attach mode tried before the one that worked, and why it was not used.
     NotUsing(String),
     /// The probes are attached.
@@ -190,6 +239,9 @@ impl std::fmt::Display for Notice {
                 f,
                 "warning: no kernel BTF offsets ({e}); ppid and namespace ids will be 0"
             ),
+            Notice::NoSocketIdentity(e) => {
+                write!(f, "warning: no socket identity in this capture: {e}")
+            }
             Notice::NotUsing(why) => write!(f, "not using {why}"),
             Notice::Attached { mode, to } => write!(f, "attached via {mode} ({to})"),
             Notice::Rotated(path) => write!(f, "rotated to {}", path.display()),
@@ -261,6 +313,7 @@ impl Session {
                 TaskOffsets::default()
             }
         };
+        let mut sockets = socket_offsets(&opts, &mut report)?;
         let mut config = Config {
             self_tgid: std::process::id(),
             snaplen: opts.snaplen,
@@ -303,7 +356,7 @@ impl Session {
                 None
             }
         };
-        let probes = match load_and_attach(config, opts.ringbuf_size, &opts.modes) {
+        let probes = match sockets.load_and_attach(config, &opts, &mut report) {
             Ok(p) => p,
             Err(e) => {
                 // Leave no empty trace file behind a capture that never started.
@@ -347,7 +400,10 @@ impl Session {
                     "inflight_claims".into(),
                     if probes.exact_claims { "cas" } else { "plain" }.into(),
                 ),
-            ],
+            ]
+            .into_iter()
+            .chain(sockets.header_pairs.clone())
+            .collect(),
         };
         if let Some(ring) = &opts.ring {
             header.extra.extend(ring.labels());
@@ -539,6 +595,118 @@ fn send(queue: &SyncSender<Msg>, empties: &Receiver<Vec<u8>>, batch: &mut Vec<u8
     queue
         .send(Msg::Batch(std::mem::replace(batch, next)))
         .is_ok()
+}
+
+/// How the programs walk from an fd to its socket (`--socket-walk`, hidden: for `bench`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SocketWalk {
+    /// Loads through BTF pointers where the kernel has `bpf_rdonly_cast` (6.2), else `probe`.
+    #[default]
+    Auto,
+    /// `bpf_probe_read_kernel` spans, with the per-thread cache (what 6.1 gets).
+    Probe,
+    /// The same without the cache.
+    ProbeUncached,
+}
+
+/// How the socket walk is set up for a capture.
+struct SocketSetup {
+    offsets: SockOffsets,
+    /// The `bpf_rdonly_cast` kfunc's BTF id, for the BTF-pointer walk.
+    rdonly_cast: Option<u32>,
+    /// The header's extra pairs about it.
+    header_pairs: Vec<(String, String)>,
+}
+
+impl SocketSetup {
+    /// Loads and attaches the programs; if the verifier of this kernel refuses the BTF-pointer
+    /// walk (a kernel this was not tried on), says so and falls back to the probe-read walk.
+    fn load_and_attach(
+        &mut self,
+        config: Config,
+        opts: &RecordOptions,
+        report: &mut Reporter,
+    ) -> Result<Probes> {
+        let (size, modes) = (opts.ringbuf_size, &opts.modes);
+        let first = load_and_attach(config, self.offsets, self.rdonly_cast, size, modes);
+        let e = match first {
+            Err(e) if self.offsets.fast != 0 && e.is::<crate::bpf::ProgramsRefused>() => e,
+            other => return other,
+        };
+        report(Notice::NotUsing(format!("the BTF socket walk: {e:#}")));
+        self.offsets.fast = 0;
+        self.rdonly_cast = None;
+        for (k, v) in &mut self.header_pairs {
+            if k == "socket_walk" {
+                *v = "probe-read".into();
+            }
+        }
+        load_and_attach(config, self.offsets, None, size, modes)
+    }
+}
+
+/// The socket walk's offsets, the `bpf_rdonly_cast` kfunc id for the BTF-pointer walk, and
+/// the header's extra pairs about it: `socket_identity` (format::SocketCapture) and, when
+/// recorded, `socket_walk` (`btf`, `probe-read`, or `probe-read, uncached`).
+fn socket_offsets(opts: &RecordOptions, report: &mut Reporter) -> Result<SocketSetup> {
+    let need = opts.filters.need_sockets();
+    let pairs = |c: SocketCapture<'_>| c.extra_pair().into_iter().collect::<Vec<_>>();
+    if opts.no_sockets {
+        if need {
+            bail!("--port, --remote-addr and --family need the sockets --no-sockets turns off");
+        }
+        return Ok(SocketSetup {
+            offsets: SockOffsets::default(),
+            rdonly_cast: None,
+            header_pairs: pairs(SocketCapture::Off("--no-sockets")),
+        });
+    }
+    let btf = crate::btf::Btf::from_sys_fs();
+    let mut o = match btf
+        .as_ref()
+        .map_err(|e| anyhow!("{e:#}"))
+        .and_then(|b| b.sock_offsets())
+    {
+        Ok(o) => o,
+        Err(e) => {
+            let why = format!("{e:#}");
+            if need {
+                bail!("--port, --remote-addr and --family need socket identity: {why}");
+            }
+            report(Notice::NoSocketIdentity(why.clone()));
+            return Ok(SocketSetup {
+                offsets: SockOffsets::default(),
+                rdonly_cast: None,
+                header_pairs: pairs(SocketCapture::Unavailable(&why)),
+            });
+        }
+    };
+    let fast = match (opts.socket_walk, btf.ok().map(|b| b.fast_walk_ids())) {
+        (SocketWalk::Auto, Some(Ok(f))) => Some(f),
+        _ => None,
+    };
+    let walk = match (fast, opts.socket_walk) {
+        (Some(f), _) => {
+            o.fast = 1;
+            o.btf_file_holder = f.file_holder;
+            o.btf_socket_alloc = f.socket_alloc;
+            o.btf_unix_sock = f.unix_sock;
+            o.btf_netlink_sock = f.netlink_sock;
+            "btf"
+        }
+        (None, SocketWalk::ProbeUncached) => {
+            o.enabled = SOCK_WALK_UNCACHED;
+            "probe-read, uncached"
+        }
+        (None, _) => "probe-read",
+    };
+    let mut extra = pairs(SocketCapture::Recorded);
+    extra.push(("socket_walk".into(), walk.into()));
+    Ok(SocketSetup {
+        offsets: o,
+        rdonly_cast: fast.map(|f| f.rdonly_cast),
+        header_pairs: extra,
+    })
 }
 
 #[cfg(test)]

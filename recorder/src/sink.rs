@@ -226,7 +226,10 @@ impl Sink {
                 continue;
             }
             let value_end = (RAW_HEADER_SIZE + h.value_len as usize).min(item.len());
-            let ev = Event::from_raw(&h, &item[RAW_HEADER_SIZE..value_end]);
+            let names_end = (value_end + h.socket.names_len()).min(item.len());
+            let socket = crate::sock::from_raw(&h.socket, &item[value_end..names_end]);
+            let mut ev = Event::from_raw(&h, &item[RAW_HEADER_SIZE..value_end]);
+            ev.socket = socket.as_ref();
             if last_tgid != Some(h.tgid) {
                 last_tgid = Some(h.tgid);
                 if seen.insert(h.tgid) {

@@ -126,6 +126,7 @@ pub(super) fn run(args: Args) -> Result<()> {
     let floor = floor(args.attach, fd, calls);
     // A `--no-sockets` run (the socket walk off) goes beside this one, as its own row.
     let run = recorder_run(&args, &out, fd, other, &[])?;
+    let bare = recorder_run(&args, &dir.join("bare.gsot"), fd, None, &["--no-sockets"])?;
     let untraced_after = time_loop(fd, calls);
     let untraced = LoopCost::mean(untraced_before, untraced_after);
 
@@ -142,6 +143,7 @@ pub(super) fn run(args: Args) -> Result<()> {
         untraced.wall, untraced_before.wall, untraced_after.wall, untraced.cpu
     );
     report(untraced, floor, &run, events, lost, calls);
+    report_sockets(untraced, &run, &bare);
     if let (Some(c), Some(before), Some(during)) = (other, getppid_untraced, run.getppid) {
         println!(
             "bench: getppid on CPU {c} (not traced): untraced {:.0} ns/call, with the recorder attached {:.0} ns/call (CPU time), ratio {:.2}x: what attaching costs every other syscall",
@@ -151,8 +153,10 @@ pub(super) fn run(args: Args) -> Result<()> {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
-    if run.status != 0 {
-        bail!("the recorder failed:\n{}", run.log);
+    for r in [&run, &bare] {
+        if r.status != 0 {
+            bail!("the recorder failed:\n{}", r.log);
+        }
     }
     // Only the traced loop runs while the recorder is attached.
     if events != calls || lost != 0 {
@@ -282,6 +286,19 @@ fn wait_with_usage(child: &Child) -> (i32, libc::rusage) {
 fn cpu_ns(usage: &libc::rusage) -> f64 {
     (usage.ru_utime.tv_sec as f64 + usage.ru_stime.tv_sec as f64) * 1e9
         + (usage.ru_utime.tv_usec as f64 + usage.ru_stime.tv_usec as f64) * 1e3
+}
+
+/// The same loop under a recorder with `--no-sockets`: what socket identity adds per call.
+fn report_sockets(untraced: LoopCost, run: &RecorderRun, bare: &RecorderRun) {
+    let (with, without) = (run.traced, bare.traced);
+    println!(
+        "bench: traced, --no-sockets {:.0} ns/call  ratio {:.2}x; CPU time {:.0} ns/call, ratio {:.2}x; socket identity adds {:.0} ns/call of CPU time",
+        without.wall,
+        without.wall / untraced.wall,
+        without.cpu,
+        without.cpu / untraced.cpu,
+        with.cpu - without.cpu
+    );
 }
 
 fn report(

@@ -18,4 +18,6 @@ mod rotation;
 mod samples_real;
 mod sigkill_recovery;
 mod small_values;
+mod socket_filters;
+mod sockets;
 mod unsupported_kernel;
