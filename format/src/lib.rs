@@ -3,6 +3,7 @@
 //! * [`raw`]: the `no_std` record the eBPF program hands to user space (shared layout).
 //! * [`TraceWriter`]: writes a trace file (header, compressed event blocks, side tables, index).
 //! * [`TraceReader`]: memory-maps a trace file, validates it, and iterates or seeks its events.
+//! * [`StreamReader`]: reads a trace from a pipe as it arrives, block by block.
 //!
 //! The bytes on disk are specified in `FORMAT.md` at the repository root; this crate is one
 //! implementation of that document, not the definition of it.
@@ -30,6 +31,8 @@ mod section;
 #[cfg(feature = "std")]
 mod socket;
 #[cfg(feature = "std")]
+mod stream;
+#[cfg(feature = "std")]
 mod summary;
 #[cfg(feature = "synth")]
 pub mod synth;
@@ -52,6 +55,7 @@ pub use {
     },
     reader::{BlockInfo, Recovery, TraceReader},
     socket::{OwnedSocketRef, Socket, SocketRef},
+    stream::{StreamEnd, StreamItem, StreamReader},
     summary::BlockSummary,
     writer::{TraceWriter, WriterOptions, WriterStats},
 };

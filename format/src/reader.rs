@@ -52,10 +52,7 @@ pub struct TraceReader {
     version: (u16, u16),
     header: CaptureHeader,
     blocks: Vec<BlockInfo>,
-    processes: Vec<ProcessInfo>,
-    losses: Vec<LossRecord>,
-    containers: Vec<ContainerInfo>,
-    cgroup_v1: Vec<CgroupV1Path>,
+    side: SideTables,
     recovery: Option<Recovery>,
 }
 
@@ -111,16 +108,12 @@ impl TraceReader {
             version,
             header,
             blocks: Vec::new(),
-            processes: Vec::new(),
-            losses: Vec::new(),
-            containers: Vec::new(),
-            cgroup_v1: Vec::new(),
+            side: SideTables::default(),
             recovery: None,
         };
         if let Err(reason) = reader.load_index(file) {
             reader.blocks.clear();
-            reader.processes.clear();
-            reader.losses.clear();
+            reader.side = SideTables::default();
             let (stopped_at, problems) = reader.scan(file, after_header);
             reader.recovery = Some(Recovery {
                 reason,
@@ -219,28 +212,7 @@ impl TraceReader {
     }
 
     fn side_section(&mut self, tag: Tag, body: &[u8], offset: u64) -> Result<(), Error> {
-        let mut c = Cursor::new(body, offset + SECTION_HEADER_LEN as u64);
-        // A section that does not decode is skipped whole (FORMAT.md 7), not kept in part.
-        let kept = (
-            self.processes.len(),
-            self.losses.len(),
-            self.containers.len(),
-            self.cgroup_v1.len(),
-        );
-        let r = match tag {
-            Tag::PROCESSES => meta::decode_processes(&mut c, &mut self.processes),
-            Tag::LOSSES => meta::decode_losses(&mut c, &mut self.losses),
-            Tag::CONTAINERS => meta::decode_containers(&mut c, &mut self.containers),
-            Tag::CGROUP_V1 => meta::decode_cgroup_v1(&mut c, &mut self.cgroup_v1),
-            _ => Ok(()),
-        };
-        if r.is_err() {
-            self.processes.truncate(kept.0);
-            self.losses.truncate(kept.1);
-            self.containers.truncate(kept.2);
-            self.cgroup_v1.truncate(kept.3);
-        }
-        r
+        self.side.add(tag, body, offset)
     }
 
     /// Walks the sections one by one from `start`, keeping every complete, intact one.
@@ -339,23 +311,23 @@ impl TraceReader {
 
     /// The process table: every process the capture named, in the order it was seen.
     pub fn processes(&self) -> &[ProcessInfo] {
-        &self.processes
+        &self.side.processes
     }
 
     pub fn losses(&self) -> &[LossRecord] {
-        &self.losses
+        &self.side.losses
     }
 
     /// What container runtimes said of containers during the capture (since 1.3; empty in
     /// older files): names, images and Kubernetes labels by container id.
     pub fn containers(&self) -> &[ContainerInfo] {
-        &self.containers
+        &self.side.containers
     }
 
     /// cgroup v1 paths of processes whose v2 path is the root (since 1.3; empty in older
     /// files), each for the process table entry with its pid and first_seen_ns.
     pub fn cgroup_v1_paths(&self) -> &[CgroupV1Path] {
-        &self.cgroup_v1
+        &self.side.cgroup_v1
     }
 
     /// `Some` when the file had no usable index and was read by scanning.
@@ -522,6 +494,45 @@ impl TraceReader {
                 Ok(f(b, decoded))
             })
             .collect()
+    }
+}
+
+/// The side tables of a trace: every entry of its `PROC`, `LOSS`, `CTNR` and `CGV1` sections
+/// in file order (the file reader's and the stream reader's).
+#[derive(Debug, Default)]
+pub(crate) struct SideTables {
+    pub processes: Vec<ProcessInfo>,
+    pub losses: Vec<LossRecord>,
+    pub containers: Vec<ContainerInfo>,
+    pub cgroup_v1: Vec<CgroupV1Path>,
+}
+
+impl SideTables {
+    /// Adds the entries of the side table section at `offset` whose body is `body`; other
+    /// kinds add nothing. A section that does not decode is skipped whole (FORMAT.md 7), not
+    /// kept in part.
+    pub fn add(&mut self, tag: Tag, body: &[u8], offset: u64) -> Result<(), Error> {
+        let mut c = Cursor::new(body, offset + SECTION_HEADER_LEN as u64);
+        let kept = (
+            self.processes.len(),
+            self.losses.len(),
+            self.containers.len(),
+            self.cgroup_v1.len(),
+        );
+        let r = match tag {
+            Tag::PROCESSES => meta::decode_processes(&mut c, &mut self.processes),
+            Tag::LOSSES => meta::decode_losses(&mut c, &mut self.losses),
+            Tag::CONTAINERS => meta::decode_containers(&mut c, &mut self.containers),
+            Tag::CGROUP_V1 => meta::decode_cgroup_v1(&mut c, &mut self.cgroup_v1),
+            _ => Ok(()),
+        };
+        if r.is_err() {
+            self.processes.truncate(kept.0);
+            self.losses.truncate(kept.1);
+            self.containers.truncate(kept.2);
+            self.cgroup_v1.truncate(kept.3);
+        }
+        r
     }
 }
 

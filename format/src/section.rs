@@ -134,6 +134,25 @@ impl SectionHeader {
         let h = file
             .get(start..start.saturating_add(SECTION_HEADER_LEN))
             .ok_or_else(|| Error::truncated(offset, "a 16-byte section header"))?;
+        let header = SectionHeader::decode(h.try_into().expect("16 bytes"), offset)?;
+        let body_start = offset + SECTION_HEADER_LEN as u64;
+        if body_start + header.body_len as u64 > file.len() as u64 {
+            return Err(Error::truncated(
+                body_start,
+                format!(
+                    "a {}-byte {} section body, {} bytes left",
+                    header.body_len,
+                    header.tag.name(),
+                    file.len() as u64 - body_start.min(file.len() as u64)
+                ),
+            ));
+        }
+        Ok(header)
+    }
+
+    /// Decodes the 16 header bytes `h` of the section at `offset`, checking its own checksum
+    /// and the body length limit (not that the body is there: a stream has not read it yet).
+    pub fn decode(h: &[u8; SECTION_HEADER_LEN], offset: u64) -> Result<SectionHeader, Error> {
         let stored = u32::from_le_bytes(h[12..16].try_into().expect("4 bytes"));
         let computed = crc(&h[..12]);
         if stored != computed {
@@ -153,18 +172,6 @@ impl SectionHeader {
                 format!("a section body length of at most {MAX_SECTION_BODY}, found {body_len}"),
             ));
         }
-        let body_start = offset + SECTION_HEADER_LEN as u64;
-        if body_start + body_len as u64 > file.len() as u64 {
-            return Err(Error::truncated(
-                body_start,
-                format!(
-                    "a {}-byte {} section body, {} bytes left",
-                    body_len,
-                    tag.name(),
-                    file.len() as u64 - body_start.min(file.len() as u64)
-                ),
-            ));
-        }
         Ok(SectionHeader {
             tag,
             body_len,
@@ -176,16 +183,22 @@ impl SectionHeader {
     pub fn checked_body<'f>(&self, file: &'f [u8], offset: u64) -> Result<&'f [u8], Error> {
         let start = offset as usize + SECTION_HEADER_LEN;
         let body = &file[start..start + self.body_len as usize];
+        self.check_body(body, start as u64)?;
+        Ok(body)
+    }
+
+    /// Checks `body`, found at file offset `body_offset`, against this header's checksum.
+    pub fn check_body(&self, body: &[u8], body_offset: u64) -> Result<(), Error> {
         let computed = crc(body);
         if computed != self.body_crc {
             return Err(Error::ChecksumMismatch {
-                offset: start as u64,
+                offset: body_offset,
                 what: section_what(self.tag),
                 stored: self.body_crc,
                 computed,
             });
         }
-        Ok(body)
+        Ok(())
     }
 
     /// Offset of the section after this one (which starts at `offset`).
@@ -234,10 +247,14 @@ pub fn decode_trailer(file: &[u8]) -> Result<u64, Error> {
         ));
     }
     let at = file.len() - TRAILER_LEN;
-    let t = &file[at..];
+    decode_trailer_at(file[at..].try_into().expect("24 bytes"), at as u64)
+}
+
+/// The index offset from the trailer `t` found at file offset `at`, or why it is not usable.
+pub fn decode_trailer_at(t: &[u8; TRAILER_LEN], at: u64) -> Result<u64, Error> {
     if t[16..24] != END_MAGIC {
         return Err(Error::malformed(
-            at as u64 + 16,
+            at + 16,
             "the end magic \"GSOTEND\\n\" (the recorder did not finish this file)",
         ));
     }
@@ -245,16 +262,16 @@ pub fn decode_trailer(file: &[u8]) -> Result<u64, Error> {
     let computed = trailer_crc(t);
     if stored != computed {
         return Err(Error::ChecksumMismatch {
-            offset: at as u64 + 12,
+            offset: at + 12,
             what: "the trailer",
             stored,
             computed,
         });
     }
     let index_offset = u64::from_le_bytes(t[..8].try_into().expect("8 bytes"));
-    if index_offset < PREAMBLE_LEN as u64 || index_offset >= at as u64 {
+    if index_offset < PREAMBLE_LEN as u64 || index_offset >= at {
         return Err(Error::malformed(
-            at as u64,
+            at,
             format!("an index offset between {PREAMBLE_LEN} and {at}, found {index_offset}"),
         ));
     }
