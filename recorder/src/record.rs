@@ -19,7 +19,8 @@ use recorder_ebpf::{
 use crate::bpf::{AttachMode, Probes, load_and_attach};
 use crate::cgroupfs::{Cgroup2, CgroupNames};
 use crate::docker::ContainerNames;
-use crate::sink::{BATCH_BYTES, Msg, QUEUE_BATCHES, Sink, create_output, push_record};
+use crate::output::Target;
+use crate::sink::{BATCH_BYTES, Msg, QUEUE_BATCHES, Sink, push_record};
 use crate::sys;
 
 /// Filters applied in the kernel.
@@ -146,7 +147,7 @@ impl Filters {
 /// Everything `recorder record` can be told.
 #[derive(Clone, Debug)]
 pub struct RecordOptions {
-    pub output: PathBuf,
+    pub output: Target,
     /// Modes to try, in order (one for an explicit `--attach`).
     pub modes: Vec<AttachMode>,
     pub snaplen: u32,
@@ -324,32 +325,51 @@ impl Session {
             ..Config::default()
         };
         opts.filters.apply(&mut config)?;
+        let rotates = opts.rotate_size.is_some() || opts.rotate_time.is_some();
         if let Some(ring) = &opts.ring {
             ring.validate()?;
-            if opts.rotate_size.is_some() || opts.rotate_time.is_some() {
+            if rotates {
                 bail!(
                     "--ring writes one file per trigger (numbered like rotated files): \
                      --rotate-size and --rotate-time do not apply to it"
                 );
             }
+            if opts.output.is_stream() {
+                bail!(
+                    "--ring writes one file per trigger (numbered like rotated files): it needs \
+                     -o FILE, and {} is a stream",
+                    opts.output
+                );
+            }
+        }
+        if rotates && opts.output.is_stream() {
+            bail!(
+                "--rotate-size and --rotate-time need an output file: {} is a stream, which \
+                 cannot be rotated",
+                opts.output
+            );
         }
         // Files created after the drop of privileges (rotated ones, a flight recorder's).
         if let Some(u) = &opts.run_as
-            && (opts.rotate_size.is_some() || opts.rotate_time.is_some() || opts.ring.is_some())
+            && (rotates || opts.ring.is_some())
         {
-            u.check_writable(opts.output.parent().unwrap_or(Path::new(".")))?;
+            u.check_writable(opts.output.path().parent().unwrap_or(Path::new(".")))?;
         }
         // Create the file before attaching, so an unwritable output fails fast. A flight
         // recorder writes nothing before a trigger: its directory is checked instead.
         let first = match opts.ring {
-            None => Some(create_output(&opts.output, opts.owner())?),
+            None => Some(crate::output::open(&opts.output, opts.owner())?),
             Some(_) => {
-                let dir = opts.output.parent().filter(|d| !d.as_os_str().is_empty());
+                let dir = opts
+                    .output
+                    .path()
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty());
                 let dir = dir.unwrap_or(Path::new("."));
                 if !dir.is_dir() {
                     bail!(
                         "cannot write {}: {} is not a directory",
-                        opts.output.display(),
+                        opts.output,
                         dir.display()
                     );
                 }
@@ -361,7 +381,7 @@ impl Session {
             Err(e) => {
                 // Leave no empty trace file behind a capture that never started.
                 if first.is_some() {
-                    let _ = std::fs::remove_file(&opts.output);
+                    crate::output::discard(&opts.output);
                 }
                 return Err(e);
             }
@@ -407,6 +427,10 @@ impl Session {
         };
         if let Some(ring) = &opts.ring {
             header.extra.extend(ring.labels());
+        }
+        if opts.output.is_stream() {
+            // Written in order and never rotated: FORMAT.md 2.3.
+            header.extra.push(("output".into(), "stream".into()));
         }
         let mut sink = Sink::try_new(first, opts.clone(), report, header, probes.mode.name())?;
         // Before privileges go: a host without cgroup2 gets a private mount.

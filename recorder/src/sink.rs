@@ -5,9 +5,8 @@
 //! for longer than the queue takes to fill.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::BufWriter;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
@@ -18,6 +17,7 @@ use format::{CaptureHeader, Event, LossRecord, ProcessInfo, TraceWriter, WriterO
 
 use crate::cgroupfs::CgroupNames;
 use crate::docker::ContainerNames;
+use crate::output::{Output, Target};
 use crate::record::{Notice, RecordOptions, Reporter, Summary, rotated_path};
 use crate::ring::Flight;
 
@@ -53,13 +53,7 @@ pub(crate) fn records(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-type Writer = TraceWriter<BufWriter<File>>;
-
-/// Opens an output file (the first or a rotated one) through [`crate::output::create`], for
-/// the user the recorder writes as.
-pub(crate) fn create_output(path: &Path, owner: u32) -> Result<File> {
-    crate::output::create(path, owner).with_context(|| format!("cannot write {}", path.display()))
-}
+type Writer = TraceWriter<BufWriter<Output>>;
 
 /// The output files of a session.
 pub(crate) struct Sink {
@@ -88,7 +82,7 @@ impl Sink {
     /// Starts the first file, `first`, already created at `opts.output`; a flight recorder
     /// has none until its first trigger.
     pub(crate) fn try_new(
-        first: Option<File>,
+        first: Option<Output>,
         opts: RecordOptions,
         report: Reporter,
         header: CaptureHeader,
@@ -97,14 +91,17 @@ impl Sink {
         let writer = first
             .map(|f| new_writer(f, &header, &opts))
             .transpose()
-            .with_context(|| format!("writing {}", opts.output.display()))?;
+            .with_context(|| format!("writing {}", opts.output))?;
         let summary = Summary {
             mode: mode.to_string(),
-            files: writer.iter().map(|_| opts.output.clone()).collect(),
+            files: writer
+                .iter()
+                .map(|_| opts.output.path().to_path_buf())
+                .collect(),
             ..Summary::default()
         };
         Ok(Sink {
-            path: opts.output.clone(),
+            path: opts.output.path().to_path_buf(),
             opts,
             report,
             header,
@@ -285,25 +282,12 @@ impl Sink {
     /// which file, why, and how many events the files keep (those of the blocks written
     /// before the error; readers recover them from a file without its index).
     fn output_error(&self, e: anyhow::Error) -> anyhow::Error {
-        // format's I/O errors print their source too: say each cause once.
-        let mut causes: Vec<String> = Vec::new();
-        for c in e.chain() {
-            let c = c.to_string();
-            if causes.last() != Some(&c) {
-                causes.push(c);
-            }
-        }
-        // What the file keeps is what a reader recovers from it: the blocks whose bytes all
-        // reached the disk. The writer cannot know that exactly (its last block, or the block
-        // summary after it, may be cut anywhere by the error), so the file is read back.
-        let kept = format::TraceReader::open(&self.path)
-            .map(|r| r.event_count())
-            .unwrap_or(self.committed);
-        anyhow!(
-            "writing {}: {}; stopped, keeping the {} events of the blocks written before the error",
-            self.path.display(),
-            causes.join(": "),
-            self.finished_events + kept
+        crate::output::failed(
+            &self.opts.output,
+            &self.path,
+            e,
+            self.finished_events,
+            self.committed,
         )
     }
 
@@ -356,9 +340,9 @@ impl Sink {
 
     /// Opens the file `file_index` names, with `header`, as the one written to.
     fn open_file(&mut self, header: &CaptureHeader) -> Result<()> {
-        self.path = rotated_path(&self.opts.output, self.file_index);
-        let file = crate::output::create(&self.path, self.opts.owner())
-            .map_err(|e| self.output_error(e.into()))?;
+        self.path = rotated_path(self.opts.output.path(), self.file_index);
+        let file = crate::output::open(&Target::File(self.path.clone()), self.opts.owner())
+            .map_err(|e| self.output_error(e))?;
         self.writer = Some(new_writer(file, header, &self.opts).map_err(|e| self.output_error(e))?);
         self.file_started = Instant::now();
         // Each file names the processes it holds events of.
@@ -387,31 +371,27 @@ impl Sink {
         let stats = w.stats();
         self.committed = stats.events;
         let bw = w.finish().map_err(|e| self.output_error(e.into()))?;
-        let file = bw
+        let out = bw
             .into_inner()
             .map_err(|e| self.output_error(anyhow!("{}", e.error())))?;
-        file.sync_all().map_err(|e| self.output_error(e.into()))?;
+        let len = out.close().map_err(|e| self.output_error(e.into()))?;
         self.finished_events += stats.events;
         self.committed = 0;
-        self.finished_bytes += file
-            .metadata()
-            .map(|m| m.len())
-            .unwrap_or(stats.bytes_written);
+        self.finished_bytes += len;
         Ok(())
     }
 }
 
-fn new_writer(file: File, header: &CaptureHeader, opts: &RecordOptions) -> Result<Writer> {
+fn new_writer(file: Output, header: &CaptureHeader, opts: &RecordOptions) -> Result<Writer> {
     let wopts = WriterOptions {
         max_block_events: opts.block_events,
         max_block_age: opts.flush_interval,
         ..WriterOptions::default()
     };
-    Ok(TraceWriter::try_new(
-        BufWriter::with_capacity(256 << 10, file),
-        header,
-        wopts,
-    )?)
+    let mut w = TraceWriter::try_new(BufWriter::with_capacity(256 << 10, file), header, wopts)?;
+    // The header now, so a stream's reader can start before the first block.
+    w.flush()?;
+    Ok(w)
 }
 
 /// A process table entry from /proc, falling back to the event's own fields for processes

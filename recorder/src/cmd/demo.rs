@@ -57,7 +57,7 @@ pub(super) fn run(args: Args) -> Result<()> {
     eprintln!(
         "recorder: recording the demo workload (pid {}) to {}",
         child.id(),
-        args.common.output.display()
+        args.common.target()
     );
     writeln!(child.stdin.take().context("workload stdin")?, "go")
         .context("starting the demo workload")?;
@@ -86,7 +86,7 @@ pub(super) fn run(args: Args) -> Result<()> {
     if !status.success() {
         bail!("the demo workload failed ({status})");
     }
-    print_summary(&summary, started);
+    print_summary(&summary, &args.common.target(), started);
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use format::raw::DEFAULT_SNAPLEN;
 use recorder::bpf::AttachMode;
+use recorder::output::{EXIT_STREAM_CLOSED, StreamClosed, Target};
 use recorder::record::{Filters, Notice, RecordOptions, Reporter, SocketWalk, Summary};
 use recorder::support::{EXIT_UNSUPPORTED, Unsupported};
 use recorder::sys;
@@ -50,7 +51,9 @@ fn after_help() -> String {
     format!(
         "{}\n\nExit status: 0 done, 1 an error, 2 a usage error, {EXIT_UNSUPPORTED} this kernel \
          cannot record (no attach mode or no buffer kind works: the error names the kernel and \
-         each missing piece: kprobes, BTF, BPF trampolines, the ring buffer, tracefs).",
+         each missing piece: kprobes, BTF, BPF trampolines, the ring buffer, tracefs), \
+         {EXIT_STREAM_CLOSED} the reader of the trace stream (-o -, --output-fd) closed it and \
+         the capture stopped (what it received is a valid, unfinished trace).",
         recorder::privs::KEPT_HELP
     )
 }
@@ -68,6 +71,11 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // A closed stdout (e.g. `| head`) is how the reader says it has seen enough.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // The reader of `-o -` left: the capture stopped, which is no error of its own.
+        Err(e) if e.is::<StreamClosed>() => {
+            eprintln!("recorder: {e}");
+            ExitCode::from(EXIT_STREAM_CLOSED)
+        }
         Err(e) => {
             eprintln!("recorder: error: {e:#}");
             match e.downcast_ref::<Unsupported>() {
@@ -107,9 +115,18 @@ impl Attach {
 /// What `record` and `demo` share: where and how to write.
 #[derive(Args)]
 struct CommonArgs {
-    /// Output trace file (created mode 0600; rotated files are FILE.1.EXT, FILE.2.EXT, ...).
-    #[arg(short, long)]
-    output: PathBuf,
+    /// Output trace file (created mode 0600; rotated files are FILE.1.EXT, FILE.2.EXT, ...);
+    /// `-` writes the trace to standard output (not a terminal), e.g. `-o - | analyze events -`.
+    #[arg(
+        short,
+        long,
+        required_unless_present = "output_fd",
+        conflicts_with = "output_fd"
+    )]
+    output: Option<PathBuf>,
+    /// Write the trace to this open file descriptor, as `-o -` does to standard output.
+    #[arg(long, value_name = "N")]
+    output_fd: Option<i32>,
     /// auto tries fentry, then kprobe, then tracepoint (cheapest first).
     #[arg(long, value_enum, default_value_t = Attach::Auto)]
     attach: Attach,
@@ -145,13 +162,17 @@ struct CommonArgs {
 }
 
 impl CommonArgs {
+    fn target(&self) -> Target {
+        Target::new(self.output.clone(), self.output_fd)
+    }
+
     fn record_options(&self, filters: Filters) -> Result<RecordOptions> {
         let ringbuf_size = u32::try_from(self.ringbuf_size)
             .ok()
             .filter(|n| n.is_power_of_two() && *n >= 4096)
             .context("--ringbuf-size must be a power of two between 4K and 2G")?;
         Ok(RecordOptions {
-            output: self.output.clone(),
+            output: self.target(),
             modes: self.attach.modes(),
             snaplen: self.snaplen,
             ringbuf_size,
@@ -200,7 +221,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(bad)
 }
 
-fn print_summary(s: &Summary, started: Instant) {
+fn print_summary(s: &Summary, to: &Target, started: Instant) {
     let cpu_ns = sys::self_cpu_ns();
     eprintln!(
         "recorder: {} events captured, {} lost, {} bytes written ({:.1} bytes/event) in {} file(s), {:.1}s, attach mode {}",
@@ -222,6 +243,10 @@ fn print_summary(s: &Summary, started: Instant) {
         },
         sys::peak_rss_bytes() as f64 / (1 << 20) as f64
     );
+    if to.is_stream() {
+        eprintln!("recorder: wrote the trace to {to}");
+        return;
+    }
     for f in &s.files {
         eprintln!("recorder: wrote {}", f.display());
     }

@@ -154,7 +154,7 @@ pub(super) fn run(args: Args) -> Result<()> {
     // Tests, `recorder bench` and the VM guest wait for this line: keep it as it is.
     eprintln!(
         "recorder: recording to {} (Ctrl-C to stop)",
-        args.common.output.display()
+        args.common.target()
     );
     if let Some(r) = &opts_ring {
         eprintln!(
@@ -170,6 +170,6 @@ pub(super) fn run(args: Args) -> Result<()> {
         );
     }
     let summary = session.run(&sys::STOP)?;
-    print_summary(&summary, started);
+    print_summary(&summary, &args.common.target(), started);
     Ok(())
 }
