@@ -50,12 +50,17 @@ pub struct Recorder {
 /// Starts `recorder record -o OUTPUT --attach tracepoint ARGS...` and waits until it says it
 /// is recording (attached). Panics with its output if it exits or takes too long.
 pub fn start_recorder(output: &Path, args: &[&str]) -> Recorder {
+    start_recorder_to(output, Stdio::null(), args)
+}
+
+/// [`start_recorder`] with its standard output `stdout` (a pipe, for `-o -`).
+pub fn start_recorder_to(output: &Path, stdout: Stdio, args: &[&str]) -> Recorder {
     let mut child = Command::new(env!("CARGO_BIN_EXE_recorder"))
         .args(["record", "-o"])
         .arg(output)
         .args(["--attach", "tracepoint"])
         .args(args)
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawning the recorder");
@@ -90,6 +95,14 @@ pub fn start_recorder(output: &Path, args: &[&str]) -> Recorder {
 }
 
 impl Recorder {
+    /// The recorder's standard output, when it was started with a pipe there.
+    pub fn take_stdout(&mut self) -> std::process::ChildStdout {
+        self.child
+            .stdout
+            .take()
+            .expect("started with a piped stdout")
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }

@@ -20,4 +20,5 @@ mod sigkill_recovery;
 mod small_values;
 mod socket_filters;
 mod sockets;
+mod streaming;
 mod unsupported_kernel;

@@ -1,0 +1,186 @@
+//! `-o -`: the trace on standard output, read as it arrives with the same stream reader
+//! `analyze events -` uses; refused on a terminal and with rotation.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use format::{DecodedBlock, OwnedEvent, StreamEnd, StreamItem, StreamReader};
+
+use crate::common::*;
+
+/// Reads the stream on a thread, sending every event as its block arrives; the thread's result
+/// is how the stream ended.
+fn read_stream(
+    stdout: std::process::ChildStdout,
+    tx: mpsc::Sender<OwnedEvent>,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut r = StreamReader::try_new(stdout).unwrap();
+        assert!(
+            r.header()
+                .extra
+                .contains(&("output".into(), "stream".into()))
+        );
+        let mut d = DecodedBlock::new();
+        while let Some(item) = r.next(&mut d).unwrap() {
+            if let StreamItem::Block(_) = item {
+                for e in d.events() {
+                    let _ = tx.send(e.to_owned_event());
+                }
+            }
+        }
+        format!("{:?}", r.end().unwrap())
+    })
+}
+
+#[test]
+fn a_stream_shows_calls_before_the_recorder_stops_and_ends_like_a_file() {
+    let Some(_kernel) = live_kernel("a_stream_shows_calls_before_the_recorder_stops") else {
+        return;
+    };
+    let me = std::process::id().to_string();
+    let mut rec = start_recorder_to(
+        Path::new("-"),
+        Stdio::piped(),
+        &["--pid", &me, "--flush-interval-ms", "200"],
+    );
+    let (tx, rx) = mpsc::channel();
+    let reader = read_stream(rec.take_stdout(), tx);
+    let (calls, _) = run_workload_on_thread("gsot-stream");
+    // Every call arrives while the recorder still runs: within the flush interval, not at
+    // its end.
+    let mut got = Vec::new();
+    while got.len() < calls.len() {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(e) => got.push(e),
+            Err(_) => panic!(
+                "{} of {} calls arrived while recording",
+                got.len(),
+                calls.len()
+            ),
+        }
+    }
+    assert!(
+        rec.wait_exit(Duration::ZERO).is_none(),
+        "the recorder is still running"
+    );
+    for call in &calls {
+        let ev = find(&got, call).unwrap_or_else(|| panic!("{} missing", call.label));
+        assert_eq!(
+            (ev.ret, &ev.value),
+            (call.ret, &call.value),
+            "{}",
+            call.label
+        );
+    }
+    let (status, log) = rec.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(reader.join().unwrap(), "Finished", "{log}");
+    assert!(log.contains("wrote the trace to standard output"), "{log}");
+}
+
+#[test]
+fn a_killed_recorders_stream_yields_every_complete_block() {
+    let Some(_kernel) = live_kernel("a_killed_recorders_stream_yields_every_complete_block") else {
+        return;
+    };
+    let me = std::process::id().to_string();
+    let mut rec = start_recorder_to(
+        Path::new("-"),
+        Stdio::piped(),
+        &["--pid", &me, "--flush-interval-ms", "200"],
+    );
+    let (tx, rx) = mpsc::channel();
+    let reader = read_stream(rec.take_stdout(), tx);
+    let (calls, _) = run_workload_on_thread("gsot-streamkill");
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = rec.sigkill();
+    let end = reader.join().unwrap();
+    assert_eq!(end, "Unfinished", "{log}");
+    let got: Vec<OwnedEvent> = rx.try_iter().collect();
+    assert_eq!(got.len(), calls.len(), "{log}");
+}
+
+#[test]
+fn a_reader_that_leaves_stops_the_capture_with_status_141() {
+    let Some(_kernel) = live_kernel("a_reader_that_leaves_stops_the_capture") else {
+        return;
+    };
+    let me = std::process::id().to_string();
+    let mut rec = start_recorder_to(
+        Path::new("-"),
+        Stdio::piped(),
+        &["--pid", &me, "--flush-interval-ms", "100"],
+    );
+    drop(rec.take_stdout());
+    run_workload_on_thread("gsot-streamgone");
+    let (status, log) = rec
+        .wait_exit(Duration::from_secs(20))
+        .expect("the recorder stops when its reader has gone");
+    assert_eq!(status.code(), Some(141), "{log}");
+    assert!(
+        log.contains("recorder: the reader of standard output closed it (broken pipe); stopped"),
+        "{log}"
+    );
+}
+
+#[test]
+fn rotation_with_a_stream_is_refused() {
+    let Some(_kernel) = live_kernel("rotation_with_a_stream_is_refused") else {
+        return;
+    };
+    let (status, log) = run_to_exit(Command::new(env!("CARGO_BIN_EXE_recorder")).args([
+        "record",
+        "-o",
+        "-",
+        "--rotate-size",
+        "1M",
+    ]));
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(
+            "recorder: error: --rotate-size and --rotate-time need an output file: standard \
+             output is a stream, which cannot be rotated"
+        ),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_terminal_is_refused_as_the_stream() {
+    let Some(_kernel) = live_kernel("a_terminal_is_refused_as_the_stream") else {
+        return;
+    };
+    // SAFETY: a new pseudo-terminal pair; the follower's name is copied before any other call.
+    let follower = unsafe {
+        let leader = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(leader >= 0);
+        assert_eq!(libc::grantpt(leader), 0);
+        assert_eq!(libc::unlockpt(leader), 0);
+        std::ffi::CStr::from_ptr(libc::ptsname(leader))
+            .to_string_lossy()
+            .into_owned()
+    };
+    let tty = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&follower)
+        .unwrap();
+    // Not run_to_exit: that one sets standard output itself.
+    let out = Command::new(env!("CARGO_BIN_EXE_recorder"))
+        .args(["record", "-o", "-", "--duration", "1s"])
+        .stdin(Stdio::null())
+        .stdout(tty)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(
+            "recorder: error: cannot write standard output: it is a terminal, and a trace is binary"
+        ),
+        "{log}"
+    );
+}
