@@ -31,9 +31,17 @@ pub struct Interned {
 
 impl Attributor {
     pub fn new(r: &TraceReader) -> Attributor {
-        let mut a = Attributor::of_tables(r.processes(), r.containers(), r.cgroup_v1_paths());
-        a.v1 = r
-            .cgroup_v1_paths()
+        Attributor::of_side_tables(r.processes(), r.containers(), r.cgroup_v1_paths())
+    }
+
+    /// [`Attributor::new`] from the three tables (a stream's so far).
+    pub fn of_side_tables(
+        entries: &[ProcessInfo],
+        containers: &[ContainerInfo],
+        v1: &[CgroupV1Path],
+    ) -> Attributor {
+        let mut a = Attributor::of_tables(entries, containers, v1);
+        a.v1 = v1
             .iter()
             .map(|v| ((v.pid, v.first_seen_ns), v.path.clone()))
             .collect();

@@ -3,6 +3,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::io::Read as _;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +40,11 @@ pub fn unreadable(path: &str, e: &Error) -> AppError {
 /// Opens every file; any file that cannot be opened is an error. A file read by scanning
 /// (no valid index at its end) is reported on stderr with everything the scan skipped.
 pub fn open_all(paths: &[PathBuf]) -> Result<Vec<Input>, AppError> {
+    if paths.iter().filter(|p| is_stdin(p)).count() > 1 {
+        return Err(AppError::usage(
+            "`-` (standard input) can be given once".to_string(),
+        ));
+    }
     let mut out = Vec::with_capacity(paths.len());
     for p in paths {
         out.push(open(p)?);
@@ -47,8 +53,18 @@ pub fn open_all(paths: &[PathBuf]) -> Result<Vec<Input>, AppError> {
 }
 
 pub fn open(p: &Path) -> Result<Input, AppError> {
-    let path = p.display().to_string();
-    let reader = TraceReader::open(p).map_err(|e| unreadable(&path, &e))?;
+    let (path, reader) = if is_stdin(p) {
+        // Read to its end, then like a file held in memory: what waits for the end anyway
+        // (info, stats, verify, ...) needs nothing else. `events -` streams instead.
+        let mut bytes = Vec::new();
+        stdin()?.read_to_end(&mut bytes)?;
+        let r = TraceReader::from_bytes(bytes).map_err(|e| unreadable(STDIN, &e))?;
+        (STDIN.to_string(), r)
+    } else {
+        let path = p.display().to_string();
+        let r = TraceReader::open(p).map_err(|e| unreadable(&path, &e))?;
+        (path, r)
+    };
     if let Some(rec) = reader.recovery() {
         report_skip(
             &path,
@@ -65,6 +81,29 @@ pub fn open(p: &Path) -> Result<Input, AppError> {
         }
     }
     Ok(Input { path, reader })
+}
+
+/// How messages name the input `-`.
+pub const STDIN: &str = "standard input";
+
+/// Whether `p` names standard input (`-`).
+pub fn is_stdin(p: &Path) -> bool {
+    p.as_os_str() == "-"
+}
+
+/// Standard input for reading a trace; a terminal is refused (a trace is binary, and reading
+/// one would wait for typing).
+pub fn stdin() -> Result<std::io::StdinLock<'static>, AppError> {
+    use std::io::IsTerminal as _;
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Err(AppError::usage(
+            "`-` reads a trace from standard input, which is a terminal: pipe one in \
+             (`recorder record -o - | analyze events -`)"
+                .to_string(),
+        ));
+    }
+    Ok(stdin.lock())
 }
 
 pub fn span(inputs: &[Input]) -> Span {

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::AppError;
-use format::{BlockInfo, DecodedBlock};
+use format::{BlockInfo, DecodedBlock, StreamEnd, StreamItem, StreamReader};
 
 use crate::attr::Attributor;
-use crate::filter::{FileFilter, Filter, FilterArgs, Tri};
+use crate::filter::{FileFilter, Filter, FilterArgs, Span, Tri, to_wall};
 use crate::input::{self, for_each_selected, ordered_blocks, selected_blocks};
 use crate::output::{EventFormat, EventWriter, FileCtx, TimeMode, all_fields};
 
@@ -35,6 +35,8 @@ fn fields_help() -> String {
 #[command(after_help = fields_help())]
 pub struct EventsArgs {
     /// Trace files; several files (a rotated capture) are read as one stream in time order.
+    /// `-` alone reads a trace from standard input as it arrives and prints each block's calls
+    /// at once (`recorder record -o - | analyze events -`).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
@@ -54,6 +56,11 @@ pub struct EventsArgs {
 }
 
 pub fn run(a: &EventsArgs, out: &mut dyn Write) -> Result<(), AppError> {
+    if let [only] = &a.files[..]
+        && input::is_stdin(only)
+    {
+        return run_stream(a, out);
+    }
     let inputs = input::open_all(&a.files)?;
     let span = input::span(&inputs);
     let filter = Filter::new(&a.filter, span)?;
@@ -145,6 +152,93 @@ pub fn run(a: &EventsArgs, out: &mut dyn Write) -> Result<(), AppError> {
         if flow.is_break() {
             break;
         }
+    }
+    Ok(())
+}
+
+/// `events -`: each block's calls written and flushed as soon as the block arrives, so a
+/// capture piped in shows its calls within the recorder's flush interval. Memory: one block.
+fn run_stream(a: &EventsArgs, out: &mut dyn Write) -> Result<(), AppError> {
+    use input::STDIN;
+    for t in [&a.filter.since, &a.filter.until].into_iter().flatten() {
+        if t.trim().starts_with('-') {
+            return Err(AppError::usage(format!(
+                "{t:?} counts back from the end of the capture, which a stream read as it \
+                 arrives has not reached: count from its start (+10s) or give a wall time"
+            )));
+        }
+    }
+    let mut r = StreamReader::try_new(input::stdin()?).map_err(|e| input::unreadable(STDIN, &e))?;
+    let b2w = r.header().boot_to_wall_ns;
+    let span = Span {
+        start_wall: to_wall(r.header().start_ts_ns, b2w),
+        end_wall: i64::MAX,
+    };
+    let filter = Filter::new(&a.filter, span)?;
+    let w =
+        EventWriter::new(a.format, a.time, a.fields.as_deref(), false).map_err(AppError::usage)?;
+    if let Some(h) = w.header() {
+        out.write_all(h.as_bytes())?;
+    }
+    let mut left = a.limit.unwrap_or(u64::MAX);
+    if left == 0 {
+        return Ok(());
+    }
+    let tables = |r: &StreamReader<_>| {
+        Attributor::of_side_tables(r.processes(), r.containers(), r.cgroup_v1_paths())
+    };
+    // Both made again when a side table grows: what the blocks after it need.
+    let mut attr = tables(&r);
+    let mut ff = filter.for_parts(r.header(), || tables(&r));
+    let mut d = DecodedBlock::new();
+    while let Some(item) = r.next(&mut d)? {
+        match item {
+            StreamItem::Block(b) => {
+                if b.event_count == 0 || b.ts_max < ff.from || b.ts_min > ff.last {
+                    continue;
+                }
+                let ctx = FileCtx {
+                    path: STDIN,
+                    boot_to_wall: b2w,
+                    rel_base: ff.rel_base,
+                    attr: &attr,
+                };
+                let mut next = 0;
+                loop {
+                    let piece = render_piece(&d, &ff, &w, &ctx, next, left);
+                    if write_piece(out, &piece, &mut left)?.is_break() {
+                        return Ok(());
+                    }
+                    match piece.resume {
+                        Some(n) => next = n,
+                        None => break,
+                    }
+                }
+                out.flush()?;
+            }
+            StreamItem::SideTable => {
+                attr = tables(&r);
+                if filter.uses_cgroup_paths {
+                    ff = filter.for_parts(r.header(), || tables(&r));
+                }
+            }
+            StreamItem::Skipped(e) => input::report_skip(STDIN, &format!("skipped: {e}")),
+        }
+    }
+    match r.end() {
+        Some(StreamEnd::Finished) | None => {}
+        Some(StreamEnd::Unfinished) => input::report_skip(
+            STDIN,
+            &format!(
+                "the stream ended at offset {} without its index (its writer stopped before \
+                 finishing it); every complete block was read",
+                r.offset()
+            ),
+        ),
+        Some(StreamEnd::Cut(e)) => input::report_skip(
+            STDIN,
+            &format!("the stream was cut: {e}; every complete block before it was read"),
+        ),
     }
     Ok(())
 }

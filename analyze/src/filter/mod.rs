@@ -11,7 +11,7 @@
 pub use gsot_decode::{expr, glob};
 
 use clap::Args;
-use format::{ProcessInfo, Site, Socket, ThreadEntry, TraceReader};
+use format::{CaptureHeader, ProcessInfo, Site, Socket, ThreadEntry, TraceReader};
 use gsot_decode::cgroup::Field;
 
 pub use expr::{CmpOp, Expr, IntField, ParseError, Pred, Side, SockIntField};
@@ -347,7 +347,17 @@ impl Filter {
 
     /// The part of the filter that depends on one file: its clock and process table.
     pub fn for_file(&self, r: &TraceReader) -> FileFilter<'_> {
-        let b2w = r.header().boot_to_wall_ns as i128;
+        self.for_parts(r.header(), || Attributor::new(r))
+    }
+
+    /// [`Filter::for_file`] from a file's header and the attribution of its side tables (so
+    /// far, for a stream), made only when the filter needs it.
+    pub fn for_parts(
+        &self,
+        header: &CaptureHeader,
+        attr: impl FnOnce() -> Attributor,
+    ) -> FileFilter<'_> {
+        let b2w = header.boot_to_wall_ns as i128;
         // Inclusive boot-ns bounds, so an open end includes every timestamp up to 2^64-1. An
         // empty range comes out as from > last.
         let clamp = |v: i128| v.clamp(0, u64::MAX as i128) as u64;
@@ -364,7 +374,7 @@ impl Filter {
             (_, t) => (to_boot(self.wall_from), clamp(t as i128 - 1 - b2w)),
         };
         let attr = if self.uses_cgroup_paths {
-            Attributor::new(r)
+            attr()
         } else {
             Attributor::default()
         };
