@@ -19,4 +19,5 @@ mod plot;
 mod replay;
 mod slice;
 mod sockets;
+mod stream;
 mod summary;
