@@ -257,6 +257,11 @@ impl<R: Read> StreamReader<R> {
         self.offset
     }
 
+    /// The source, for what it read beyond the trace (or a copy of the trace it kept).
+    pub fn into_inner(self) -> R {
+        self.src
+    }
+
     /// How the stream ended, once [`StreamReader::next`] has returned `Ok(None)`.
     pub fn end(&self) -> Option<&StreamEnd> {
         self.end.as_ref()

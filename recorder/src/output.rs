@@ -247,7 +247,7 @@ impl Output {
 
 /// Takes over descriptor `fd` for a trace stream. Refused: a terminal (a trace is binary), a
 /// descriptor not open for writing, standard error (the recorder's messages go there), and a
-/// regular file not positioned at its start (a trace's offsets count from its first byte).
+/// regular file that is not empty (a trace's offsets count from the file's first byte).
 ///
 /// The trace gets a close-on-exec duplicate, so no child (the demo's workload) holds the
 /// stream open; `fd` itself is then pointed at standard error (standard output) or closed,
@@ -275,12 +275,19 @@ pub fn adopt_stream(fd: i32) -> Result<File, OutputError> {
                 .into(),
         ));
     }
-    // SAFETY: lseek with SEEK_CUR and offset 0 moves nothing; on a pipe it fails with ESPIPE.
-    let pos = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
-    if pos > 0 {
+    // SAFETY: fstat writes only into the zeroed struct it is given.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; `fd` is open.
+    if unsafe { libc::fstat(fd, &mut st) } == 0
+        && st.st_mode & libc::S_IFMT == libc::S_IFREG
+        && st.st_size > 0
+    {
+        // Appended to (>>) or overwritten in place (<>), it would hold something before or
+        // after the trace: refused rather than truncated, since the recorder did not open it.
         return Err(refuse(format!(
-            "is a file positioned at byte {pos}, not at its start (opened with >>?): a trace's \
-             offsets count from its first byte"
+            "is a regular file that already holds {} bytes: a trace must be the whole file \
+             (redirect with >, which empties it, or name the file with -o)",
+            st.st_size
         )));
     }
     // SAFETY: duplicates a descriptor we checked is open; the new one is ours alone.

@@ -10,14 +10,32 @@ use format::{DecodedBlock, OwnedEvent, StreamEnd, StreamItem, StreamReader};
 
 use crate::common::*;
 
+/// Keeps a copy of what it reads, as `tee` would save a stream.
+struct Tee<R> {
+    inner: R,
+    copy: Vec<u8>,
+}
+
+impl<R: std::io::Read> std::io::Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// Reads the stream on a thread, sending every event as its block arrives; the thread's result
-/// is how the stream ended.
+/// is how the stream ended and the stream's bytes.
 fn read_stream(
     stdout: std::process::ChildStdout,
     tx: mpsc::Sender<OwnedEvent>,
-) -> std::thread::JoinHandle<String> {
+) -> std::thread::JoinHandle<(String, Vec<u8>)> {
     std::thread::spawn(move || {
-        let mut r = StreamReader::try_new(stdout).unwrap();
+        let tee = Tee {
+            inner: stdout,
+            copy: Vec::new(),
+        };
+        let mut r = StreamReader::try_new(tee).unwrap();
         assert!(
             r.header()
                 .extra
@@ -31,7 +49,8 @@ fn read_stream(
                 }
             }
         }
-        format!("{:?}", r.end().unwrap())
+        let end = format!("{:?}", r.end().unwrap());
+        (end, r.into_inner().copy)
     })
 }
 
@@ -77,8 +96,32 @@ fn a_stream_shows_calls_before_the_recorder_stops_and_ends_like_a_file() {
     }
     let (status, log) = rec.stop();
     assert!(status.success(), "{log}");
-    assert_eq!(reader.join().unwrap(), "Finished", "{log}");
+    let (end, bytes) = reader.join().unwrap();
+    assert_eq!(end, "Finished", "{log}");
     assert!(log.contains("wrote the trace to standard output"), "{log}");
+    // Saved, the stream is a finished trace file, for this crate's reader and the spec-only one.
+    let dir = temp_dir("stream-saved");
+    let saved = dir.join("saved.gsot");
+    std::fs::write(&saved, &bytes).unwrap();
+    let file = format::TraceReader::open(&saved).unwrap();
+    assert!(file.recovery().is_none());
+    assert_eq!(file.event_count(), got.len() as u64);
+    let py = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../format/tests/python/read_gsot.py"
+        ))
+        .arg(&saved)
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let py = String::from_utf8_lossy(&py.stdout);
+    assert!(py.contains(&format!("\"events\": {},", got.len())), "{py}");
+    assert!(py.contains("\"recovered\": false"), "{py}");
 }
 
 #[test]
@@ -97,7 +140,7 @@ fn a_killed_recorders_stream_yields_every_complete_block() {
     let (calls, _) = run_workload_on_thread("gsot-streamkill");
     std::thread::sleep(Duration::from_millis(1500));
     let log = rec.sigkill();
-    let end = reader.join().unwrap();
+    let (end, _) = reader.join().unwrap();
     assert_eq!(end, "Unfinished", "{log}");
     let got: Vec<OwnedEvent> = rx.try_iter().collect();
     assert_eq!(got.len(), calls.len(), "{log}");
