@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use format::{DecodedBlock, OwnedEvent, StreamEnd, StreamItem, StreamReader};
+use format::{DecodedBlock, OwnedEvent, StreamItem, StreamReader};
 
 use crate::common::*;
 
