@@ -125,7 +125,7 @@ pub fn run(a: &EventsArgs, out: &mut dyn Write) -> Result<(), AppError> {
                 if write_piece(out, &piece, &mut left)?.is_break() {
                     return Ok(ControlFlow::Break(()));
                 }
-                let Some(mut next) = piece.resume else {
+                let Some(next) = piece.resume else {
                     return Ok(ControlFlow::Continue(()));
                 };
                 // The rest of a block whose text is more than a piece (a payload can inflate
@@ -137,16 +137,7 @@ pub fn run(a: &EventsArgs, out: &mut dyn Write) -> Result<(), AppError> {
                     return Ok(ControlFlow::Continue(()));
                 }
                 inp.reader.release(&info);
-                loop {
-                    let piece = render_piece(&d, &ff, &w, &ctx, next, left);
-                    if write_piece(out, &piece, &mut left)?.is_break() {
-                        return Ok(ControlFlow::Break(()));
-                    }
-                    match piece.resume {
-                        Some(n) => next = n,
-                        None => return Ok(ControlFlow::Continue(())),
-                    }
-                }
+                write_from(out, &d, &ff, &w, &ctx, next, &mut left)
             },
         )?;
         if flow.is_break() {
@@ -203,16 +194,8 @@ fn run_stream(a: &EventsArgs, out: &mut dyn Write) -> Result<(), AppError> {
                     rel_base: ff.rel_base,
                     attr: &attr,
                 };
-                let mut next = 0;
-                loop {
-                    let piece = render_piece(&d, &ff, &w, &ctx, next, left);
-                    if write_piece(out, &piece, &mut left)?.is_break() {
-                        return Ok(());
-                    }
-                    match piece.resume {
-                        Some(n) => next = n,
-                        None => break,
-                    }
+                if write_from(out, &d, &ff, &w, &ctx, 0, &mut left)?.is_break() {
+                    return Ok(());
                 }
                 out.flush()?;
             }
@@ -287,6 +270,29 @@ fn render_piece(
         full = p.text.len() >= PIECE_BYTES || p.ends.len() as u64 >= max;
     });
     p
+}
+
+/// Writes a decoded block's selected events from the `next`th on, a piece at a time, counting
+/// them off `left`; breaks when `left` reaches 0.
+fn write_from(
+    out: &mut dyn Write,
+    d: &DecodedBlock,
+    ff: &FileFilter<'_>,
+    w: &EventWriter,
+    ctx: &FileCtx<'_>,
+    mut next: u64,
+    left: &mut u64,
+) -> Result<ControlFlow<()>, AppError> {
+    loop {
+        let piece = render_piece(d, ff, w, ctx, next, *left);
+        if write_piece(out, &piece, left)?.is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+        match piece.resume {
+            Some(n) => next = n,
+            None => return Ok(ControlFlow::Continue(())),
+        }
+    }
 }
 
 /// Writes a piece, or its first `left` events; counts them off `left`.

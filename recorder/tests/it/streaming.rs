@@ -54,17 +54,19 @@ fn read_stream(
     })
 }
 
+/// `recorder record -o -` of this process's calls, flushing every `flush_ms`.
+fn start_streaming(flush_ms: &str) -> Recorder {
+    let me = std::process::id().to_string();
+    let args = ["--pid", &me, "--flush-interval-ms", flush_ms];
+    start_recorder_to(Path::new("-"), Stdio::piped(), &args)
+}
+
 #[test]
 fn a_stream_shows_calls_before_the_recorder_stops_and_ends_like_a_file() {
     let Some(_kernel) = live_kernel("a_stream_shows_calls_before_the_recorder_stops") else {
         return;
     };
-    let me = std::process::id().to_string();
-    let mut rec = start_recorder_to(
-        Path::new("-"),
-        Stdio::piped(),
-        &["--pid", &me, "--flush-interval-ms", "200"],
-    );
+    let mut rec = start_streaming("200");
     let (tx, rx) = mpsc::channel();
     let reader = read_stream(rec.take_stdout(), tx);
     let (calls, _) = run_workload_on_thread("gsot-stream");
@@ -129,12 +131,7 @@ fn a_killed_recorders_stream_yields_every_complete_block() {
     let Some(_kernel) = live_kernel("a_killed_recorders_stream_yields_every_complete_block") else {
         return;
     };
-    let me = std::process::id().to_string();
-    let mut rec = start_recorder_to(
-        Path::new("-"),
-        Stdio::piped(),
-        &["--pid", &me, "--flush-interval-ms", "200"],
-    );
+    let mut rec = start_streaming("200");
     let (tx, rx) = mpsc::channel();
     let reader = read_stream(rec.take_stdout(), tx);
     let (calls, _) = run_workload_on_thread("gsot-streamkill");
@@ -151,12 +148,7 @@ fn a_reader_that_leaves_stops_the_capture_with_status_141() {
     let Some(_kernel) = live_kernel("a_reader_that_leaves_stops_the_capture") else {
         return;
     };
-    let me = std::process::id().to_string();
-    let mut rec = start_recorder_to(
-        Path::new("-"),
-        Stdio::piped(),
-        &["--pid", &me, "--flush-interval-ms", "100"],
-    );
+    let mut rec = start_streaming("100");
     drop(rec.take_stdout());
     run_workload_on_thread("gsot-streamgone");
     let (status, log) = rec
