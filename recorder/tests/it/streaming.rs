@@ -162,7 +162,7 @@ fn a_reader_that_leaves_stops_the_capture_with_status_141() {
 }
 
 #[test]
-fn rotation_with_a_stream_is_refused() {
+fn rotation_and_the_flight_recorder_with_a_stream_are_refused() {
     let Some(_kernel) = live_kernel("rotation_with_a_stream_is_refused") else {
         return;
     };
@@ -178,6 +178,17 @@ fn rotation_with_a_stream_is_refused() {
         log.contains(
             "recorder: error: --rotate-size and --rotate-time need an output file: standard \
              output is a stream, which cannot be rotated"
+        ),
+        "{log}"
+    );
+    let (status, log) = run_to_exit(
+        Command::new(env!("CARGO_BIN_EXE_recorder")).args(["record", "-o", "-", "--ring", "10s"]),
+    );
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(
+            "recorder: error: --ring writes one file per trigger (numbered like rotated files): \
+             it needs -o FILE, and standard output is a stream"
         ),
         "{log}"
     );
