@@ -91,6 +91,15 @@ impl Trigger {
         let expr = expr::parse(source)
             .map_err(|e| anyhow::anyhow!("--trigger: {}", e.render(source)))?
             .cheapest_first();
+        // The drained record's socket is not judged here (the tests live in analyze, on the
+        // file's socket table): refused, rather than a trigger that silently never fires.
+        if expr.uses_sockets() {
+            bail!(
+                "--trigger: socket fields are not yet judged by the flight recorder; \
+                 trigger on the call (errno, optname, comm, duration, ...) and filter the \
+                 written file with `analyze --where`"
+            );
+        }
         Ok(Trigger {
             source: source.to_string(),
             expr,
@@ -205,8 +214,7 @@ impl Call for Drained<'_> {
         }
     }
 
-    /// A raw record carries no socket identity (the kernel side of #12 adds it), so every
-    /// socket test is false, as for any call without a socket.
+    /// Never asked: `Trigger::parse` refuses an expression with socket tests.
     fn socket_matches(&self, _: &Pred) -> bool {
         false
     }

@@ -250,6 +250,10 @@ fn bad_ring_combinations_are_refused_in_one_line() {
             &["--ring", "1s", "--trigger", "errno == NOPE"],
             "--trigger: ",
         ),
+        (
+            &["--ring", "1s", "--trigger", "remote_port == 443"],
+            "--trigger: socket fields are not yet judged by the flight recorder",
+        ),
         (&["--trigger", "errno == 1"], "--ring"),
     ] {
         let (status, stderr) = run_to_exit(
