@@ -37,14 +37,14 @@ python3 -c 'import duckdb' 2>/dev/null || pip install -q duckdb
 # summaries, the writer's default zstd parameters (fast_compression, for blocks and summaries)
 # and block size, so a cached file of older defaults is not reused.
 TRACE="$DIR/big-$N-f1.2-sockets-fastz-rawsum-b128k.gsot"
-PARQUET="$DIR/big-$N-sockets.parquet"
+PARQUET="$DIR/big-$N-sockets-containers.parquet"
 if [ ! -f "$TRACE" ]; then
     echo "generating $TRACE ..."
     "$GEN" --seed 1 --events "$N" -o "$TRACE.tmp" && mv "$TRACE.tmp" "$TRACE"
 fi
 if [ ! -f "$PARQUET" ]; then
     echo "converting to $PARQUET (once) ..."
-    "$A" events "$TRACE" --format csv --fields ts_ns,duration_ns,pid,tid,uid,comm,fd,level,optname,ret,sock_family,sock_type,tcp_state,local_addr,local_port,remote_addr,remote_port,sock_ino,netns |
+    "$A" events "$TRACE" --format csv --fields ts_ns,duration_ns,pid,tid,uid,comm,fd,level,optname,ret,sock_family,sock_type,tcp_state,local_addr,local_port,remote_addr,remote_port,sock_ino,netns,container_runtime,container_id,container_name,image,pod_uid,pod_name,pod_namespace,k8s_container,qos_class,systemd_unit |
         python3 -c "
 import duckdb
 con = duckdb.connect()
@@ -55,7 +55,10 @@ con.sql('''COPY (SELECT * FROM read_csv('/dev/stdin', header=true, columns={
     'comm':'VARCHAR','fd':'INTEGER','level':'INTEGER','optname':'INTEGER','ret':'INTEGER',
     'sock_family':'VARCHAR','sock_type':'VARCHAR','tcp_state':'VARCHAR','local_addr':'VARCHAR',
     'local_port':'USMALLINT','remote_addr':'VARCHAR','remote_port':'USMALLINT',
-    'sock_ino':'UBIGINT','netns':'UINTEGER'}))
+    'sock_ino':'UBIGINT','netns':'UINTEGER','container_runtime':'VARCHAR',
+    'container_id':'VARCHAR','container_name':'VARCHAR','image':'VARCHAR','pod_uid':'VARCHAR',
+    'pod_name':'VARCHAR','pod_namespace':'VARCHAR','k8s_container':'VARCHAR',
+    'qos_class':'VARCHAR','systemd_unit':'VARCHAR'}))
     TO '$PARQUET.tmp' (FORMAT parquet, COMPRESSION zstd)''')
 " && mv "$PARQUET.tmp" "$PARQUET"
 fi
