@@ -28,9 +28,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-analyze}"
 mkdir -p "$DIR"
 cd "$ROOT"
 
-cargo build --release -q -p analyze -p gsot-format --features gsot-format/synth --bin analyze --bin gen-trace
-A="$CARGO_TARGET_DIR/release/analyze"
-GEN="$CARGO_TARGET_DIR/release/gen-trace"
+source bench/lib.sh
+bench_build
 python3 -c 'import duckdb' 2>/dev/null || pip install -q duckdb
 
 # Keyed by what changes the bytes: format 1.2 with sockets (the generator's default), 1.1 block
@@ -79,13 +78,8 @@ mkdir -p "$OUT"
 cat "$TRACE" "$PARQUET" >/dev/null
 
 measure() { # name, command...
-    local name=$1
-    shift
-    /usr/bin/time -v "$@" >"$OUT/$name.out" 2>"$OUT/$name.time"
-    local wall rss
-    wall=$(grep 'Elapsed (wall clock)' "$OUT/$name.time" | awk '{print $NF}')
-    rss=$(grep 'Maximum resident' "$OUT/$name.time" | awk '{print $NF}')
-    printf '%-28s wall %8s  peak RSS %7.1f MiB\n' "$name" "$wall" "$(echo "$rss / 1024" | bc -l)"
+    time_run "$@"
+    printf '%-28s wall %8s  peak RSS %7s MiB\n' "$1" "$WALL" "$RSS_MIB"
 }
 
 duck() { # query -> csv on stdout

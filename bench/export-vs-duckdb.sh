@@ -20,9 +20,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-export}"
 mkdir -p "$DIR/out"
 cd "$ROOT"
 
-cargo build --release -q -p analyze -p gsot-format --features gsot-format/synth --bin analyze --bin gen-trace
-A="$CARGO_TARGET_DIR/release/analyze"
-GEN="$CARGO_TARGET_DIR/release/gen-trace"
+source bench/lib.sh
+bench_build
 python3 -c 'import duckdb' 2>/dev/null ||
     python3 -m pip install -q --root-user-action=ignore -r scripts/requirements-test.txt
 
@@ -45,13 +44,8 @@ con.execute(f"COPY (SELECT * FROM read_parquet('{src}')) TO '{dst}' ({opts})")
 EOF
 
 measure() { # name, command...
-    local name=$1
-    shift
-    /usr/bin/time -v "$@" >"$OUT/$name.out" 2>"$OUT/$name.time"
-    local wall rss
-    wall=$(grep 'Elapsed (wall clock)' "$OUT/$name.time" | awk '{print $NF}')
-    rss=$(grep 'Maximum resident' "$OUT/$name.time" | awk '{print $NF}')
-    printf '%-34s wall %9s  peak RSS %8.1f MiB\n' "$name" "$wall" "$(echo "$rss / 1024" | bc -l)"
+    time_run "$@"
+    printf '%-34s wall %9s  peak RSS %8s MiB\n' "$1" "$WALL" "$RSS_MIB"
 }
 
 echo "events: $N ($(du -h "$TRACE" | cut -f1) trace), $(nproc) CPUs"

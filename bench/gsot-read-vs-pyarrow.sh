@@ -21,9 +21,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-analyze}"
 mkdir -p "$DIR"
 cd "$ROOT"
 
-cargo build --release -q -p analyze -p gsot-format --features gsot-format/synth --bin analyze --bin gen-trace
-A="$CARGO_TARGET_DIR/release/analyze"
-GEN="$CARGO_TARGET_DIR/release/gen-trace"
+source bench/lib.sh
+bench_build
 WHEELS=$(mktemp -d)
 maturin build --release --locked -q -m python/Cargo.toml -o "$WHEELS"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
@@ -41,13 +40,8 @@ OUT="$DIR/out"
 mkdir -p "$OUT"
 
 measure() { # name, command...
-    local name=$1
-    shift
-    /usr/bin/time -v "$@" >"$OUT/$name.out" 2>"$OUT/$name.time"
-    local wall rss
-    wall=$(grep 'Elapsed (wall clock)' "$OUT/$name.time" | awk '{print $NF}')
-    rss=$(grep 'Maximum resident' "$OUT/$name.time" | awk '{printf "%.0f", $NF / 1024}')
-    printf '%-8s %10s wall  %6s MiB peak RSS  %s\n' "$name" "$wall" "$rss" "$(tr '\n' ' ' <"$OUT/$name.out")"
+    time_run "$@"
+    printf '%-8s %10s wall  %6s MiB peak RSS  %s\n' "$1" "$WALL" "$RSS_MIB" "$(tr '\n' ' ' <"$OUT/$1.out")"
 }
 
 echo "exporting $TRACE ($N events) ..."
