@@ -292,7 +292,7 @@ pub struct Session {
 
 impl Session {
     /// Checks privileges, attaches the probes and creates the first output file.
-    pub fn start(opts: RecordOptions, mut report: Reporter) -> Result<Session> {
+    pub fn start(mut opts: RecordOptions, mut report: Reporter) -> Result<Session> {
         sys::check_privileges()?;
         sys::raise_memlock_limit();
         if opts.modes.contains(&AttachMode::Tracepoint) {
@@ -334,13 +334,17 @@ impl Session {
                      --rotate-size and --rotate-time do not apply to it"
                 );
             }
-            if opts.output.is_stream() {
+            if opts.output.is_stream() && ring.max_triggers.is_some_and(|n| n > 1) {
                 bail!(
-                    "--ring writes one file per trigger (numbered like rotated files): it needs \
-                     -o FILE, and {} is a stream",
+                    "--ring with a stream writes one trigger's trace to {}, then stops: \
+                     --max-triggers above 1 needs -o FILE (one file per trigger)",
                     opts.output
                 );
             }
+        }
+        // A stream holds one trace: the first trigger's, after which the capture ends.
+        if let Some(ring) = opts.ring.as_mut().filter(|_| opts.output.is_stream()) {
+            ring.max_triggers = Some(1);
         }
         if rotates && opts.output.is_stream() {
             bail!(
@@ -352,13 +356,21 @@ impl Session {
         // Files created after the drop of privileges (rotated ones, a flight recorder's).
         if let Some(u) = &opts.run_as
             && (rotates || opts.ring.is_some())
+            && !opts.output.is_stream()
         {
             u.check_writable(opts.output.path().parent().unwrap_or(Path::new(".")))?;
         }
         // Create the file before attaching, so an unwritable output fails fast. A flight
         // recorder writes nothing before a trigger: its directory is checked instead.
+        // A stream is taken (and checked: not a terminal) now even when a flight recorder
+        // writes its one trace there later.
+        let mut held_stream = None;
         let first = match opts.ring {
             None => Some(crate::output::open(&opts.output, opts.owner())?),
+            Some(_) if opts.output.is_stream() => {
+                held_stream = Some(crate::output::open(&opts.output, opts.owner())?);
+                None
+            }
             Some(_) => {
                 let dir = opts
                     .output
@@ -433,6 +445,7 @@ impl Session {
             header.extra.push(("output".into(), "stream".into()));
         }
         let mut sink = Sink::try_new(first, opts.clone(), report, header, probes.mode.name())?;
+        sink.held_stream = held_stream;
         // Before privileges go: a host without cgroup2 gets a private mount.
         sink.cgroups = match Cgroup2::open() {
             Ok(fs) => Some(CgroupNames::new(fs)),

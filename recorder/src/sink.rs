@@ -76,6 +76,8 @@ pub(crate) struct Sink {
     /// Events of the current file in blocks completely written to it: what an output error
     /// leaves readable there (the open block and a block cut short by the error are not).
     committed: u64,
+    /// The stream a flight recorder writes its one trigger's trace to, taken at start.
+    pub(crate) held_stream: Option<Output>,
 }
 
 impl Sink {
@@ -115,6 +117,7 @@ impl Sink {
             finished_bytes: 0,
             finished_events: 0,
             committed: 0,
+            held_stream: None,
         })
     }
 
@@ -340,9 +343,18 @@ impl Sink {
 
     /// Opens the file `file_index` names, with `header`, as the one written to.
     fn open_file(&mut self, header: &CaptureHeader) -> Result<()> {
-        self.path = rotated_path(self.opts.output.path(), self.file_index);
-        let file = crate::output::open(&Target::File(self.path.clone()), self.opts.owner())
-            .map_err(|e| self.output_error(e))?;
+        // A stream takes one trace (a flight recorder's only trigger, see Session::start).
+        let file = match self.held_stream.take() {
+            Some(stream) => {
+                self.path = self.opts.output.path().to_path_buf();
+                stream
+            }
+            None => {
+                self.path = rotated_path(self.opts.output.path(), self.file_index);
+                crate::output::open(&Target::File(self.path.clone()), self.opts.owner())
+                    .map_err(|e| self.output_error(e))?
+            }
+        };
         self.writer = Some(new_writer(file, header, &self.opts).map_err(|e| self.output_error(e))?);
         self.file_started = Instant::now();
         // Each file names the processes it holds events of.

@@ -71,7 +71,8 @@ pub(super) struct Args {
     no_container_names: bool,
     /// Flight recorder: keep the calls of this last stretch of time in memory (compressed) and
     /// write nothing until a trigger (SIGUSR1 or --trigger); then write them, and the calls of
-    /// --after, to OUTPUT (the next triggers to OUTPUT.1.EXT, ...).
+    /// --after, to OUTPUT (the next triggers to OUTPUT.1.EXT, ...; a stream, -o -, takes one
+    /// trigger's trace and the capture stops).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     ring: Option<Duration>,
     /// Most memory the ring's compressed calls take (at least 1M; the oldest go first).

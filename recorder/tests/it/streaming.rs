@@ -1,5 +1,6 @@
 //! `-o -`: the trace on standard output, read as it arrives with the same stream reader
-//! `analyze events -` uses; refused on a terminal and with rotation.
+//! `analyze events -` uses; refused on a terminal and with rotation; a flight recorder's
+//! one trigger streamed.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -181,17 +182,96 @@ fn rotation_and_the_flight_recorder_with_a_stream_are_refused() {
         ),
         "{log}"
     );
-    let (status, log) = run_to_exit(
-        Command::new(env!("CARGO_BIN_EXE_recorder")).args(["record", "-o", "-", "--ring", "10s"]),
-    );
+    let (status, log) = run_to_exit(Command::new(env!("CARGO_BIN_EXE_recorder")).args([
+        "record",
+        "-o",
+        "-",
+        "--ring",
+        "10s",
+        "--max-triggers",
+        "2",
+    ]));
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(
         log.contains(
-            "recorder: error: --ring writes one file per trigger (numbered like rotated files): \
-             it needs -o FILE, and standard output is a stream"
+            "recorder: error: --ring with a stream writes one trigger's trace to standard \
+             output, then stops: --max-triggers above 1 needs -o FILE (one file per trigger)"
         ),
         "{log}"
     );
+}
+
+/// getsockopt(SO_RCVBUF) on something that is not a socket: fails with ENOTSOCK.
+fn not_a_socket_call() {
+    let file = std::fs::File::open("/dev/null").unwrap();
+    let (mut v, mut len) = (0i32, 4 as libc::socklen_t);
+    // SAFETY: v and len are valid for the duration of the call.
+    let r = unsafe {
+        libc::getsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&raw mut v).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(r, -1);
+}
+
+#[test]
+fn a_flight_recorder_streams_its_one_trigger_then_stops() {
+    let Some(_kernel) = live_kernel("a_flight_recorder_streams_its_one_trigger") else {
+        return;
+    };
+    let me = std::process::id().to_string();
+    let args = [
+        "--pid",
+        &me,
+        "--flush-interval-ms",
+        "100",
+        "--ring",
+        "2s",
+        "--after",
+        "300ms",
+        "--trigger",
+        "errno == ENOTSOCK",
+    ];
+    let mut rec = start_recorder_to(Path::new("-"), Stdio::piped(), &args);
+    let (tx, rx) = mpsc::channel();
+    let reader = read_stream(rec.take_stdout(), tx);
+    let sock = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    for _ in 0..5 {
+        assert_eq!(recorder::workload::flood(fd, 1), 1);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        rx.try_recv().is_err(),
+        "nothing is streamed before the trigger"
+    );
+    not_a_socket_call();
+    let (status, log) = rec
+        .wait_exit(Duration::from_secs(30))
+        .expect("one trigger on a stream: the recorder stops after it");
+    assert!(status.success(), "recorder failed ({status}):\n{log}");
+    let (end, bytes) = reader.join().unwrap();
+    assert_eq!(end, "Finished", "{log}");
+    let got: Vec<OwnedEvent> = rx.try_iter().collect();
+    let failing = got.iter().filter(|e| e.ret == -libc::ENOTSOCK).count();
+    let quiet = got.iter().filter(|e| e.ret == 0 && e.fd == fd).count();
+    assert_eq!((failing, quiet), (1, 5), "{log}");
+    let dir = temp_dir("flight-stream");
+    let saved = dir.join("saved.gsot");
+    std::fs::write(&saved, &bytes).unwrap();
+    let file = format::TraceReader::open(&saved).unwrap();
+    let trigger = file.header().extra.iter().find(|(k, _)| k == "trigger");
+    assert_eq!(
+        trigger.map(|(_, v)| v.as_str()),
+        Some("expression errno == ENOTSOCK")
+    );
+    assert_eq!(file.event_count(), 6);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
