@@ -19,7 +19,7 @@ use format::{BlockFront, BlockInfo, BlockSummary, FrontParts, Site, Socket, Thre
 
 use crate::attr::Attributor;
 use crate::decode::{cgroup, sockid};
-use crate::filter::{FileFilter, IntField, Side, SockIntField, Tri, int_field, sock_int_field};
+use crate::filter::{FileFilter, IntField, Side, SockIntField, Tri, int_field};
 use crate::input::{Input, report_block};
 
 /// Sub-bucket bits: 2^7 = 128 buckets per power of two.
@@ -303,7 +303,7 @@ pub fn socket_text(ino: u64) -> String {
 
 fn sock_key(g: SockGroup, k: &Socket) -> KeyPart {
     match g {
-        SockGroup::Int(f) => sock_int_field(f, k).map_or(NO_SOCKET_KEY, |v| v as KeyPart),
+        SockGroup::Int(f) => f.of(&k.view()).map_or(NO_SOCKET_KEY, |v| v as KeyPart),
         SockGroup::Addr(side) => {
             let a = match side {
                 Side::Local => &k.local_addr,

@@ -19,7 +19,7 @@
 
 use super::glob::Glob;
 use crate::cgroup;
-use crate::sockid::{self, Cidr};
+use crate::sockid::{self, Cidr, SocketView};
 use crate::time::parse_duration;
 use crate::{errno, levels};
 
@@ -285,9 +285,8 @@ pub trait Call {
     fn duration_ns(&self) -> u64;
     /// Time since the capture's start, ns.
     fn time_ns(&self) -> u64;
-    /// Whether the call's socket passes a socket test ([`Pred::Sock`], [`Pred::SockAddr`],
-    /// [`Pred::UnixName`]): false for a call without a socket, as for analyze.
-    fn socket_matches(&self, p: &Pred) -> bool;
+    /// The call's socket; `None` for a call without one (none recorded, or not a socket).
+    fn socket(&self) -> Option<SocketView<'_>>;
 }
 
 impl Expr {
@@ -328,9 +327,53 @@ impl Pred {
             Pred::Duration(op, v) => op.test(c.duration_ns(), *v),
             Pred::Time(op, v) => op.test(c.time_ns(), *v),
             Pred::Sock(..) | Pred::SockAddr { .. } | Pred::UnixName { .. } => {
-                c.socket_matches(self)
+                self.socket_matches(c.socket().as_ref())
             }
         }
+    }
+
+    /// Whether a call's socket passes this socket test ([`Pred::Sock`], [`Pred::SockAddr`],
+    /// [`Pred::UnixName`]): false without a socket, for a field its family lacks, and for a
+    /// predicate that is not a socket test.
+    pub fn socket_matches(&self, sock: Option<&SocketView<'_>>) -> bool {
+        let Some(k) = sock else { return false };
+        match self {
+            Pred::Sock(f, op, v) => f.of(k).is_some_and(|x| op.test(x, *v as i128)),
+            Pred::SockAddr { side, net, negate } => {
+                let a = match side {
+                    Side::Local => k.local_addr,
+                    Side::Remote => k.remote_addr,
+                };
+                sockid::is_ip(k.family) && net.contains(k.family, a) != *negate
+            }
+            Pred::UnixName { side, glob, negate } => {
+                let name = match side {
+                    Side::Local => k.unix_path,
+                    Side::Remote => k.unix_peer,
+                };
+                let text = sockid::unix_name_text(name).unwrap_or_default();
+                k.family == sockid::AF_UNIX && glob.matches(text.as_bytes()) != *negate
+            }
+            _ => false,
+        }
+    }
+}
+
+impl SockIntField {
+    /// The field's value for a socket; `None` for a port of a socket that is not IP.
+    pub fn of(self, k: &SocketView<'_>) -> Option<i128> {
+        let ip = sockid::is_ip(k.family);
+        Some(match self {
+            SockIntField::Family => k.family as i128,
+            SockIntField::Type => k.sock_type as i128,
+            SockIntField::Protocol => k.protocol as i128,
+            SockIntField::TcpState => k.tcp_state as i128,
+            SockIntField::LocalPort if ip => k.local_port as i128,
+            SockIntField::RemotePort if ip => k.remote_port as i128,
+            SockIntField::Ino => k.ino as i128,
+            SockIntField::Netns => k.netns as i128,
+            _ => return None,
+        })
     }
 }
 
@@ -1144,8 +1187,106 @@ mod tests {
         fn time_ns(&self) -> u64 {
             0
         }
-        fn socket_matches(&self, _: &Pred) -> bool {
-            false
+        fn socket(&self) -> Option<SocketView<'_>> {
+            None
+        }
+    }
+
+    /// A failed call on a socket: `TestCall`'s answers, and the socket's.
+    struct SockCall<'a>(TestCall, Option<SocketView<'a>>);
+
+    impl Call for SockCall<'_> {
+        fn int(&self, f: IntField) -> i128 {
+            self.0.int(f)
+        }
+        fn comm(&self) -> &[u8] {
+            self.0.comm()
+        }
+        fn cgroup_path(&self) -> Vec<u8> {
+            self.0.cgroup_path()
+        }
+        fn attribution(&self) -> cgroup::Attribution {
+            self.0.attribution()
+        }
+        fn duration_ns(&self) -> u64 {
+            0
+        }
+        fn time_ns(&self) -> u64 {
+            0
+        }
+        fn socket(&self) -> Option<SocketView<'_>> {
+            self.1
+        }
+    }
+
+    #[test]
+    fn one_call_is_judged_with_its_socket() {
+        let (local, remote) = (
+            [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            [10, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        );
+        let tcp = SocketView {
+            family: sockid::AF_INET,
+            sock_type: 1,
+            protocol: 6,
+            tcp_state: 2,
+            local_addr: &local,
+            local_port: 40312,
+            remote_addr: &remote,
+            remote_port: 5432,
+            ino: 77,
+            netns: 4026531840,
+            unix_path: b"",
+            unix_peer: b"",
+        };
+        let unix = SocketView {
+            family: sockid::AF_UNIX,
+            sock_type: 1,
+            protocol: 0,
+            tcp_state: 0,
+            local_port: 0,
+            remote_port: 0,
+            unix_path: b"\0app",
+            ..tcp
+        };
+        let call = |s| {
+            let c = TestCall {
+                ret: -111,
+                level: 6,
+                optname: 11,
+                comm: b"envoy",
+                duration_ns: 0,
+            };
+            SockCall(c, s)
+        };
+        let (on_tcp, on_unix, on_none) = (call(Some(tcp)), call(Some(unix)), call(None));
+        for (src, tcp, unix, none) in [
+            (
+                "remote_port == 5432 && errno == ECONNREFUSED",
+                true,
+                false,
+                false,
+            ),
+            ("remote_port != 5432", false, false, false),
+            ("!(remote_port == 5432)", false, true, true),
+            (
+                "remote_addr in 10.0.0.0/8 && tcp_state == SYN_SENT",
+                true,
+                false,
+                false,
+            ),
+            (
+                "unix_path == \"@app\" || local_port == 40312",
+                true,
+                true,
+                false,
+            ),
+            ("sock_family == unix && sock_ino == 77", false, true, false),
+        ] {
+            let e = parse(src).unwrap();
+            assert_eq!(e.matches(&on_tcp), tcp, "{src}");
+            assert_eq!(e.matches(&on_unix), unix, "{src}");
+            assert_eq!(e.matches(&on_none), none, "{src}");
         }
     }
 

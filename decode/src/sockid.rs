@@ -154,6 +154,25 @@ pub fn netlink_protocol_name(v: u16) -> Cow<'static, str> {
     }
 }
 
+/// A socket's fields as the `--where` socket tests read them ([`crate::expr::Pred::socket_matches`]),
+/// borrowed from a file's socket table (analyze) or from a just-drained record (the recorder's
+/// `--trigger`), so both judge a socket by the one implementation. Meanings as in FORMAT.md 4.3.
+#[derive(Clone, Copy, Debug)]
+pub struct SocketView<'a> {
+    pub family: u16,
+    pub sock_type: u16,
+    pub protocol: u16,
+    pub tcp_state: u8,
+    pub local_addr: &'a [u8; 16],
+    pub local_port: u16,
+    pub remote_addr: &'a [u8; 16],
+    pub remote_port: u16,
+    pub ino: u64,
+    pub netns: u32,
+    pub unix_path: &'a [u8],
+    pub unix_peer: &'a [u8],
+}
+
 /// Whether a family's addresses are IP addresses (and `local_addr`/`remote_addr` hold them).
 pub fn is_ip(family: u16) -> bool {
     family == AF_INET || family == AF_INET6

@@ -31,6 +31,26 @@ pub struct Socket {
     pub unix_peer: Vec<u8>,
 }
 
+impl Socket {
+    /// The fields the `--where` socket tests read (`gsot_decode::expr::Pred::socket_matches`).
+    pub fn view(&self) -> gsot_decode::sockid::SocketView<'_> {
+        gsot_decode::sockid::SocketView {
+            family: self.family,
+            sock_type: self.sock_type,
+            protocol: self.protocol,
+            tcp_state: self.tcp_state,
+            local_addr: &self.local_addr,
+            local_port: self.local_port,
+            remote_addr: &self.remote_addr,
+            remote_port: self.remote_port,
+            ino: self.ino,
+            netns: self.netns,
+            unix_path: &self.unix_path,
+            unix_peer: &self.unix_peer,
+        }
+    }
+}
+
 /// What an event knows about its fd.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum SocketRef<'a> {

@@ -9,15 +9,17 @@
 //! blocks could not be copied into a later file as they are, and re-encoding decoded blocks
 //! would cost as much as encoding the records.
 
+use std::cell::OnceCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use format::LossRecord;
 use format::raw::RawEventHeader;
+use format::{LossRecord, OwnedSocketRef, Socket};
 use gsot_decode::cgroup;
-use gsot_decode::expr::{self, Call, Expr, IntField, Pred};
+use gsot_decode::expr::{self, Call, Expr, IntField};
+use gsot_decode::sockid::SocketView;
 
 use crate::record::Notice;
 use crate::sink::{Sink, records};
@@ -91,15 +93,6 @@ impl Trigger {
         let expr = expr::parse(source)
             .map_err(|e| anyhow::anyhow!("--trigger: {}", e.render(source)))?
             .cheapest_first();
-        // The drained record's socket is not judged here (the tests live in analyze, on the
-        // file's socket table): refused, rather than a trigger that silently never fires.
-        if expr.uses_sockets() {
-            bail!(
-                "--trigger: socket fields are not yet judged by the flight recorder; \
-                 trigger on the call (errno, optname, comm, duration, ...) and filter the \
-                 written file with `analyze --where`"
-            );
-        }
         Ok(Trigger {
             source: source.to_string(),
             expr,
@@ -162,7 +155,11 @@ pub(crate) struct Firing {
 /// A drained event as the trigger expression sees it.
 struct Drained<'a> {
     h: &'a RawEventHeader,
+    /// The whole record: its AF_UNIX names follow the value.
+    record: &'a [u8],
     capture_start_ns: u64,
+    /// Made from the record when a socket test first asks (most triggers have none).
+    socket: OnceCell<OwnedSocketRef>,
 }
 
 impl Call for Drained<'_> {
@@ -214,9 +211,12 @@ impl Call for Drained<'_> {
         }
     }
 
-    /// Never asked: `Trigger::parse` refuses an expression with socket tests.
-    fn socket_matches(&self, _: &Pred) -> bool {
-        false
+    /// As the writer will record it, so a trigger judges the socket its file shows.
+    fn socket(&self) -> Option<SocketView<'_>> {
+        let s = self
+            .socket
+            .get_or_init(|| crate::sock::of_record(self.h, self.record).1);
+        s.as_ref().socket().map(Socket::view)
     }
 
     fn duration_ns(&self) -> u64 {
@@ -235,7 +235,9 @@ impl Trigger {
             let h = RawEventHeader::read_from(item)?;
             let call = Drained {
                 h: &h,
+                record: item,
                 capture_start_ns,
+                socket: OnceCell::new(),
             };
             self.expr.matches(&call).then_some(Firing {
                 at_ns: h.ts_enter_ns,
@@ -513,6 +515,56 @@ mod tests {
         let mut r = vec![0; RAW_HEADER_SIZE];
         r[..8].copy_from_slice(&ts.to_le_bytes());
         r
+    }
+
+    /// A record of a call that returned `ret` on a TCP socket connected to `remote_port`, or
+    /// on an fd that was not a socket.
+    fn call_record(ts: u64, remote_port: Option<u16>, ret: i32) -> Vec<u8> {
+        use format::raw::{RawSocket, SOCK_NONE, SOCK_PRESENT};
+        let socket = match remote_port {
+            Some(p) => RawSocket {
+                family: 2,
+                sock_type: 1,
+                protocol: 6,
+                remote_port_be: p.to_be(),
+                status: SOCK_PRESENT,
+                state: 1,
+                ..Default::default()
+            },
+            None => RawSocket {
+                status: SOCK_NONE,
+                ..Default::default()
+            },
+        };
+        let h = RawEventHeader {
+            ts_enter_ns: ts,
+            ret,
+            socket,
+            ..Default::default()
+        };
+        // SAFETY: RawEventHeader is repr(C) plain data without implicit padding.
+        let bytes: [u8; RAW_HEADER_SIZE] = unsafe { std::mem::transmute(h) };
+        bytes.to_vec()
+    }
+
+    #[test]
+    fn a_trigger_judges_the_drained_records_socket() {
+        let t = Trigger::parse("remote_port == 5432 && errno == ECONNREFUSED").unwrap();
+        let mut b = Vec::new();
+        for r in [
+            call_record(1, Some(5432), 0),
+            call_record(2, Some(443), -libc::ECONNREFUSED),
+            call_record(3, Some(5432), -libc::ECONNREFUSED),
+            call_record(4, Some(5432), -libc::ECONNREFUSED),
+        ] {
+            push_record(&mut b, &r);
+        }
+        let f = t.first_match(&b, 0).expect("the third call matches");
+        assert_eq!(f.at_ns, 3);
+        // A call without a socket passes no socket test, whatever its operator.
+        let (mut b, ne) = (Vec::new(), Trigger::parse("remote_port != 5432").unwrap());
+        push_record(&mut b, &call_record(5, None, -libc::ECONNREFUSED));
+        assert!(ne.first_match(&b, 0).is_none());
     }
 
     fn ring(window_s: u64, size: u64) -> Ring {

@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow};
-use format::raw::{RAW_HEADER_SIZE, RawEventHeader};
+use format::raw::RawEventHeader;
 use format::{CaptureHeader, Event, LossRecord, ProcessInfo, TraceWriter, WriterOptions};
 
 use crate::cgroupfs::CgroupNames;
@@ -225,10 +225,8 @@ impl Sink {
             if h.ts_enter_ns < from_ns || h.ts_enter_ns > until_ns {
                 continue;
             }
-            let value_end = (RAW_HEADER_SIZE + h.value_len as usize).min(item.len());
-            let names_end = (value_end + h.socket.names_len()).min(item.len());
-            let socket = crate::sock::from_raw(&h.socket, &item[value_end..names_end]);
-            let mut ev = Event::from_raw(&h, &item[RAW_HEADER_SIZE..value_end]);
+            let (value, socket) = crate::sock::of_record(&h, item);
+            let mut ev = Event::from_raw(&h, value);
             ev.socket = socket.as_ref();
             if last_tgid != Some(h.tgid) {
                 last_tgid = Some(h.tgid);

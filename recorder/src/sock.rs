@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use anyhow::{Context as _, Result, bail};
-use format::raw::{RawSocket, SOCK_NONE, SOCK_PRESENT};
+use format::raw::{RAW_HEADER_SIZE, RawEventHeader, RawSocket, SOCK_NONE, SOCK_PRESENT};
 use format::{OwnedSocketRef, Socket};
 
 const AF_UNIX: u16 = 1;
@@ -14,6 +14,15 @@ const AF_INET6: u16 = 10;
 const AF_NETLINK: u16 = 16;
 const IPPROTO_TCP: u16 = 6;
 const SOCK_STREAM: u16 = 1;
+
+/// A drained record's option value and the identity of its socket (whose AF_UNIX names
+/// follow the value), each cut to the bytes the record has.
+pub fn of_record<'a>(h: &RawEventHeader, record: &'a [u8]) -> (&'a [u8], OwnedSocketRef) {
+    let value_end = (RAW_HEADER_SIZE + h.value_len as usize).min(record.len());
+    let names_end = (value_end + h.socket.names_len()).min(record.len());
+    let socket = from_raw(&h.socket, &record[value_end..names_end]);
+    (&record[RAW_HEADER_SIZE.min(value_end)..value_end], socket)
+}
 
 /// The identity of a record's socket. `names` are the AF_UNIX name bytes the record carries
 /// after its value (`raw.names_len()` of them, or fewer if the record was cut short).

@@ -751,7 +751,7 @@ impl FileFilter<'_> {
         let b = |x: bool| if x { Tri::Yes } else { Tri::No };
         match p {
             Pred::Sock(..) | Pred::SockAddr { .. } | Pred::UnixName { .. } => {
-                b(sock_pred(p, k.get(s.socket as usize)))
+                b(p.socket_matches(k.get(s.socket as usize).map(Socket::view).as_ref()))
             }
             Pred::Int(f, op, v) => b(op.test(int_field(*f, s, t), *v as i128)),
             Pred::Comm { glob, negate } => comm_matches(glob, *negate, t),
@@ -777,46 +777,6 @@ impl FileFilter<'_> {
 struct Block<'a> {
     threads: &'a [ThreadEntry],
     sockets: &'a [Socket],
-}
-
-/// A test of a socket field: false without a socket, and for a field its family lacks.
-fn sock_pred(p: &Pred, sock: Option<&Socket>) -> bool {
-    let Some(k) = sock else { return false };
-    match p {
-        Pred::Sock(f, op, v) => sock_int_field(*f, k).is_some_and(|x| op.test(x, *v as i128)),
-        Pred::SockAddr { side, net, negate } => {
-            let a = match side {
-                Side::Local => &k.local_addr,
-                Side::Remote => &k.remote_addr,
-            };
-            sockid::is_ip(k.family) && net.contains(k.family, a) != *negate
-        }
-        Pred::UnixName { side, glob, negate } => {
-            let name = match side {
-                Side::Local => &k.unix_path,
-                Side::Remote => &k.unix_peer,
-            };
-            let text = sockid::unix_name_text(name).unwrap_or_default();
-            k.family == sockid::AF_UNIX && glob.matches(text.as_bytes()) != *negate
-        }
-        _ => false,
-    }
-}
-
-/// The value of an integer socket field; `None` for a port of a socket that is not IP.
-pub fn sock_int_field(f: SockIntField, k: &Socket) -> Option<i128> {
-    let ip = sockid::is_ip(k.family);
-    Some(match f {
-        SockIntField::Family => k.family as i128,
-        SockIntField::Type => k.sock_type as i128,
-        SockIntField::Protocol => k.protocol as i128,
-        SockIntField::TcpState => k.tcp_state as i128,
-        SockIntField::LocalPort if ip => k.local_port as i128,
-        SockIntField::RemotePort if ip => k.remote_port as i128,
-        SockIntField::Ino => k.ino as i128,
-        SockIntField::Netns => k.netns as i128,
-        _ => return None,
-    })
 }
 
 fn tri(x: bool) -> Tri {
