@@ -9,8 +9,8 @@ use format::{Socket, SocketRef};
 
 pub use crate::decode::sockid::SOCKET_FIELDS;
 use crate::decode::sockid::{
-    AF_INET, AF_INET6, AF_NETLINK, AF_UNIX, endpoint_text, family_name, ip_text, is_ip,
-    netlink_protocol_name, sock_type_name, tcp_state_name, unix_name_text,
+    AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, AF_UNIX, endpoint_text, ethertype_name, family_name,
+    ip_text, is_ip, netlink_protocol_name, sock_type_name, tcp_state_name, unix_name_text,
 };
 
 const SOCK_STREAM: u16 = 1;
@@ -71,6 +71,10 @@ pub fn write_label(out: &mut String, s: &Socket) {
         AF_NETLINK => {
             let p = netlink_protocol_name(s.protocol);
             let _ = write!(out, "NETLINK:[{p}:{}", s.netlink_portid);
+        }
+        // The ethertype it receives; 0 is none given, or a file from before it was recorded.
+        AF_PACKET if s.protocol != 0 => {
+            let _ = write!(out, "PACKET:[{}", ethertype_name(s.protocol));
         }
         f => {
             let name = family_name(f);

@@ -148,10 +148,35 @@ const NETLINK_PROTOCOLS: &[(u16, &str)] = &[
 ];
 
 pub fn netlink_protocol_name(v: u16) -> Cow<'static, str> {
-    match NETLINK_PROTOCOLS.iter().find(|p| p.0 == v) {
-        Some(p) => p.1.into(),
-        None => v.to_string().into(),
-    }
+    table_name(NETLINK_PROTOCOLS, v).unwrap_or_else(|| v.to_string().into())
+}
+
+fn table_name(table: &[(u16, &'static str)], v: u16) -> Option<Cow<'static, str>> {
+    table.iter().find(|p| p.0 == v).map(|p| p.1.into())
+}
+
+/// Ethertypes (include/uapi/linux/if_ether.h) an AF_PACKET socket is commonly opened for.
+const ETHERTYPES: &[(u16, &str)] = &[
+    (0x0001, "ETH_P_802_3"),
+    (0x0003, "ETH_P_ALL"),
+    (0x0004, "ETH_P_802_2"),
+    (0x0060, "ETH_P_LOOP"),
+    (0x0800, "ETH_P_IP"),
+    (0x0806, "ETH_P_ARP"),
+    (0x8035, "ETH_P_RARP"),
+    (0x8100, "ETH_P_8021Q"),
+    (0x86DD, "ETH_P_IPV6"),
+    (0x8863, "ETH_P_PPP_DISC"),
+    (0x8864, "ETH_P_PPP_SES"),
+    (0x888E, "ETH_P_PAE"),
+    (0x88A8, "ETH_P_8021AD"),
+    (0x88CC, "ETH_P_LLDP"),
+];
+
+/// `ETH_P_ALL` for 3 (an AF_PACKET socket's `protocol`, host order); `0x88b5` for an ethertype
+/// without a name here.
+pub fn ethertype_name(v: u16) -> Cow<'static, str> {
+    table_name(ETHERTYPES, v).unwrap_or_else(|| format!("{v:#06x}").into())
 }
 
 /// A socket's fields as the `--where` socket tests read them ([`crate::expr::Pred::socket_matches`]),

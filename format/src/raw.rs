@@ -119,7 +119,8 @@ pub struct RawSocket {
     pub family: u16,
     /// `sk_type` (SOCK_*).
     pub sock_type: u16,
-    /// `sk_protocol`.
+    /// `sk_protocol`; for AF_PACKET (whose `sk_protocol` is 0) `packet_sock.num`, the
+    /// ethertype, network order as the kernel keeps it.
     pub protocol: u16,
     /// `skc_num`: local port, host order.
     pub local_port: u16,

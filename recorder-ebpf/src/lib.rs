@@ -163,6 +163,12 @@ pub struct SockOffsets {
     pub btf_socket_alloc: u32,
     pub btf_unix_sock: u32,
     pub btf_netlink_sock: u32,
+    /// `packet_sock.num`: an AF_PACKET socket's ethertype (network order; `sk_protocol` stays
+    /// 0 for packet sockets); 0 when the kernel has no packet_sock in its BTF (AF_PACKET
+    /// built as a module), and then no ethertype is read.
+    pub packet_num: u32,
+    /// For the BTF-pointer walk: `packet_sock`'s type id (0 with `packet_num` 0).
+    pub btf_packet_sock: u32,
 }
 
 /// The rodata global holding the [`SockOffsets`] (the loader writes it before loading; the
@@ -337,7 +343,7 @@ mod pod {
 }
 
 const _: () = assert!(core::mem::size_of::<TaskOffsets>() == 48);
-const _: () = assert!(core::mem::size_of::<SockOffsets>() == 42 * 4);
+const _: () = assert!(core::mem::size_of::<SockOffsets>() == 44 * 4);
 const _: () = assert!(core::mem::size_of::<SockFilter>() == 16 + 8 + 32);
 const _: () = assert!(core::mem::size_of::<Config>() == 32 + 16 + 16 + 48 + 8 + 56);
 const _: () = assert!(core::mem::size_of::<Pending>() == 64);

@@ -76,6 +76,8 @@ static SOCK_OFFSETS: SockOffsets = SockOffsets {
     btf_socket_alloc: 0,
     btf_unix_sock: 0,
     btf_netlink_sock: 0,
+    packet_num: 0,
+    btf_packet_sock: 0,
 };
 
 /// One field of [`SOCK_OFFSETS`], as the loader wrote it.
@@ -89,6 +91,7 @@ macro_rules! o {
 const AF_UNIX: u16 = 1;
 const AF_INET: u16 = 2;
 const AF_NETLINK: u16 = 16;
+const AF_PACKET: u16 = 17;
 const AF_INET6: u16 = 10;
 const S_IFMT: u16 = 0o170000;
 const S_IFSOCK: u16 = 0o140000;
@@ -292,6 +295,8 @@ fn walk(slot: &mut SockSlot, span: &mut Span, mine: bool, fd: i32) -> bool {
         AF_NETLINK if o!(netlink_portid) != 0 => {
             r.netlink_portid = read(sk + u64::from(o!(netlink_portid)));
         }
+        // At every call, over the cached sk_protocol: bind() can change it.
+        AF_PACKET if o!(packet_num) != 0 => r.protocol = read(sk + u64::from(o!(packet_num))),
         _ => {}
     }
     true
@@ -384,6 +389,9 @@ fn walk_fast(slot: &mut SockSlot, fd: i32) -> bool {
         }
         AF_NETLINK if o!(netlink_portid) != 0 => {
             r.netlink_portid = ld(cast(sk as u64, o!(btf_netlink_sock)), o!(netlink_portid));
+        }
+        AF_PACKET if o!(btf_packet_sock) != 0 => {
+            r.protocol = ld(cast(sk as u64, o!(btf_packet_sock)), o!(packet_num));
         }
         _ => {}
     }

@@ -44,6 +44,8 @@ pub struct FastWalk {
     pub socket_alloc: u32,
     pub unix_sock: u32,
     pub netlink_sock: u32,
+    /// 0 when the kernel's BTF has no `packet_sock` (see `SockOffsets::packet_num`).
+    pub packet_sock: u32,
 }
 
 /// The types and strings of one BTF blob.
@@ -181,6 +183,10 @@ impl Btf {
             socket_alloc: self.struct_id("socket_alloc")?,
             unix_sock: self.struct_id("unix_sock")?,
             netlink_sock: self.struct_id("netlink_sock")?,
+            packet_sock: match self.packet_num() {
+                0 => 0,
+                _ => self.struct_id("packet_sock")?,
+            },
         })
     }
 
@@ -263,6 +269,11 @@ impl Btf {
         })
     }
 
+    /// `packet_sock.num` (`SockOffsets::packet_num`), 0 without `packet_sock` in this BTF.
+    fn packet_num(&self) -> u32 {
+        self.offset_of("packet_sock", "num").unwrap_or(0)
+    }
+
     /// The offsets the socket walk needs (`recorder_ebpf::SockOffsets`), with its spans laid
     /// out and checked to fit the program's span buffer.
     pub fn sock_offsets(&self) -> Result<SockOffsets> {
@@ -327,6 +338,7 @@ impl Btf {
             unix_address_len: off("unix_address", "len")?,
             unix_address_name: off("unix_address", "name")?,
             netlink_portid: off("netlink_sock", "portid").unwrap_or(0),
+            packet_num: self.packet_num(),
             ..SockOffsets::default()
         };
         if off("sock", "__sk_common")? != 0 {

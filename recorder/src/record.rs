@@ -729,6 +729,7 @@ fn socket_offsets(opts: &RecordOptions, report: &mut Reporter) -> Result<SocketS
             o.btf_socket_alloc = f.socket_alloc;
             o.btf_unix_sock = f.unix_sock;
             o.btf_netlink_sock = f.netlink_sock;
+            o.btf_packet_sock = f.packet_sock;
             "btf"
         }
         (None, SocketWalk::ProbeUncached) => {

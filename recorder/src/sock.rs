@@ -12,6 +12,7 @@ const AF_UNIX: u16 = 1;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 const AF_NETLINK: u16 = 16;
+const AF_PACKET: u16 = 17;
 const IPPROTO_TCP: u16 = 6;
 const SOCK_STREAM: u16 = 1;
 
@@ -39,8 +40,11 @@ fn socket(raw: &RawSocket, names: &[u8]) -> Socket {
     let mut s = Socket {
         family: raw.family,
         sock_type: raw.sock_type,
-        // What SO_PROTOCOL says; 0 for AF_PACKET, whose ethertype is not in struct sock.
-        protocol: raw.protocol,
+        // What SO_PROTOCOL says, but for AF_PACKET (whose sk_protocol is 0) the ethertype.
+        protocol: match raw.family {
+            AF_PACKET => u16::from_be(raw.protocol),
+            _ => raw.protocol,
+        },
         ino: raw.ino,
         netns: raw.netns,
         ..Socket::default()

@@ -132,6 +132,27 @@ fn sockets() -> Vec<(i32, OwnedSocketRef)> {
         ),
         (16, NoSocket),
         (17, NotRecorded),
+        // AF_PACKET's protocol is the ethertype it receives (ETH_P_ALL; one without a name).
+        (
+            18,
+            OwnedSocketRef::Socket(format::Socket {
+                family: 17,
+                sock_type: 3,
+                protocol: 3,
+                ino: 4243,
+                ..Default::default()
+            }),
+        ),
+        (
+            19,
+            OwnedSocketRef::Socket(format::Socket {
+                family: 17,
+                sock_type: 2,
+                protocol: 0x88b5,
+                ino: 4244,
+                ..Default::default()
+            }),
+        ),
     ]
 }
 
@@ -204,6 +225,8 @@ fn text_shows_each_family_strace_style_and_raw_values_of_nonsense() {
             "15<TCP:[0.0.0.0:80]>",
             "16",
             "17",
+            "18<PACKET:[ETH_P_ALL]>",
+            "19<PACKET:[0x88b5]>",
         ]
     );
 }

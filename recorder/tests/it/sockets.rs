@@ -286,8 +286,9 @@ fn other_families(x: &mut Expect, dir: &std::path::Path) {
         inet(fd, libc::SOCK_RAW, libc::IPPROTO_ICMP, 0),
     );
 
-    // The kernel keeps a packet socket's ethertype outside struct sock: its sk_protocol (what
-    // SO_PROTOCOL returns, the probe call here) is what is recorded.
+    // The kernel keeps a packet socket's ethertype outside struct sock (packet_sock.num; its
+    // sk_protocol, what SO_PROTOCOL returns, stays 0): the ethertype is recorded, host order,
+    // the one socket() was given and then the one a bind() set.
     let packet = raw_socket(
         libc::AF_PACKET,
         libc::SOCK_RAW,
@@ -300,16 +301,30 @@ fn other_families(x: &mut Expect, dir: &std::path::Path) {
         libc::SO_PROTOCOL,
         4,
     );
-    assert_eq!(call.ret, 0);
+    assert_eq!((call.ret, &call.value[..]), (0, &0i32.to_ne_bytes()[..]));
     let packet_id = Socket {
         family: libc::AF_PACKET as u16,
         sock_type: libc::SOCK_RAW as u16,
-        protocol: i32::from_ne_bytes(call.value[..4].try_into().unwrap()) as u16,
+        protocol: libc::ETH_P_ALL as u16,
         ino: ino(packet.as_raw_fd()),
         netns: netns(),
         ..Socket::default()
     };
-    x.0.push((call, OwnedSocketRef::Socket(packet_id)));
+    x.0.push((call, OwnedSocketRef::Socket(packet_id.clone())));
+    // SAFETY: plain data.
+    let mut ll: libc::sockaddr_ll = unsafe { zeroed() };
+    ll.sll_family = libc::AF_PACKET as u16;
+    ll.sll_protocol = (libc::ETH_P_IPV6 as u16).to_be();
+    ll.sll_ifindex = 1;
+    let len = size_of::<libc::sockaddr_ll>() as u32;
+    // SAFETY: a valid sockaddr_ll of its size (ifindex 1: loopback).
+    let r = unsafe { libc::bind(packet.as_raw_fd(), (&raw const ll).cast(), len) };
+    assert_eq!(r, 0, "bind AF_PACKET: {}", std::io::Error::last_os_error());
+    let bound = Socket {
+        protocol: libc::ETH_P_IPV6 as u16,
+        ..packet_id
+    };
+    x.socket("packet bound to ETH_P_IPV6", packet.as_raw_fd(), bound);
 
     let nl = raw_socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE);
     // SAFETY: plain data.
