@@ -8,6 +8,8 @@ use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd as _, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
+pub mod sockets;
+
 /// One getsockopt call as the caller saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Call {

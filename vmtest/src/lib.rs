@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use format::{OwnedSocketRef, Socket};
+
 /// The workload thread's name: the recorder's `--comm` filter in the guest, and so the comm
 /// every event must carry.
 pub const WORKLOAD_COMM: &str = "gsot-vm-wl";
@@ -249,6 +251,9 @@ pub struct GuestCall {
     pub optlen_out: i32,
     pub ret: i32,
     pub value: Vec<u8>,
+    /// The socket the workload knows the call was made on (the socket workload's calls);
+    /// `None`: not known to the workload (the demo workload's), so not compared.
+    pub socket: Option<OwnedSocketRef>,
 }
 
 impl GuestCall {
@@ -269,7 +274,10 @@ impl GuestCall {
                 ("ret", self.ret.to_string()),
                 ("value", hex(&self.value)),
                 ("label", self.label.clone()),
-            ],
+            ]
+            .into_iter()
+            .chain(self.socket.as_ref().map(|s| ("socket", socket_text(s))))
+            .collect::<Vec<_>>(),
         )
     }
 
@@ -286,8 +294,85 @@ impl GuestCall {
             optlen_out: r.num("optlen_out")?,
             ret: r.num("ret")?,
             value: unhex(r.get("value")?).ok_or("call line: value is not hex")?,
+            socket: r
+                .fields
+                .get("socket")
+                .map(|s| parse_socket(s).ok_or(format!("call line: socket {s:?}")))
+                .transpose()?,
         })
     }
+}
+
+/// A socket identity in a call line: `none` (not a socket), `unrecorded`, or its fields
+/// comma-separated in `format::Socket`'s order, addresses and Unix names in hex.
+fn socket_text(s: &OwnedSocketRef) -> String {
+    let k = match s {
+        OwnedSocketRef::NotRecorded => return "unrecorded".into(),
+        OwnedSocketRef::NoSocket => return "none".into(),
+        OwnedSocketRef::Socket(k) => k,
+    };
+    [
+        k.family.to_string(),
+        k.sock_type.to_string(),
+        k.protocol.to_string(),
+        k.tcp_state.to_string(),
+        hex(&k.local_addr),
+        k.local_port.to_string(),
+        hex(&k.remote_addr),
+        k.remote_port.to_string(),
+        k.scope_id.to_string(),
+        k.ino.to_string(),
+        k.netns.to_string(),
+        k.netlink_portid.to_string(),
+        hex(&k.unix_path),
+        hex(&k.unix_peer),
+    ]
+    .join(",")
+}
+
+fn parse_socket(s: &str) -> Option<OwnedSocketRef> {
+    match s {
+        "unrecorded" => return Some(OwnedSocketRef::NotRecorded),
+        "none" => return Some(OwnedSocketRef::NoSocket),
+        _ => {}
+    }
+    let f: Vec<&str> = s.split(',').collect();
+    let [
+        fam,
+        ty,
+        proto,
+        state,
+        la,
+        lp,
+        ra,
+        rp,
+        scope,
+        ino,
+        netns,
+        nl,
+        up,
+        upeer,
+    ] = f[..]
+    else {
+        return None;
+    };
+    let addr = |h: &str| unhex(h)?.try_into().ok();
+    Some(OwnedSocketRef::Socket(Socket {
+        family: fam.parse().ok()?,
+        sock_type: ty.parse().ok()?,
+        protocol: proto.parse().ok()?,
+        tcp_state: state.parse().ok()?,
+        local_addr: addr(la)?,
+        local_port: lp.parse().ok()?,
+        remote_addr: addr(ra)?,
+        remote_port: rp.parse().ok()?,
+        scope_id: scope.parse().ok()?,
+        ino: ino.parse().ok()?,
+        netns: netns.parse().ok()?,
+        netlink_portid: nl.parse().ok()?,
+        unix_path: unhex(up)?,
+        unix_peer: unhex(upeer)?,
+    }))
 }
 
 /// Facts about the workload process every event must repeat.
@@ -767,7 +852,43 @@ fn event_diffs(call: &GuestCall, ctx: &Context, ev: &format::OwnedEvent) -> Vec<
     if !(ev.duration_ns > 0 && ev.duration_ns < 1_000_000_000) {
         d.push(format!("duration_ns {} not in (0, 1s)", ev.duration_ns));
     }
+    if let Some(want) = &call.socket {
+        socket_diffs(&mut d, &ev.socket, want);
+    }
     d
+}
+
+/// What differs between the recorded socket and the one the workload knows, field by field.
+fn socket_diffs(d: &mut Vec<String>, got: &OwnedSocketRef, want: &OwnedSocketRef) {
+    let (OwnedSocketRef::Socket(g), OwnedSocketRef::Socket(w)) = (got, want) else {
+        if got != want {
+            d.push(format!("socket {got:?} != {want:?}"));
+        }
+        return;
+    };
+    macro_rules! each {
+        ($($f:ident),*) => {$(
+            if g.$f != w.$f {
+                d.push(format!("socket.{} {:?} != {:?}", stringify!($f), g.$f, w.$f));
+            }
+        )*};
+    }
+    each!(
+        family,
+        sock_type,
+        protocol,
+        tcp_state,
+        local_addr,
+        local_port,
+        remote_addr,
+        remote_port,
+        scope_id,
+        ino,
+        netns,
+        netlink_portid,
+        unix_path,
+        unix_peer
+    );
 }
 
 /// Checks one mode's run. `expect` says whether the kernel must support the mode (`None`:
@@ -839,6 +960,19 @@ pub fn check_mode(
         }
     }
     let ctx = &ctx;
+    // Without BTF no socket identity either: every socket the workload knows must come out
+    // as not recorded, none as zeros that look like a socket.
+    let calls: Vec<GuestCall> = m
+        .calls
+        .iter()
+        .map(|c| GuestCall {
+            socket: c.socket.as_ref().map(|s| match sc.hides_btf() {
+                true => OwnedSocketRef::NotRecorded,
+                false => s.clone(),
+            }),
+            ..c.clone()
+        })
+        .collect();
     if m.calls.len() < 18 {
         o.problems.push(format!(
             "the workload made only {} calls (expected at least 18)",
@@ -890,7 +1024,7 @@ pub fn check_mode(
     }
     match trace.read_all_events() {
         Ok(events) => {
-            let (matched, problems) = check_events(&m.calls, ctx, &events);
+            let (matched, problems) = check_events(&calls, ctx, &events);
             o.matched = matched;
             o.problems.extend(problems);
         }
@@ -1085,7 +1219,84 @@ mod tests {
             optlen_out: 4,
             ret: 0,
             value: vec![1, 2, 3, 4],
+            socket: None,
         }
+    }
+
+    fn unix_socket() -> Socket {
+        Socket {
+            family: 1,
+            sock_type: 1,
+            ino: 4242,
+            netns: 4026531840,
+            unix_path: b"\0abstract".to_vec(),
+            unix_peer: b"/run/x.sock".to_vec(),
+            ..Socket::default()
+        }
+    }
+
+    #[test]
+    fn sockets_cross_the_console_and_every_field_is_compared() {
+        let tcp = Socket {
+            family: 10,
+            sock_type: 1,
+            protocol: 6,
+            tcp_state: 1,
+            local_addr: [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            local_port: 40312,
+            remote_addr: [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            remote_port: 5432,
+            scope_id: 1,
+            ino: 77,
+            netns: 4026532000,
+            ..Socket::default()
+        };
+        let x = ctx();
+        for want in [
+            OwnedSocketRef::Socket(tcp.clone()),
+            OwnedSocketRef::Socket(unix_socket()),
+            OwnedSocketRef::NoSocket,
+            OwnedSocketRef::NotRecorded,
+        ] {
+            let c = GuestCall {
+                socket: Some(want.clone()),
+                ..call("sock")
+            };
+            let r = parse_line(&c.to_line("kprobe", 0)).unwrap();
+            assert_eq!(GuestCall::from_record(&r), Ok(c.clone()));
+            let mut ev = event_for(&c, &x);
+            ev.socket = want;
+            assert_eq!(check_events(std::slice::from_ref(&c), &x, &[ev]).0, 1);
+        }
+        let c = GuestCall {
+            socket: Some(OwnedSocketRef::Socket(tcp.clone())),
+            ..call("sock")
+        };
+        type Break = fn(&mut Socket);
+        let broken: Vec<(&str, Break)> = vec![
+            ("socket.protocol", |s| s.protocol = 17),
+            ("socket.remote_port", |s| s.remote_port = 1),
+            ("socket.scope_id", |s| s.scope_id = 0),
+            ("socket.netns", |s| s.netns = 1),
+            ("socket.unix_peer", |s| s.unix_peer = b"x".to_vec()),
+        ];
+        for (what, f) in broken {
+            let mut s = tcp.clone();
+            f(&mut s);
+            let mut ev = event_for(&c, &x);
+            ev.socket = OwnedSocketRef::Socket(s);
+            let (matched, problems) = check_events(std::slice::from_ref(&c), &x, &[ev]);
+            assert_eq!(matched, 0, "{what}");
+            assert!(problems[0].contains(what), "{what}: {problems:?}");
+        }
+        // Zeros are not "not recorded", nor is a socket "not a socket".
+        let mut ev = event_for(&c, &x);
+        ev.socket = OwnedSocketRef::NoSocket;
+        assert_eq!(check_events(std::slice::from_ref(&c), &x, &[ev]).0, 0);
+        // Without a socket known to the workload, none is compared.
+        let mut ev = event_for(&call("demo"), &x);
+        ev.socket = OwnedSocketRef::Socket(tcp);
+        assert_eq!(check_events(&[call("demo")], &x, &[ev]).0, 1);
     }
 
     fn ctx() -> Context {

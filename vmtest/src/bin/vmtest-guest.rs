@@ -1,7 +1,8 @@
 //! The test driver that runs inside each guest (and on the host for the host kernel's row).
 //!
 //! For each attach mode: start `recorder record --attach MODE --comm gsot-vm-wl`, run the demo
-//! workload on a thread of that name (the very calls the host tests check), stop the recorder,
+//! workload and the socket workload on threads of that name (the very calls the host tests
+//! check, the socket workload's each with the socket it knows), stop the recorder,
 //! then print on stdout (the serial console in a guest) what the workload itself received,
 //! the recorder's own output, and the trace file, in the line protocol of `vmtest`'s library.
 //! Then time a short tight loop traced and untraced with `recorder bench`.
@@ -201,18 +202,41 @@ fn run_mode(cli: &Cli, mode: &str, attach: &str) -> Result<()> {
     say_mode("attached", mode, &[]);
 
     let boot_before = recorder::sys::boot_ns();
-    let (calls, comm) = std::thread::Builder::new()
+    let dir = cli.out.join(format!("{mode}.sockets"));
+    std::fs::create_dir_all(&dir)?;
+    let workload = std::thread::Builder::new()
         .name(WORKLOAD_COMM.to_string())
-        .spawn(|| {
+        .spawn(move || {
             let comm = std::fs::read_to_string("/proc/thread-self/comm")
                 .map(|c| c.trim_end().to_string())
                 .unwrap_or_default();
-            (recorder::workload::run(), comm)
+            let demo = recorder::workload::run();
+            (demo, recorder::workload::sockets::run(&dir), comm)
         })?
         .join()
         .expect("workload thread");
+    // After the others: it leaves its thread in a network namespace of its own.
+    let link_local = std::thread::Builder::new()
+        .name(WORKLOAD_COMM.to_string())
+        .spawn(recorder::workload::sockets::link_local)?
+        .join()
+        .expect("link-local workload thread");
     let boot_after = recorder::sys::boot_ns();
-    let calls = calls.context("the demo workload")?;
+    let (demo, sockets, comm) = workload;
+    // The demo's calls have no socket the workload knows; the socket workload's each have one.
+    let mut calls: Vec<_> = demo
+        .context("the demo workload")?
+        .into_iter()
+        .map(|c| (c, None))
+        .collect();
+    let sockets = sockets.context("the socket workload")?;
+    let link_local = link_local.context("the socket workload's link-local part")?;
+    calls.extend(
+        sockets
+            .into_iter()
+            .chain(link_local)
+            .map(|(c, s)| (c, Some(s))),
+    );
 
     // Let the last exit events reach the ring buffer and one drain cycle pass, as the host
     // tests do, then stop the recorder as a user would.
@@ -242,7 +266,7 @@ fn run_mode(cli: &Cli, mode: &str, attach: &str) -> Result<()> {
         boot_after,
     };
     say(&ctx.to_line(mode));
-    for (i, c) in calls.iter().enumerate() {
+    for (i, (c, socket)) in calls.iter().enumerate() {
         let call = GuestCall {
             label: c.label.to_string(),
             tid: c.tid,
@@ -255,6 +279,7 @@ fn run_mode(cli: &Cli, mode: &str, attach: &str) -> Result<()> {
             optlen_out: c.optlen_out,
             ret: c.ret,
             value: c.value.clone(),
+            socket: socket.clone(),
         };
         say(&call.to_line(mode, i));
     }
