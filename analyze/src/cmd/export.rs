@@ -21,7 +21,7 @@ use crate::export::progress::Progress;
 use crate::export::sink::{InFlight, Sink, SinkOptions};
 use crate::export::{self, Chunk, FileColumns, Scratch, block_chunks, hex};
 use crate::filter::{Filter, FilterArgs};
-use crate::input::{self, Input, report_block, selected_blocks};
+use crate::input::{self, Input, report_block};
 
 const EXPORT_HELP: &str = "\
 Columns (see README, \"Parquet schema\"; also in each file's key-value metadata `gsot.schema`):
@@ -224,14 +224,12 @@ pub fn run(a: &ExportArgs, out: &mut dyn Write) -> Result<(), AppError> {
         return Err(AppError::usage("--zstd-level: must be 1 to 22"));
     }
     let inputs = input::open_all(&a.files)?;
-    let span = input::span(&inputs);
-    let filter = Filter::new(&a.filter, span)?.with_attribution();
     let drop_host = partitioning.as_ref().is_some_and(|p| p.host);
-    let (order, _) = input::time_order(&inputs);
-    let selections: Vec<Vec<BlockInfo>> = inputs
-        .iter()
-        .map(|i| selected_blocks(&i.reader, &filter.for_file(&i.reader)))
-        .collect();
+    let export::Selection {
+        filter,
+        order,
+        blocks: selections,
+    } = export::Selection::new(&inputs, &a.filter)?;
     let total: u64 = selections
         .iter()
         .flatten()

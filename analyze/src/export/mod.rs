@@ -23,12 +23,12 @@ use arrow_array::{
 use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use format::raw::{FLAG_VALUE_TRUNCATED, FLAG_VALUE_UNREADABLE};
-use format::{CaptureHeader, DecodedBlock};
+use format::{BlockInfo, CaptureHeader, DecodedBlock};
 
 use crate::decode::cgroup;
 use crate::decode::{Kind, errno, hex_into, json_string, levels};
-use crate::filter::{FileFilter, Tri, to_wall};
-use crate::input::for_each_selected;
+use crate::filter::{FileFilter, Filter, FilterArgs, FilterError, Tri, to_wall};
+use crate::input::{Input, for_each_selected, selected_blocks, span, time_order};
 use crate::socket::{FieldValue, SOCKET_FIELDS};
 
 /// The Arrow type of a column, as named in the docs and the `gsot.schema` metadata.
@@ -423,6 +423,33 @@ fn value_int(layout: IntLayout, bytes: &[u8]) -> Option<i64> {
             i64::try_from(u64::from_le_bytes(bytes.try_into().expect("8 bytes"))).ok()
         }
         _ => None,
+    }
+}
+
+/// What an export reads: the filter, the inputs in the order their rows are written (of
+/// their first event) and the blocks the filter selects in each. `analyze export` and
+/// `gsot.read` both start here, so the two cannot select different rows.
+pub struct Selection {
+    pub filter: Filter,
+    /// Indexes into the inputs, in output order.
+    pub order: Vec<usize>,
+    /// Per input (in the inputs' order): its selected blocks.
+    pub blocks: Vec<Vec<BlockInfo>>,
+}
+
+impl Selection {
+    pub fn new(inputs: &[Input], args: &FilterArgs) -> Result<Selection, FilterError> {
+        // The container columns need the attribution, whether or not the filter does.
+        let filter = Filter::new(args, span(inputs))?.with_attribution();
+        let blocks = inputs
+            .iter()
+            .map(|i| selected_blocks(&i.reader, &filter.for_file(&i.reader)))
+            .collect();
+        Ok(Selection {
+            filter,
+            order: time_order(inputs).0,
+            blocks,
+        })
     }
 }
 

@@ -12,9 +12,9 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use format::TraceReader;
 
-use super::{FileColumns, Scratch, block_chunks, schema};
-use crate::filter::{Filter, FilterArgs};
-use crate::input::{Input, selected_blocks, span, time_order};
+use super::{FileColumns, Scratch, Selection, block_chunks, schema};
+use crate::filter::FilterArgs;
+use crate::input::Input;
 
 /// What a read returns.
 pub struct Table {
@@ -69,18 +69,15 @@ pub fn read(paths: &[PathBuf], filter: &FilterArgs, recover: bool) -> Result<Tab
         .iter()
         .map(|p| open(p, recover, &mut problems))
         .collect::<Result<Vec<_>, _>>()?;
-    // As analyze export: the container columns need the attribution.
-    let filter = Filter::new(filter, span(&inputs))
-        .map_err(|e| ReadError::Usage(e.0))?
-        .with_attribution();
+    let sel = Selection::new(&inputs, filter).map_err(|e| ReadError::Usage(e.0))?;
     let schema = schema(false);
     let mut batches = Vec::new();
-    for i in time_order(&inputs).0 {
+    for &i in &sel.order {
         let inp = &inputs[i];
-        let ff = filter.for_file(&inp.reader);
+        let ff = sel.filter.for_file(&inp.reader);
         let file = FileColumns::of(inp.reader.header());
-        let blocks = selected_blocks(&inp.reader, &ff);
-        let results = inp.reader.par_map_blocks(&blocks, |_, d| {
+        let blocks = &sel.blocks[i];
+        let results = inp.reader.par_map_blocks(blocks, |_, d| {
             block_chunks(d, &ff, &file, false, false, &mut Scratch::default())
         });
         for (b, r) in blocks.iter().zip(results) {
