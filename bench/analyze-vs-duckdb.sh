@@ -32,15 +32,8 @@ source bench/lib.sh
 bench_build
 python3 -c 'import duckdb' 2>/dev/null || pip install -q duckdb
 
-# Keyed by what changes the bytes: format 1.2 with sockets (the generator's default), 1.1 block
-# summaries, the writer's default zstd parameters (fast_compression, for blocks and summaries)
-# and block size, so a cached file of older defaults is not reused.
-TRACE="$DIR/big-$N-f1.2-sockets-fastz-rawsum-b128k.gsot"
+bench_trace "$N" "$DIR"
 PARQUET="$DIR/big-$N-sockets-containers.parquet"
-if [ ! -f "$TRACE" ]; then
-    echo "generating $TRACE ..."
-    "$GEN" --seed 1 --events "$N" -o "$TRACE.tmp" && mv "$TRACE.tmp" "$TRACE"
-fi
 if [ ! -f "$PARQUET" ]; then
     echo "converting to $PARQUET (once) ..."
     "$A" events "$TRACE" --format csv --fields ts_ns,duration_ns,pid,tid,uid,comm,fd,level,optname,ret,sock_family,sock_type,tcp_state,local_addr,local_port,remote_addr,remote_port,sock_ino,netns,container_runtime,container_id,container_name,image,pod_uid,pod_name,pod_namespace,k8s_container,qos_class,systemd_unit |

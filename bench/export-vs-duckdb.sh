@@ -25,12 +25,7 @@ bench_build
 python3 -c 'import duckdb' 2>/dev/null ||
     python3 -m pip install -q --root-user-action=ignore -r scripts/requirements-test.txt
 
-# Keyed by the writer's defaults that change the bytes (see analyze-vs-duckdb.sh).
-TRACE="$DIR/big-$N-f1.1-fastz-rawsum-b128k.gsot"
-if [ ! -f "$TRACE" ]; then
-    echo "generating $TRACE ..."
-    "$GEN" --seed 1 --events "$N" -o "$TRACE.tmp" && mv "$TRACE.tmp" "$TRACE"
-fi
+bench_trace "$N" "$DIR"
 OUT="$DIR/out"
 rm -f "$OUT"/*.parquet
 

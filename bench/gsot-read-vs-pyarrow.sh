@@ -10,8 +10,8 @@
 # reported too). Then, each in its own Python process, one run each, page cache warm:
 #   gsot       gsot.read(TRACE)                      the trace straight into a pyarrow.Table
 #   parquet    pyarrow.parquet.read_table(EXPORT)    the same rows from the export
-# and reports wall time and peak RSS (/usr/bin/time -v) of each, and checks both tables have the
-# same rows and schema.
+# and reports wall time, CPU time and peak RSS (/usr/bin/time -v) of each, and checks both
+# tables have the same rows and schema.
 set -euo pipefail
 
 N=${1:-30000000}
@@ -29,19 +29,15 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
     --force-reinstall --no-deps "$WHEELS"/gsot-*.whl
 rm -rf "$WHEELS"
 
-# The same name as bench/analyze-vs-duckdb.sh's, so the two share the file.
-TRACE="$DIR/big-$N-f1.1-fastz-rawsum-b128k.gsot"
+bench_trace "$N" "$DIR"
 EXPORT="$DIR/gsot-read-$N.parquet"
-if [ ! -f "$TRACE" ]; then
-    echo "generating $TRACE ..."
-    "$GEN" --seed 1 --events "$N" -o "$TRACE.tmp" && mv "$TRACE.tmp" "$TRACE"
-fi
 OUT="$DIR/out"
 mkdir -p "$OUT"
 
 measure() { # name, command...
     time_run "$@"
-    printf '%-8s %10s wall  %6s MiB peak RSS  %s\n' "$1" "$WALL" "$RSS_MIB" "$(tr '\n' ' ' <"$OUT/$1.out")"
+    printf '%-8s %10s wall  %8s CPU  %6s MiB peak RSS  %s\n' "$1" "$WALL" "$CPU" "$RSS_MIB" \
+        "$(tr '\n' ' ' <"$OUT/$1.out")"
 }
 
 echo "exporting $TRACE ($N events) ..."
