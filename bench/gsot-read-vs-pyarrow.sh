@@ -4,8 +4,8 @@
 #   bench/gsot-read-vs-pyarrow.sh [EVENTS]      (default 30000000)
 #
 # Builds (release, in $CARGO_TARGET_DIR, default target-analyze/ like the other benches) analyze,
-# gen-trace and the gsot wheel, and installs the wheel. Uses the trace of
-# bench/analyze-vs-duckdb.sh EVENTS (generated once under .cache/bench-analyze/ if missing) and
+# gen-trace and the gsot wheel, and installs the wheel under .cache/bench-analyze/py. Uses the
+# trace of bench/analyze-vs-duckdb.sh EVENTS (generated once under .cache/bench-analyze/ if missing) and
 # writes its `analyze export` anew each run (the columns change as the export grows; its time is
 # reported too). Then, each in its own Python process, one run each, page cache warm:
 #   gsot       gsot.read(TRACE)                      the trace straight into a pyarrow.Table
@@ -25,8 +25,10 @@ source bench/lib.sh
 bench_build
 WHEELS=$(mktemp -d)
 maturin build --release --locked -q -m python/Cargo.toml -o "$WHEELS"
+# Into a directory of its own, not site-packages: other worktrees' tests import their gsot.
+rm -rf "$DIR/py"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-    --force-reinstall --no-deps "$WHEELS"/gsot-*.whl
+    --no-deps --target "$DIR/py" "$WHEELS"/gsot-*.whl
 rm -rf "$WHEELS"
 
 bench_trace "$N" "$DIR"
@@ -49,7 +51,7 @@ cat "$TRACE" "$EXPORT" >/dev/null
 # Prints: rows, schema digest (the two must agree), then the table's bytes.
 SHAPE='import hashlib; s = str(t.schema.remove_metadata()).encode()
 print("rows", t.num_rows, "schema", hashlib.sha256(s).hexdigest()[:12]); print("bytes", t.nbytes)'
-measure gsot python3 -c "import sys, gsot; t = gsot.read(sys.argv[1])
+measure gsot env PYTHONPATH="$DIR/py" python3 -c "import sys, gsot; t = gsot.read(sys.argv[1])
 $SHAPE" "$TRACE"
 measure parquet python3 -c "import sys, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1])
 $SHAPE" "$EXPORT"

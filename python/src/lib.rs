@@ -72,14 +72,16 @@ fn time_bound(t: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
     ))
 }
 
-/// read(paths, where=None, since=None, until=None, recover=False) -> pyarrow.Table
+/// read(paths, where=None, since=None, until=None, recover=False, columns=None) -> pyarrow.Table
 ///
 /// The selected events of one or more trace files (in order of their first event), with the
 /// columns of `analyze export`. `where`, `since` and `until` are `analyze`'s --where, --since
 /// and --until. A damaged file raises TraceError naming the file and the offset, unless
 /// `recover=True`: then every complete block is read and each thing skipped is a warning.
+/// `columns`: only these columns, in this order (the decoded values, `value_text` and the
+/// structs, are most of the work and are not built unless named).
 #[pyfunction]
-#[pyo3(signature = (paths, r#where=None, since=None, until=None, recover=false))]
+#[pyo3(signature = (paths, r#where=None, since=None, until=None, recover=false, columns=None))]
 fn read(
     py: Python<'_>,
     paths: &Bound<'_, PyAny>,
@@ -87,6 +89,7 @@ fn read(
     since: Option<&Bound<'_, PyAny>>,
     until: Option<&Bound<'_, PyAny>>,
     recover: bool,
+    columns: Option<Vec<String>>,
 ) -> PyResult<Py<PyAny>> {
     let files = self::paths(paths)?;
     let filter = FilterArgs {
@@ -97,7 +100,7 @@ fn read(
     };
     // Decoding runs on analyze's thread pool; other Python threads may run meanwhile.
     let t = py
-        .detach(|| table::read(&files, &filter, recover))
+        .detach(|| table::read(&files, &filter, recover, columns.as_deref()))
         .map_err(to_py)?;
     for p in &t.problems {
         let msg = CString::new(p.replace('\0', " ")).expect("NULs replaced");

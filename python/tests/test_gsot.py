@@ -169,3 +169,25 @@ def test_bad_arguments():
         gsot.read("no-such.gsot")
     with pytest.raises(ValueError):
         gsot.read([])
+
+
+def test_columns_are_the_full_tables_in_the_order_named(tmp, generated):
+    full = gsot.read(generated)
+    for names in (["tcp_info", "ts_ns", "value_text"], ["optname_name", "ret"], ["linger"]):
+        got = gsot.read(generated, columns=names)
+        assert got.column_names == names
+        assert got.schema.remove_metadata() == full.select(names).schema.remove_metadata()
+        for n in names:
+            assert got.column(n).combine_chunks().equals(full.column(n).combine_chunks()), n
+    # The where filter reads its own fields whatever the columns named.
+    where = "optname == TCP_INFO"
+    got = gsot.read(generated, where=where, columns=["duration_ns"])
+    assert got.column("duration_ns") == gsot.read(generated, where=where).column("duration_ns")
+    assert got.num_rows > 0
+
+
+def test_columns_not_in_the_schema_are_refused():
+    with pytest.raises(ValueError, match='columns: no column named "rtt_us"'):
+        gsot.read(MIXED, columns=["ts_ns", "rtt_us"])
+    with pytest.raises(ValueError, match='columns: "ts_ns" named twice'):
+        gsot.read(MIXED, columns=["ts_ns", "ts_ns"])

@@ -432,7 +432,15 @@ fn export_file(
     let file = FileColumns::of(inp.reader.header());
     let decode = |batch: &[BlockInfo]| -> Vec<Chunk> {
         let results = inp.reader.par_map_blocks(batch, |_, d| {
-            block_chunks(d, &ff, &file, drop_host, by_day, &mut Scratch::default())
+            block_chunks(
+                d,
+                &ff,
+                &file,
+                drop_host,
+                by_day,
+                true,
+                &mut Scratch::default(),
+            )
         });
         let mut chunks = Vec::new();
         for (b, r) in batch.iter().zip(results) {

@@ -10,11 +10,12 @@
 
 use std::sync::{Arc, OnceLock};
 
-use arrow_array::builder::{
-    Int32Builder, Int64Builder, StringBuilder, UInt8Builder, UInt16Builder, UInt32Builder,
-    UInt64Builder,
+use arrow_array::builder::StringBuilder;
+use arrow_array::types::{
+    ArrowPrimitiveType, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
-use arrow_array::{ArrayRef, BooleanArray, StructArray};
+use arrow_array::{ArrayRef, BooleanArray, PrimitiveArray, StringArray, StructArray};
+use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer, bit_util};
 use arrow_schema::{DataType, Field, Fields};
 use format::Event;
 
@@ -28,6 +29,9 @@ const STRUCTS: &[(&str, &[Kind])] = &[
     ("ucred", &[Kind::Ucred]),
     ("timeval", &[Kind::TimevalOld, Kind::TimevalNew]),
 ];
+
+/// How many columns this module makes: `value_text`, `value_truncated` and the structs.
+pub const COLUMNS: usize = 2 + STRUCTS.len();
 
 /// Index into [`STRUCTS`] of the struct column named in `COLUMNS` (see `ColType::Struct`).
 pub const TCP_INFO: usize = 0;
@@ -84,14 +88,28 @@ pub fn struct_type(i: usize) -> DataType {
     DataType::Struct(layouts()[i].arrow.clone())
 }
 
-enum Child {
-    Text(StringBuilder),
-    U8(UInt8Builder),
-    U16(UInt16Builder),
-    U32(UInt32Builder),
-    U64(UInt64Builder),
-    I32(Int32Builder),
-    I64(Int64Builder),
+/// One child of a struct column: a slot for every row of the chunk, as Arrow wants (a null
+/// row still has one), set only where a row has the field. Most rows are null in every
+/// struct column but one, so the slots start zeroed (fresh zeroed memory is not even touched
+/// until written) and a null row costs the children nothing.
+struct Child {
+    values: Values,
+    /// Validity bits, one per row, zero (null) until set.
+    valid: Vec<u8>,
+}
+
+enum Values {
+    /// Offsets are written up to the last row set, and the rest at finish.
+    Text {
+        offsets: Vec<i32>,
+        bytes: Vec<u8>,
+    },
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+    U32(Vec<u32>),
+    U64(Vec<u64>),
+    I32(Vec<i32>),
+    I64(Vec<i64>),
 }
 
 fn unsigned(v: &Value) -> Option<u64> {
@@ -110,61 +128,92 @@ fn signed(v: &Value) -> Option<i64> {
     }
 }
 
+/// A primitive child's values as an Arrow array of `rows` rows.
+fn primitive<T: ArrowPrimitiveType>(
+    mut v: Vec<T::Native>,
+    rows: usize,
+    nulls: Option<NullBuffer>,
+) -> ArrayRef {
+    v.truncate(rows);
+    v.shrink_to_fit();
+    Arc::new(PrimitiveArray::<T>::new(ScalarBuffer::from(v), nulls))
+}
+
 impl Child {
-    fn new(t: FieldType) -> Child {
-        match t {
-            FieldType::Text => Child::Text(StringBuilder::new()),
-            FieldType::U8 => Child::U8(UInt8Builder::new()),
-            FieldType::U16 => Child::U16(UInt16Builder::new()),
-            FieldType::U32 => Child::U32(UInt32Builder::new()),
-            FieldType::U64 => Child::U64(UInt64Builder::new()),
-            FieldType::I32 => Child::I32(Int32Builder::new()),
-            FieldType::I64 => Child::I64(Int64Builder::new()),
-        }
-    }
-
-    /// Appends `v` (null if absent). The decoder reads each field at its own width, so the
-    /// narrowing casts keep every bit.
-    fn push(&mut self, v: Option<&Value>, scratch: &mut String) {
-        match self {
-            Child::Text(b) => match v {
-                Some(v) => {
-                    scratch.clear();
-                    v.write_text(scratch);
-                    b.append_value(&*scratch);
+    /// A child of `rows` null rows.
+    fn new(t: FieldType, rows: usize) -> Child {
+        let values = match t {
+            FieldType::Text => {
+                let mut offsets = Vec::with_capacity(rows + 1);
+                offsets.push(0);
+                Values::Text {
+                    offsets,
+                    bytes: Vec::new(),
                 }
-                None => b.append_null(),
-            },
-            Child::U8(b) => b.append_option(v.and_then(unsigned).map(|x| x as u8)),
-            Child::U16(b) => b.append_option(v.and_then(unsigned).map(|x| x as u16)),
-            Child::U32(b) => b.append_option(v.and_then(unsigned).map(|x| x as u32)),
-            Child::U64(b) => b.append_option(v.and_then(unsigned)),
-            Child::I32(b) => b.append_option(v.and_then(signed).map(|x| x as i32)),
-            Child::I64(b) => b.append_option(v.and_then(signed)),
+            }
+            FieldType::U8 => Values::U8(vec![0; rows]),
+            FieldType::U16 => Values::U16(vec![0; rows]),
+            FieldType::U32 => Values::U32(vec![0; rows]),
+            FieldType::U64 => Values::U64(vec![0; rows]),
+            FieldType::I32 => Values::I32(vec![0; rows]),
+            FieldType::I64 => Values::I64(vec![0; rows]),
+        };
+        Child {
+            values,
+            valid: vec![0; rows.div_ceil(8)],
         }
     }
 
-    fn nulls(&mut self, n: usize) {
-        match self {
-            Child::Text(b) => b.append_nulls(n),
-            Child::U8(b) => b.append_nulls(n),
-            Child::U16(b) => b.append_nulls(n),
-            Child::U32(b) => b.append_nulls(n),
-            Child::U64(b) => b.append_nulls(n),
-            Child::I32(b) => b.append_nulls(n),
-            Child::I64(b) => b.append_nulls(n),
+    /// Sets row `row` to `v`. The decoder reads each field at its own width, so the narrowing
+    /// casts keep every bit; a value of another shape leaves the row null.
+    fn set(&mut self, row: usize, v: &Value, scratch: &mut String) {
+        let set = match &mut self.values {
+            Values::Text { offsets, bytes } => {
+                scratch.clear();
+                v.write_text(scratch);
+                // The rows since the last one set are null: empty, at the current end.
+                offsets.resize(row + 1, bytes.len() as i32);
+                bytes.extend_from_slice(scratch.as_bytes());
+                // A chunk is one block: its text is far below 2 GiB.
+                offsets.push(bytes.len() as i32);
+                true
+            }
+            Values::U8(b) => unsigned(v).map(|x| b[row] = x as u8).is_some(),
+            Values::U16(b) => unsigned(v).map(|x| b[row] = x as u16).is_some(),
+            Values::U32(b) => unsigned(v).map(|x| b[row] = x as u32).is_some(),
+            Values::U64(b) => unsigned(v).map(|x| b[row] = x).is_some(),
+            Values::I32(b) => signed(v).map(|x| b[row] = x as i32).is_some(),
+            Values::I64(b) => signed(v).map(|x| b[row] = x).is_some(),
+        };
+        if set {
+            bit_util::set_bit(&mut self.valid, row);
         }
     }
 
-    fn finish(&mut self) -> ArrayRef {
-        match self {
-            Child::Text(b) => Arc::new(b.finish()),
-            Child::U8(b) => Arc::new(b.finish()),
-            Child::U16(b) => Arc::new(b.finish()),
-            Child::U32(b) => Arc::new(b.finish()),
-            Child::U64(b) => Arc::new(b.finish()),
-            Child::I32(b) => Arc::new(b.finish()),
-            Child::I64(b) => Arc::new(b.finish()),
+    /// The child's first `rows` rows.
+    fn finish(self, rows: usize) -> ArrayRef {
+        let mut valid = self.valid;
+        valid.truncate(rows.div_ceil(8));
+        valid.shrink_to_fit();
+        let nulls = NullBuffer::new(BooleanBuffer::new(Buffer::from_vec(valid), 0, rows));
+        let nulls = (nulls.null_count() > 0).then_some(nulls);
+        match self.values {
+            Values::Text { mut offsets, bytes } => {
+                offsets.resize(rows + 1, bytes.len() as i32);
+                offsets.shrink_to_fit();
+                Arc::new(StringArray::new(
+                    // Offsets start at 0 and never decrease; each value is a whole String.
+                    OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                    Buffer::from_vec(bytes),
+                    nulls,
+                ))
+            }
+            Values::U8(v) => primitive::<UInt8Type>(v, rows, nulls),
+            Values::U16(v) => primitive::<UInt16Type>(v, rows, nulls),
+            Values::U32(v) => primitive::<UInt32Type>(v, rows, nulls),
+            Values::U64(v) => primitive::<UInt64Type>(v, rows, nulls),
+            Values::I32(v) => primitive::<Int32Type>(v, rows, nulls),
+            Values::I64(v) => primitive::<Int64Type>(v, rows, nulls),
         }
     }
 }
@@ -172,56 +221,35 @@ impl Child {
 struct StructColumn {
     children: Vec<Child>,
     valid: Vec<bool>,
-    /// Null rows not yet given to the children: most rows are null in every struct column
-    /// but one, so they are added in runs rather than one by one in each of ~70 children.
-    gap: usize,
 }
 
 impl StructColumn {
-    fn new(l: &Layout) -> StructColumn {
+    fn new(l: &Layout, rows: usize) -> StructColumn {
         StructColumn {
-            children: l.fields.iter().map(|f| Child::new(f.ty)).collect(),
-            valid: Vec::new(),
-            gap: 0,
+            children: l.fields.iter().map(|f| Child::new(f.ty, rows)).collect(),
+            valid: Vec::with_capacity(rows),
         }
     }
 
-    fn close_gap(&mut self) {
-        if self.gap > 0 {
-            for c in &mut self.children {
-                c.nulls(self.gap);
-            }
-            self.gap = 0;
-        }
-    }
-
-    /// One row: the decoded fields, a prefix of the layout's (a short value stops early), or
-    /// `None` for a null row.
+    /// The next row: the decoded fields, a prefix of the layout's (a short value stops early),
+    /// or `None` for a null row.
     fn push(&mut self, l: &Layout, fields: Option<&[(&str, Value)]>, scratch: &mut String) {
+        let row = self.valid.len();
         let fields = fields.unwrap_or_default();
         self.valid.push(!fields.is_empty());
-        if fields.is_empty() {
-            self.gap += 1;
-            return;
-        }
-        self.close_gap();
-        let mut given = fields.iter();
-        let mut next = given.next();
+        let mut given = fields.iter().peekable();
         for (child, f) in self.children.iter_mut().zip(&l.fields) {
-            let v = match next {
-                Some((name, v)) if *name == f.name => {
-                    next = given.next();
-                    Some(v)
-                }
-                _ => None,
-            };
-            child.push(v, scratch);
+            let Some((name, v)) = given.peek() else { break };
+            if *name == f.name {
+                child.set(row, v, scratch);
+                given.next();
+            }
         }
     }
 
-    fn finish(mut self, l: &Layout) -> ArrayRef {
-        self.close_gap();
-        let arrays = self.children.iter_mut().map(Child::finish).collect();
+    fn finish(self, l: &Layout) -> ArrayRef {
+        let rows = self.valid.len();
+        let arrays = self.children.into_iter().map(|c| c.finish(rows)).collect();
         Arc::new(
             StructArray::try_new(l.arrow.clone(), arrays, super::nulls(self.valid))
                 .expect("every child has one value per row"),
@@ -237,12 +265,17 @@ pub struct Columns {
     scratch: String,
 }
 
-impl Default for Columns {
-    fn default() -> Columns {
+impl Columns {
+    /// Columns for at most `rows` rows.
+    pub fn with_capacity(rows: usize) -> Columns {
         Columns {
-            text: StringBuilder::new(),
-            truncated: Vec::new(),
-            structs: layouts().iter().map(StructColumn::new).collect(),
+            // Most values' text is short; tcp_info's is long, and the builder grows for it.
+            text: StringBuilder::with_capacity(rows, rows * 8),
+            truncated: Vec::with_capacity(rows),
+            structs: layouts()
+                .iter()
+                .map(|l| StructColumn::new(l, rows))
+                .collect(),
             scratch: String::new(),
         }
     }

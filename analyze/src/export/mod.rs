@@ -18,7 +18,7 @@ use std::sync::Arc;
 use arrow_array::types::Int32Type;
 use arrow_array::{
     ArrayRef, BinaryArray, DictionaryArray, Int32Array, Int64Array, PrimitiveArray, StringArray,
-    TimestampNanosecondArray, UInt16Array, UInt32Array, UInt64Array,
+    TimestampNanosecondArray, UInt16Array, UInt32Array, UInt64Array, new_null_array,
 };
 use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -320,6 +320,10 @@ const fn attr_col(i: usize) -> Column {
 /// How many attribution columns follow `capture_id`.
 const ATTR_COLUMNS: usize = cgroup::FIELDS.len();
 
+/// Where the decoded-value columns ([`decoded`]) start in [`COLUMNS`]: after the attribution
+/// columns.
+pub const DECODED_COLUMNS_AT: usize = c::CAPTURE_ID + 1 + ATTR_COLUMNS;
+
 /// Where the socket columns start in [`COLUMNS`]: they end it, having landed after the
 /// attribution and decoded-value columns (a unit test holds the order).
 const SOCKET_COLUMNS_AT: usize = COLUMNS.len() - SOCKET_FIELDS.len();
@@ -505,7 +509,6 @@ enum SockCell {
 }
 
 /// One socket column of a chunk.
-#[derive(Default)]
 struct SockColumn {
     keys: Vec<i32>,
     nums: Vec<u64>,
@@ -513,6 +516,14 @@ struct SockColumn {
 }
 
 impl SockColumn {
+    fn with_capacity(rows: usize) -> SockColumn {
+        SockColumn {
+            keys: Vec::with_capacity(rows),
+            nums: Vec::with_capacity(rows),
+            valid: Vec::with_capacity(rows),
+        }
+    }
+
     fn push(&mut self, c: SockCell) {
         let (k, n, v) = match c {
             SockCell::Null => (0, 0, false),
@@ -547,8 +558,7 @@ impl SockColumn {
     }
 }
 
-/// Growable columns of one chunk.
-#[derive(Default)]
+/// The columns of one chunk, grown one row at a time.
 struct Builder {
     time: Vec<i64>,
     ts: Vec<u64>,
@@ -584,8 +594,58 @@ struct Builder {
     value_int_valid: Vec<bool>,
     /// Per attribution field: dictionary keys, and whether the value is known.
     attr: [(Vec<i32>, Vec<bool>); ATTR_COLUMNS],
-    decoded: decoded::Columns,
+    /// `None` when the decoded-value columns are not wanted.
+    decoded: Option<decoded::Columns>,
     socket: Vec<SockColumn>,
+}
+
+impl Builder {
+    /// A builder for at most `rows` rows and `value_bytes` of values: sized once, so no
+    /// column is copied as it grows.
+    fn with_capacity(rows: usize, value_bytes: usize, decoded: bool) -> Builder {
+        let mut value_offsets = Vec::with_capacity(rows + 1);
+        value_offsets.push(0);
+        Builder {
+            time: Vec::with_capacity(rows),
+            ts: Vec::with_capacity(rows),
+            duration: Vec::with_capacity(rows),
+            pid: Vec::with_capacity(rows),
+            tid: Vec::with_capacity(rows),
+            ppid: Vec::with_capacity(rows),
+            uid: Vec::with_capacity(rows),
+            gid: Vec::with_capacity(rows),
+            comm: Vec::with_capacity(rows),
+            cgroup: Vec::with_capacity(rows),
+            pid_ns: Vec::with_capacity(rows),
+            mnt_ns: Vec::with_capacity(rows),
+            cpu: Vec::with_capacity(rows),
+            fd: Vec::with_capacity(rows),
+            level: Vec::with_capacity(rows),
+            level_name: Vec::with_capacity(rows),
+            level_valid: Vec::with_capacity(rows),
+            optname: Vec::with_capacity(rows),
+            opt_name: Vec::with_capacity(rows),
+            opt_valid: Vec::with_capacity(rows),
+            optlen_in: Vec::with_capacity(rows),
+            optlen_out: Vec::with_capacity(rows),
+            ret: Vec::with_capacity(rows),
+            errno: Vec::with_capacity(rows),
+            errno_valid: Vec::with_capacity(rows),
+            flags: Vec::with_capacity(rows),
+            optval_ptr: Vec::with_capacity(rows),
+            optlen_ptr: Vec::with_capacity(rows),
+            value_offsets,
+            values: Vec::with_capacity(value_bytes),
+            value_int: Vec::with_capacity(rows),
+            value_int_valid: Vec::with_capacity(rows),
+            attr: std::array::from_fn(|_| (Vec::with_capacity(rows), Vec::with_capacity(rows))),
+            decoded: decoded.then(|| decoded::Columns::with_capacity(rows)),
+            socket: SOCKET_FIELDS
+                .iter()
+                .map(|_| SockColumn::with_capacity(rows))
+                .collect(),
+        }
+    }
 }
 
 /// A small dictionary of strings built per block.
@@ -679,7 +739,14 @@ impl Builder {
         for ((keys, valid), values) in self.attr.into_iter().zip(&dicts.attr) {
             columns.push(dict_column(keys, Some(valid), values));
         }
-        columns.extend(self.decoded.finish());
+        match self.decoded {
+            Some(d) => columns.extend(d.finish()),
+            None => columns.extend(
+                COLUMNS[DECODED_COLUMNS_AT..SOCKET_COLUMNS_AT]
+                    .iter()
+                    .map(|c| new_null_array(&c.ty.arrow(), rows)),
+            ),
+        }
         for (i, col) in self.socket.into_iter().enumerate() {
             let ty = COLUMNS[SOCKET_COLUMNS_AT + i].ty;
             columns.push(col.array(ty, &dicts.socket[i]));
@@ -731,12 +798,15 @@ impl AttrDicts {
 
 /// Converts the selected events of a decoded block into chunks: one chunk, or one per UTC day
 /// when `split_by_day` (for the `date` partition). Returns no chunk when nothing is selected.
+/// Without `decoded` the decoded-value columns are all null (for a reader that does not
+/// want them: they are most of the work).
 pub fn block_chunks(
     d: &DecodedBlock,
     ff: &FileFilter<'_>,
     file: &FileColumns,
     drop_host: bool,
     split_by_day: bool,
+    decoded: bool,
     sc: &mut Scratch,
 ) -> Vec<Chunk> {
     let mut comm = Dict::default();
@@ -802,6 +872,12 @@ pub fn block_chunks(
         attr: Vec::new(),
         socket: sock_dicts.iter().map(Dict::array).collect(),
     };
+    // The rows, counted first so that each column is allocated once at its size.
+    let (mut selected, mut value_bytes) = (0, 0);
+    for_each_selected(d, ff, &mut sc.verdicts, |_, e| {
+        selected += 1;
+        value_bytes += e.value.len();
+    });
     // Most blocks fall within one day: one builder, switched only when the day changes.
     let mut builders: Vec<(i64, Builder)> = Vec::new();
     let mut current = usize::MAX;
@@ -815,14 +891,9 @@ pub fn block_chunks(
             current = match builders.iter().position(|(k, _)| *k == day) {
                 Some(i) => i,
                 None => {
-                    let b = Builder {
-                        value_offsets: vec![0],
-                        socket: SOCKET_FIELDS
-                            .iter()
-                            .map(|_| SockColumn::default())
-                            .collect(),
-                        ..Builder::default()
-                    };
+                    let rows: usize = builders.iter().map(|(_, b)| b.ts.len()).sum();
+                    let bytes: usize = builders.iter().map(|(_, b)| b.values.len()).sum();
+                    let b = Builder::with_capacity(selected - rows, value_bytes - bytes, decoded);
                     builders.push((day, b));
                     builders.len() - 1
                 }
@@ -869,7 +940,9 @@ pub fn block_chunks(
             keys_col.push(k.unwrap_or(0));
             valid.push(k.is_some());
         }
-        b.decoded.push(e);
+        if let Some(d) = &mut b.decoded {
+            d.push(e);
+        }
         for (col, &cell) in b.socket.iter_mut().zip(&f.socket) {
             col.push(cell);
         }
@@ -917,6 +990,26 @@ mod tests {
         assert_eq!(int_layout(1, 8), Some(IntLayout::I32));
         assert_eq!(int_layout(6, 11), None);
         assert_eq!(int_layout(12345, 1), None);
+    }
+
+    #[test]
+    fn decoded_columns_follow_the_attribution() {
+        assert_eq!(DECODED_COLUMNS_AT + decoded::COLUMNS, SOCKET_COLUMNS_AT);
+        let names: Vec<&str> = COLUMNS[DECODED_COLUMNS_AT..SOCKET_COLUMNS_AT]
+            .iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "value_text",
+                "value_truncated",
+                "tcp_info",
+                "linger",
+                "ucred",
+                "timeval"
+            ]
+        );
     }
 
     #[test]

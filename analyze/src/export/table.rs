@@ -7,12 +7,15 @@
 //! returned as a problem line (what `analyze` says on stderr).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use format::TraceReader;
 
-use super::{FileColumns, Scratch, Selection, block_chunks, schema};
+use super::{
+    Chunk, DECODED_COLUMNS_AT, FileColumns, Scratch, Selection, block_chunks, decoded, schema,
+};
 use crate::filter::FilterArgs;
 use crate::input::Input;
 
@@ -61,16 +64,48 @@ fn open(p: &PathBuf, recover: bool, problems: &mut Vec<String>) -> Result<Input,
     Ok(Input { path, reader })
 }
 
+/// The indexes into [`schema`]`(false)` of the columns named, in the order named.
+fn projection(names: &[String]) -> Result<Vec<usize>, ReadError> {
+    let all = schema(false);
+    let mut out = Vec::with_capacity(names.len());
+    for n in names {
+        let i = all.index_of(n).map_err(|_| {
+            ReadError::Usage(format!(
+                "columns: no column named {n:?} (README, \"Parquet schema\", lists them)"
+            ))
+        })?;
+        if out.contains(&i) {
+            return Err(ReadError::Usage(format!("columns: {n:?} named twice")));
+        }
+        out.push(i);
+    }
+    Ok(out)
+}
+
 /// Reads the selected events of `paths` (in order of their first event, like `analyze
-/// export`) into record batches of [`schema`]`(false)`, one or more per block.
-pub fn read(paths: &[PathBuf], filter: &FilterArgs, recover: bool) -> Result<Table, ReadError> {
+/// export`) into record batches of [`schema`]`(false)`, one or more per block; with `columns`,
+/// only the columns named, in that order (a decoded-value column not named is not built).
+pub fn read(
+    paths: &[PathBuf],
+    filter: &FilterArgs,
+    recover: bool,
+    columns: Option<&[String]>,
+) -> Result<Table, ReadError> {
+    let keep = columns.map(projection).transpose()?;
     let mut problems = Vec::new();
     let inputs = paths
         .iter()
         .map(|p| open(p, recover, &mut problems))
         .collect::<Result<Vec<_>, _>>()?;
     let sel = Selection::new(&inputs, filter).map_err(|e| ReadError::Usage(e.0))?;
-    let schema = schema(false);
+    let decoded = DECODED_COLUMNS_AT..DECODED_COLUMNS_AT + decoded::COLUMNS;
+    let want_decoded = keep
+        .as_ref()
+        .is_none_or(|k| k.iter().any(|i| decoded.contains(i)));
+    let schema = match &keep {
+        Some(k) => Arc::new(schema(false).project(k).expect("indexes of the schema")),
+        None => schema(false),
+    };
     let mut batches = Vec::new();
     for &i in &sel.order {
         let inp = &inputs[i];
@@ -78,7 +113,14 @@ pub fn read(paths: &[PathBuf], filter: &FilterArgs, recover: bool) -> Result<Tab
         let file = FileColumns::of(inp.reader.header());
         let blocks = &sel.blocks[i];
         let results = inp.reader.par_map_blocks(blocks, |_, d| {
-            block_chunks(d, &ff, &file, false, false, &mut Scratch::default())
+            let mut sc = Scratch::default();
+            let chunks = block_chunks(d, &ff, &file, false, false, want_decoded, &mut sc);
+            // Projected here, so the columns not kept are freed as each block is done.
+            let columns = |c: Chunk| match &keep {
+                Some(k) => k.iter().map(|&i| c.columns[i].clone()).collect(),
+                None => c.columns,
+            };
+            chunks.into_iter().map(columns).collect::<Vec<_>>()
         });
         for (b, r) in blocks.iter().zip(results) {
             let chunks = match r {
@@ -95,9 +137,9 @@ pub fn read(paths: &[PathBuf], filter: &FilterArgs, recover: bool) -> Result<Tab
                     continue;
                 }
             };
-            for c in chunks {
+            for columns in chunks {
                 // The columns were built for this schema (block_chunks checks the count).
-                let batch = RecordBatch::try_new(schema.clone(), c.columns)
+                let batch = RecordBatch::try_new(schema.clone(), columns)
                     .expect("a chunk's columns are the schema's");
                 batches.push(batch);
             }
