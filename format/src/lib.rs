@@ -1,4 +1,4 @@
-//! The getsockopt trace file format, version 1.2.
+//! The getsockopt trace file format, version 1.4.
 //!
 //! * [`raw`]: the `no_std` record the eBPF program hands to user space (shared layout).
 //! * [`TraceWriter`]: writes a trace file (header, compressed event blocks, side tables, index).
@@ -11,6 +11,8 @@
 
 pub mod raw;
 
+#[cfg(feature = "std")]
+mod aggregate;
 #[cfg(feature = "std")]
 mod block;
 #[cfg(feature = "std")]
@@ -45,6 +47,7 @@ mod writer;
 
 #[cfg(feature = "std")]
 pub use {
+    aggregate::{AggregateEntry, AggregatePeriod, OVERFLOW_TGID, SAMPLE_ALL},
     block::{BlockEvents, DecodedBlock, Site, ThreadEntry},
     error::Error,
     event::{Event, OwnedEvent, comm_to_str},
@@ -63,6 +66,6 @@ pub use {
 /// The format's major version. A reader refuses any other major version.
 pub const VERSION_MAJOR: u16 = 1;
 /// The format's minor version this crate writes. It reads every minor version of its major.
-pub const VERSION_MINOR: u16 = 3;
+pub const VERSION_MINOR: u16 = 4;
 /// The file name extension the tools use.
 pub const FILE_EXTENSION: &str = "gsot";

@@ -236,6 +236,70 @@ fn bytes_at<const N: usize>(b: &[u8; RAW_HEADER_SIZE], o: usize) -> [u8; N] {
     core::array::from_fn(|i| b[o + i])
 }
 
+/// Buckets of an aggregate record's latency histogram (FORMAT.md 5.3, since 1.4): 0 to 7 ns
+/// one each, then 8 per power of two up to 2^40 ns (about 18 minutes), the last bucket also
+/// holding every longer duration. Coarse (a bucket is 1/8 of a power of two wide, so its
+/// midpoint is within 1/16 of any duration in it) because the kernel keeps one histogram per
+/// key and CPU, and a per-CPU map value is at most 32 KiB.
+pub const AGG_BUCKETS: usize = 8 + 37 * 8;
+
+/// The aggregate histogram bucket of a duration in ns. No loop and no `leading_zeros` (a BPF
+/// build has no count-leading-zeros instruction): a binary search for the top bit.
+#[inline(always)]
+pub fn agg_bucket(d: u64) -> u32 {
+    if d < 8 {
+        return d as u32;
+    }
+    if d >= 1 << 40 {
+        return AGG_BUCKETS as u32 - 1;
+    }
+    let mut top = 0u32;
+    let mut v = d;
+    if v >> 32 != 0 {
+        v >>= 32;
+        top += 32;
+    }
+    if v >> 16 != 0 {
+        v >>= 16;
+        top += 16;
+    }
+    if v >> 8 != 0 {
+        v >>= 8;
+        top += 8;
+    }
+    if v >> 4 != 0 {
+        v >>= 4;
+        top += 4;
+    }
+    if v >> 2 != 0 {
+        v >>= 2;
+        top += 2;
+    }
+    if v >> 1 != 0 {
+        top += 1;
+    }
+    // top >= 3: the three bits below the top one pick one of 8 sub-buckets.
+    let sub = ((d >> (top - 3)) & 7) as u32;
+    8 + (top - 3) * 8 + sub
+}
+
+/// The durations bucket `i` holds: `low..high` (`high` exclusive; the last bucket's is
+/// `u64::MAX`, as it holds every longer duration too).
+pub fn agg_bucket_range(i: u32) -> (u64, u64) {
+    if i < 8 {
+        return (i as u64, i as u64 + 1);
+    }
+    let j = (i - 8) as u64;
+    let shift = j / 8;
+    let sub = 8 + j % 8;
+    let high = if i as usize >= AGG_BUCKETS - 1 {
+        u64::MAX
+    } else {
+        (sub + 1) << shift
+    };
+    (sub << shift, high)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
+use crate::AggregatePeriod;
 use crate::block::{BlockHeader, DecodedBlock};
 use crate::front::{BlockFront, FrontParts};
 use crate::meta::{self, CaptureHeader, CgroupV1Path, ContainerInfo, LossRecord, ProcessInfo};
@@ -185,7 +186,7 @@ impl TraceReader {
         // ignored, as their bytes may predate the field (FORMAT.md 6).
         let more = index.more_sections.iter().filter_map(|&o| {
             let tag = SectionHeader::decode_at(file, o).ok()?.tag;
-            (o < at && [Tag::CONTAINERS, Tag::CGROUP_V1].contains(&tag)).then_some((tag, o))
+            (o < at && Tag::MORE.contains(&tag)).then_some((tag, o))
         });
         for (tag, offset) in index.sections.iter().copied().chain(more) {
             if offset >= at {
@@ -328,6 +329,12 @@ impl TraceReader {
     /// files), each for the process table entry with its pid and first_seen_ns.
     pub fn cgroup_v1_paths(&self) -> &[CgroupV1Path] {
         &self.side.cgroup_v1
+    }
+
+    /// The aggregate records of a sampled capture (`recorder record --max-rate`; since 1.4,
+    /// empty otherwise), period by period in file order.
+    pub fn aggregates(&self) -> &[AggregatePeriod] {
+        &self.side.aggregates
     }
 
     /// `Some` when the file had no usable index and was read by scanning.
@@ -505,6 +512,7 @@ pub(crate) struct SideTables {
     pub losses: Vec<LossRecord>,
     pub containers: Vec<ContainerInfo>,
     pub cgroup_v1: Vec<CgroupV1Path>,
+    pub aggregates: Vec<AggregatePeriod>,
 }
 
 impl SideTables {
@@ -518,12 +526,14 @@ impl SideTables {
             self.losses.len(),
             self.containers.len(),
             self.cgroup_v1.len(),
+            self.aggregates.len(),
         );
         let r = match tag {
             Tag::PROCESSES => meta::decode_processes(&mut c, &mut self.processes),
             Tag::LOSSES => meta::decode_losses(&mut c, &mut self.losses),
             Tag::CONTAINERS => meta::decode_containers(&mut c, &mut self.containers),
             Tag::CGROUP_V1 => meta::decode_cgroup_v1(&mut c, &mut self.cgroup_v1),
+            Tag::AGGREGATES => crate::aggregate::decode_aggregates(&mut c, &mut self.aggregates),
             _ => Ok(()),
         };
         if r.is_err() {
@@ -531,6 +541,7 @@ impl SideTables {
             self.losses.truncate(kept.1);
             self.containers.truncate(kept.2);
             self.cgroup_v1.truncate(kept.3);
+            self.aggregates.truncate(kept.4);
         }
         r
     }
@@ -551,7 +562,7 @@ fn damage(e: &Error) -> String {
 
 /// The next offset at or after `from` where a whole, intact section starts.
 fn resync(file: &[u8], from: u64) -> Option<u64> {
-    const KNOWN: [Tag; 8] = [
+    const KNOWN: [Tag; 9] = [
         Tag::HEADER,
         Tag::BLOCK,
         Tag::SUMMARY,
@@ -559,6 +570,7 @@ fn resync(file: &[u8], from: u64) -> Option<u64> {
         Tag::LOSSES,
         Tag::CONTAINERS,
         Tag::CGROUP_V1,
+        Tag::AGGREGATES,
         Tag::INDEX,
     ];
     let last = file.len().checked_sub(SECTION_HEADER_LEN)?;

@@ -31,6 +31,11 @@ impl Tag {
     pub const CONTAINERS: Tag = Tag(*b"CTNR");
     /// Since 1.3: cgroup v1 paths of processes at the v2 root (FORMAT.md 5.2).
     pub const CGROUP_V1: Tag = Tag(*b"CGV1");
+    /// Since 1.4: exact counts of a sampled capture's calls by period (FORMAT.md 5.3).
+    pub const AGGREGATES: Tag = Tag(*b"AGGR");
+
+    /// The kinds `INDX` lists in `more_sections` (FORMAT.md 6): every side table added since 1.3.
+    pub const MORE: [Tag; 3] = [Tag::CONTAINERS, Tag::CGROUP_V1, Tag::AGGREGATES];
 
     pub fn name(&self) -> String {
         self.0
@@ -214,6 +219,7 @@ fn section_what(tag: Tag) -> &'static str {
         Tag::PROCESSES => "a process table section",
         Tag::CONTAINERS => "a container table section",
         Tag::CGROUP_V1 => "a cgroup v1 path section",
+        Tag::AGGREGATES => "an aggregate record section",
         Tag::LOSSES => "a loss record section",
         Tag::INDEX => "the index section",
         Tag::SUMMARY => "a block summary",

@@ -138,7 +138,11 @@ impl<R: Read> StreamReader<R> {
                         Err(e) => StreamItem::Skipped(e),
                     }));
                 }
-                Tag::PROCESSES | Tag::LOSSES | Tag::CONTAINERS | Tag::CGROUP_V1 => {
+                Tag::PROCESSES
+                | Tag::LOSSES
+                | Tag::CONTAINERS
+                | Tag::CGROUP_V1
+                | Tag::AGGREGATES => {
                     let r = self.side.add(h.tag, &self.body, at);
                     return Ok(Some(match r {
                         Ok(()) => StreamItem::SideTable,
@@ -250,6 +254,11 @@ impl<R: Read> StreamReader<R> {
     /// The cgroup v1 paths so far (since 1.3).
     pub fn cgroup_v1_paths(&self) -> &[CgroupV1Path] {
         &self.side.cgroup_v1
+    }
+
+    /// The aggregate records so far (since 1.4).
+    pub fn aggregates(&self) -> &[crate::AggregatePeriod] {
+        &self.side.aggregates
     }
 
     /// Bytes read so far.

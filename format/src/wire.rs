@@ -217,7 +217,6 @@ impl<'a> Cursor<'a> {
     }
 
     /// Zigzag over the `u32` width: a marker announcing 8 bytes is refused like for a `u32`.
-    #[cfg(test)]
     pub fn varint_i32(&mut self, what: &str) -> Result<i32, Error> {
         let at = self.offset();
         let v = unzigzag(self.varint_max(4, u32::MAX as u64, what)?);

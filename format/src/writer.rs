@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use crate::AggregatePeriod;
 use crate::block::{BlockEncoder, BlockHeader, MAX_BLOCK_EVENTS, MAX_BLOCK_RAW};
 use crate::meta::{self, CaptureHeader, CgroupV1Path, ContainerInfo, LossRecord, ProcessInfo};
 use crate::section::{self, SectionHeader, Tag};
@@ -87,6 +88,7 @@ pub struct TraceWriter<W: Write> {
     pending_losses: Vec<LossRecord>,
     pending_containers: Vec<ContainerInfo>,
     pending_v1: Vec<CgroupV1Path>,
+    pending_aggregates: Vec<AggregatePeriod>,
     stats: WriterStats,
     /// Set after an I/O error: the file's tail is unknown, so nothing more may be appended.
     failed: bool,
@@ -135,6 +137,7 @@ impl<W: Write> TraceWriter<W> {
             pending_losses: Vec::new(),
             pending_containers: Vec::new(),
             pending_v1: Vec::new(),
+            pending_aggregates: Vec::new(),
             stats: WriterStats::default(),
             failed: false,
         };
@@ -180,6 +183,11 @@ impl<W: Write> TraceWriter<W> {
         self.pending_v1.push(p);
     }
 
+    /// Records a period's aggregate records (FORMAT.md 5.3); written with the next flush.
+    pub fn add_aggregates(&mut self, period: AggregatePeriod) {
+        self.pending_aggregates.push(period);
+    }
+
     /// Records lost events; written with the next flush.
     pub fn add_loss(&mut self, loss: LossRecord) {
         self.stats.lost += loss.lost;
@@ -194,7 +202,8 @@ impl<W: Write> TraceWriter<W> {
                 && (!self.pending_processes.is_empty()
                     || !self.pending_losses.is_empty()
                     || !self.pending_containers.is_empty()
-                    || !self.pending_v1.is_empty()))
+                    || !self.pending_v1.is_empty()
+                    || !self.pending_aggregates.is_empty()))
         {
             self.flush()?;
             return Ok(true);
@@ -222,6 +231,10 @@ impl<W: Write> TraceWriter<W> {
         }
         let v1 = std::mem::take(&mut self.pending_v1);
         if let Some(at) = self.put_side(Tag::CGROUP_V1, &v1)? {
+            self.index_more.push(at);
+        }
+        let aggregates = std::mem::take(&mut self.pending_aggregates);
+        if let Some(at) = self.put_side(Tag::AGGREGATES, &aggregates)? {
             self.index_more.push(at);
         }
         if self.block.len() > 0 {

@@ -416,3 +416,95 @@ fn the_writer_refuses_a_unix_name_longer_than_sun_path() {
         "{err}"
     );
 }
+
+/// A period of aggregate records with a process's entry and the overflow entry.
+pub(crate) fn aggregate_period(start_ns: u64) -> format::AggregatePeriod {
+    use format::{AggregateEntry, AggregatePeriod};
+    AggregatePeriod {
+        start_ns,
+        end_ns: start_ns + 1_000_000_000,
+        sample_p: 1 << 20,
+        sampled: 300,
+        capped: 2,
+        dropped: 1,
+        entries: vec![
+            AggregateEntry {
+                tgid: 812,
+                level: 6,
+                optname: 11,
+                ret: -111,
+                duration_sum_ns: 5 + 1000 * 40,
+                duration_max_ns: 1_003,
+                buckets: vec![(5, 1), (format::raw::agg_bucket(1000), 40)],
+            },
+            AggregateEntry {
+                tgid: format::OVERFLOW_TGID,
+                duration_sum_ns: 1 << 41,
+                duration_max_ns: 1 << 41,
+                buckets: vec![(format::raw::AGG_BUCKETS as u32 - 1, 1)],
+                ..AggregateEntry::default()
+            },
+        ],
+    }
+}
+
+#[test]
+fn aggregate_records_round_trip_by_index_scan_and_stream() {
+    let events = crate::common::synth_events(10, 1);
+    let mut w =
+        TraceWriter::try_new(Vec::new(), &crate::common::header(), Default::default()).unwrap();
+    w.add_aggregates(aggregate_period(100));
+    for e in &events {
+        w.write(&e.as_event()).unwrap();
+    }
+    w.flush().unwrap();
+    w.add_aggregates(aggregate_period(2_000_000_000));
+    let bytes = w.finish().unwrap();
+    let want = [aggregate_period(100), aggregate_period(2_000_000_000)];
+    let r = TraceReader::from_bytes(bytes.clone()).unwrap();
+    assert!(r.recovery().is_none());
+    assert_eq!(r.version(), (1, 4));
+    assert_eq!(r.aggregates(), &want);
+    assert_eq!(r.aggregates()[0].entries[0].calls(), 41);
+    assert!(r.aggregates()[0].entries[1].is_overflow());
+    let cut = bytes[..bytes.len() - 24].to_vec();
+    let r = TraceReader::from_bytes(cut).unwrap();
+    assert!(r.recovery().is_some());
+    assert_eq!(r.aggregates(), &want);
+    let mut s = format::StreamReader::try_new(&bytes[..]).unwrap();
+    let mut block = format::DecodedBlock::default();
+    while s.next(&mut block).unwrap().is_some() {}
+    assert_eq!(s.aggregates(), &want);
+}
+
+#[test]
+fn aggregate_buckets_hold_their_durations_within_a_sixteenth() {
+    use format::raw::{AGG_BUCKETS, agg_bucket, agg_bucket_range};
+    let mut prev = 0;
+    let mut probes: Vec<u64> = (0..70_000u64)
+        .chain((10..64).flat_map(|k| [(1u64 << k) - 1, 1 << k, (1 << k) + 1]))
+        .chain([u64::MAX])
+        .collect();
+    probes.sort();
+    for d in probes {
+        let b = agg_bucket(d);
+        assert!((b as usize) < AGG_BUCKETS, "{d}");
+        let (low, high) = agg_bucket_range(b);
+        assert!(
+            low <= d && d < high.max(low + 1) || high == u64::MAX,
+            "{d} in bucket {b}: {low}..{high}"
+        );
+        if d < 1 << 40 {
+            assert!(b >= prev, "{d}");
+            prev = b;
+            // The last bucket also holds longer durations; below 2^40 it ends there.
+            let mid = low + (high.min(1 << 40) - low) / 2;
+            assert!(mid.abs_diff(d) as f64 <= d as f64 / 16.0, "{d}: {mid}");
+        }
+    }
+    assert_eq!(
+        agg_bucket_range(AGG_BUCKETS as u32 - 1),
+        (15 << 36, u64::MAX)
+    );
+    assert_eq!(agg_bucket(1 << 40), AGG_BUCKETS as u32 - 1);
+}

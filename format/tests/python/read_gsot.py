@@ -22,7 +22,7 @@ import zstandard
 MAGIC = b"\x89GSO\r\n\x1a\n"  # section 2.1
 END_MAGIC = b"GSOTEND\n"  # section 6
 KNOWN_MAJOR = 1
-KNOWN_MINOR = 3  # 1.1 adds BSUM block summaries (section 4.2), 1.2 socket identity (4.3), 1.3 CTNR and CGV1 (5.1, 5.2)
+KNOWN_MINOR = 4  # 1.1 adds BSUM block summaries (section 4.2), 1.2 socket identity (4.3), 1.3 CTNR and CGV1 (5.1, 5.2), 1.4 AGGR (5.3)
 
 PREAMBLE_LEN = 16
 SECTION_HEADER_LEN = 16
@@ -43,9 +43,14 @@ TAG_HEAD, TAG_BLCK, TAG_PROC, TAG_LOSS, TAG_INDX = b"HEAD", b"BLCK", b"PROC", b"
 TAG_BSUM = b"BSUM"
 TAG_CTNR = b"CTNR"  # since 1.3 (section 5.1)
 TAG_CGV1 = b"CGV1"  # since 1.3 (section 5.2)
-LATER_TAGS = (TAG_CTNR, TAG_CGV1)  # listed after INDX total_events (section 6)
+TAG_AGGR = b"AGGR"  # since 1.4 (section 5.3)
+LATER_TAGS = (TAG_CTNR, TAG_CGV1, TAG_AGGR)  # listed after INDX total_events (section 6)
 # Section 7 step 3: "a 1.1 reader knows BSUM" when searching past damage.
-KNOWN_TAGS = {TAG_HEAD, TAG_BLCK, TAG_BSUM, TAG_PROC, TAG_LOSS, TAG_CTNR, TAG_CGV1, TAG_INDX}
+KNOWN_TAGS = {TAG_HEAD, TAG_BLCK, TAG_BSUM, TAG_PROC, TAG_LOSS, TAG_CTNR, TAG_CGV1, TAG_AGGR, TAG_INDX}
+
+AGG_BUCKETS = 304  # section 5.3: indexes 0 to 303
+SAMPLE_ALL = 1 << 32  # section 5.3: sample_p of a period in which every call was picked
+OVERFLOW_TGID = 0xFFFFFFFF  # section 5.3: the overflow entry
 
 U64_MASK = (1 << 64) - 1
 
@@ -371,6 +376,50 @@ def decode_cgv1(body: bytes, body_offset: int) -> list[dict]:
     entries = r.vec(lambda: {"pid": r.u32(), "first_seen_ns": r.u64(), "path": r.string()})
     # FORMAT.md §5.2: bytes after the list belong to a later minor version: ignored.
     return entries
+
+
+def decode_aggr(body: bytes, body_offset: int) -> list[dict]:
+    """Section 5.3: a list of periods, each with its entries; every rule checked."""
+    r = VarintReader(body, body_offset)
+
+    def buckets() -> list[tuple[int, int]]:
+        out = []
+        for _ in range(r.length()):
+            at = r.where()
+            index, calls = r.u32(), r.u64()
+            if index >= AGG_BUCKETS or (out and index <= out[-1][0]) or calls == 0:
+                raise GsotError(at, f"bucket index {index} with {calls} calls breaks section 5.3")
+            out.append((index, calls))
+        return out
+
+    def entry() -> dict:
+        e = {"tgid": r.u32(), "level": r.i32(), "optname": r.i32(), "ret": r.i32(),
+             "duration_sum_ns": r.u64(), "duration_max_ns": r.u64()}
+        e["buckets"] = buckets()
+        e["calls"] = sum(n for _, n in e["buckets"])
+        return e
+
+    def period() -> dict:
+        at = r.where()
+        names = ("start_ns", "end_ns", "sample_p", "sampled", "capped", "dropped")
+        p = {k: r.u64() for k in names}
+        if p["start_ns"] > p["end_ns"] or p["sample_p"] > SAMPLE_ALL or p["capped"] + p["dropped"] > p["sampled"]:
+            raise GsotError(at, f"an aggregate period that breaks section 5.3: {p}")
+        p["entries"] = r.vec(entry)
+        return p
+
+    periods = r.vec(period)
+    # FORMAT.md §5.3: bytes after the list belong to a later minor version: ignored.
+    return periods
+
+
+def aggregate_bucket_range(index: int) -> tuple[int, int | None]:
+    """Section 5.3: the durations bucket `index` holds, [low, high); high None for the last."""
+    if index < 8:
+        return index, index + 1
+    j = index - 8
+    s, m = j // 8, 8 + j % 8
+    return m << s, None if index == AGG_BUCKETS - 1 else (m + 1) << s
 
 
 # --- BLCK bodies (section 4) -----------------------------------------------------------------
@@ -755,6 +804,7 @@ class TraceFile:
         self.losses: list[dict] = []
         self.containers: list[dict] = []  # CTNR entries, file order (section 5.1)
         self.cgroup_v1: list[dict] = []  # CGV1 entries, file order (section 5.2)
+        self.aggregates: list[dict] = []  # AGGR periods, file order (section 5.3)
         self.recovered = False
         self.scan: ScanReport | None = None
         self.problems: list[tuple[int, str]] = []  # (file offset, description), from a scan
@@ -768,7 +818,7 @@ class TraceFile:
             self._open_with_index()
         except GsotError as err:
             self.blocks, self.processes, self.losses, self.containers = [], [], [], []
-            self.cgroup_v1 = []
+            self.cgroup_v1, self.aggregates = [], []
             self.recovered = True
             self._scan_file(reason=str(err))
 
@@ -838,7 +888,7 @@ class TraceFile:
             raise GsotError(index.body_offset, f"INDX block counts do not add up to total_events={total_events}")
 
         processes, losses, containers = [], [], []
-        cgroup_v1 = []
+        cgroup_v1, aggregates = [], []
         for tag, offset in sections:
             if tag is None:
                 # Section 6: a more_sections offset names its kind in its header; one that is
@@ -859,11 +909,13 @@ class TraceFile:
                 containers.extend(decode_ctnr(section.body, section.body_offset))
             elif tag == TAG_CGV1:
                 cgroup_v1.extend(decode_cgv1(section.body, section.body_offset))
+            elif tag == TAG_AGGR:
+                aggregates.extend(decode_aggr(section.body, section.body_offset))
             else:
                 losses.extend(decode_loss(section.body, section.body_offset))
 
         self.blocks, self.processes, self.losses = blocks, processes, losses
-        self.containers, self.cgroup_v1 = containers, cgroup_v1
+        self.containers, self.cgroup_v1, self.aggregates = containers, cgroup_v1, aggregates
 
     # Section 7.
     def _scan_file(self, reason: str) -> None:
@@ -931,6 +983,8 @@ class TraceFile:
                     self.containers.extend(decode_ctnr(section.body, section.body_offset))
                 elif tag == TAG_CGV1:
                     self.cgroup_v1.extend(decode_cgv1(section.body, section.body_offset))
+                elif tag == TAG_AGGR:
+                    self.aggregates.extend(decode_aggr(section.body, section.body_offset))
                 else:
                     self.losses.extend(decode_loss(section.body, section.body_offset))
             except GsotError as err:
