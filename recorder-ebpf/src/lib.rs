@@ -11,6 +11,12 @@
 pub const MAP_EVENTS: &str = "EVENTS";
 pub const MAP_CONFIG: &str = "CONFIG";
 pub const MAP_LOSSES: &str = "LOSSES";
+/// `--max-rate`'s maps (`src/agg.rs`): the counts by key, the overflow entry and the sample's
+/// counters, one of each per generation; and the sample's cap counter.
+pub const MAP_AGG: &str = "AGG";
+pub const MAP_AGG_OVERFLOW: &str = "AGG_OVERFLOW";
+pub const MAP_AGG_COUNTERS: &str = "AGG_COUNTERS";
+pub const MAP_AGG_SAMPLED: &str = "AGG_SAMPLED";
 /// The first kernel with BPF_CMPXCHG, which exact in-flight claims need. Before it the loader
 /// takes each entry and exit program's variant named with [`PLAIN_SUFFIX`].
 pub const CAS_KERNEL: (u32, u32) = (5, 12);
@@ -232,6 +238,70 @@ pub struct Config {
     pub inflight_mask: u32,
     pub _pad: u32,
     pub sock_filter: SockFilter,
+    /// `--max-rate`: 1 when every call is counted in the aggregate map (`src/agg.rs`) and only
+    /// a sample is handed over as events.
+    pub agg_on: u32,
+    /// The generation (0 or 1) calls are counted in now; user space reads and clears the
+    /// other one.
+    pub agg_gen: u32,
+    /// A call is sampled when `bpf_get_prandom_u32() < sample_p` (2^32: every call).
+    pub sample_p: u64,
+    /// Most calls sampled per generation, whatever `sample_p` says (bounds a burst).
+    pub sample_cap: u64,
+}
+
+/// Slots of the aggregate map, shared by both generations (each holds at most what the other
+/// leaves). Every value is [`AGG_VALUE_SIZE`] bytes per possible CPU, preallocated.
+pub const AGG_MAX_ENTRIES: u32 = 2048;
+
+/// Key of the aggregate map: a generation and what the file's aggregate entries are keyed by.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AggKey {
+    pub generation: u32,
+    pub tgid: u32,
+    pub level: i32,
+    pub optname: i32,
+    /// 0 or -errno.
+    pub ret: i32,
+}
+
+/// One CPU's calls of one key in one generation. `u32` buckets: a generation lasts one flush
+/// interval, and no CPU makes 2^32 calls in one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AggValue {
+    pub duration_sum_ns: u64,
+    pub duration_max_ns: u64,
+    /// Calls per `format::raw::agg_bucket` of their duration.
+    pub buckets: [u32; format::raw::AGG_BUCKETS],
+}
+
+impl Default for AggValue {
+    fn default() -> AggValue {
+        AggValue {
+            duration_sum_ns: 0,
+            duration_max_ns: 0,
+            buckets: [0; format::raw::AGG_BUCKETS],
+        }
+    }
+}
+
+pub const AGG_VALUE_SIZE: usize = core::mem::size_of::<AggValue>();
+// A per-CPU map value is at most 32 KiB.
+const _: () =
+    assert!(AGG_VALUE_SIZE == 16 + 4 * format::raw::AGG_BUCKETS && AGG_VALUE_SIZE <= 32 << 10);
+
+/// One CPU's sample counters of one generation.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AggCounters {
+    /// Calls the random draw picked.
+    pub sampled: u64,
+    /// Of those, calls turned away by `Config::sample_cap`.
+    pub capped: u64,
+    /// Of the rest, calls the ring buffer had no room for.
+    pub dropped: u64,
 }
 
 /// What the entry program saves for the exit program, in the thread's in-flight slot.
@@ -340,10 +410,18 @@ mod pod {
     unsafe impl aya::Pod for super::LossSlot {}
     // SAFETY: as above (the loader writes it as a global).
     unsafe impl aya::Pod for super::SockOffsets {}
+    // SAFETY: as above: integers only, no padding (sizes asserted below).
+    unsafe impl aya::Pod for super::AggKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::AggValue {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::AggCounters {}
 }
 
 const _: () = assert!(core::mem::size_of::<TaskOffsets>() == 48);
 const _: () = assert!(core::mem::size_of::<SockOffsets>() == 44 * 4);
 const _: () = assert!(core::mem::size_of::<SockFilter>() == 16 + 8 + 32);
-const _: () = assert!(core::mem::size_of::<Config>() == 32 + 16 + 16 + 48 + 8 + 56);
+const _: () = assert!(core::mem::size_of::<Config>() == 32 + 16 + 16 + 48 + 8 + 56 + 24);
+const _: () = assert!(core::mem::size_of::<AggKey>() == 20);
+const _: () = assert!(core::mem::size_of::<AggCounters>() == 24);
 const _: () = assert!(core::mem::size_of::<Pending>() == 64);

@@ -14,6 +14,7 @@
 // For the one BPF_CMPXCHG instruction (see `cas`): BPF inline assembly is unstable.
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
+mod agg;
 mod sock;
 
 use aya_ebpf::{
@@ -493,6 +494,17 @@ fn on_exit<const EXACT: bool>(ret: i64) {
     }
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_boot_ns() };
+    // --max-rate: the call is counted; only a sample goes on to be recorded.
+    let call = agg::Call {
+        tgid: (pid_tgid >> 32) as u32,
+        level: pending.level,
+        optname: pending.optname,
+        ret,
+        duration_ns: now.wrapping_sub(pending.ts_enter_ns),
+    };
+    if !agg::keep_event(cfg, &call) {
+        return;
+    }
     let flags = pending.flags as u16;
     let Some(state) = CPU_STATE.get_ptr_mut(0) else {
         return;
@@ -531,7 +543,7 @@ fn on_exit<const EXACT: bool>(ret: i64) {
     // so the slice stays inside the scratch slot.
     let bytes = unsafe { core::slice::from_raw_parts((ev as *const RawEvent).cast::<u8>(), size) };
     if EVENTS.output::<[u8]>(bytes, wake).is_err() {
-        count_loss(cfg, now);
+        agg::count_output_loss(cfg, now);
     }
 }
 

@@ -74,6 +74,8 @@ pub struct Probes {
     /// What was attached where, for the start-up message.
     pub attached_to: String,
     pub events: RingBuf<MapData>,
+    /// `--max-rate`'s maps.
+    pub(crate) agg: crate::aggregate::AggMaps,
     config_map: Array<MapData, Config>,
     losses: PerCpuArray<MapData, LossSlot>,
     config: Config,
@@ -114,6 +116,7 @@ pub fn load_and_attach(
         .context("writing the config map")?;
     let events: RingBuf<MapData> = take_map(&mut ebpf, MAP_EVENTS)?;
     let losses: PerCpuArray<MapData, LossSlot> = take_map(&mut ebpf, MAP_LOSSES)?;
+    let agg = crate::aggregate::AggMaps::take(&mut ebpf)?;
 
     let mut fallbacks = Vec::new();
     let mut failed = Vec::new();
@@ -128,6 +131,7 @@ pub fn load_and_attach(
                     fallbacks,
                     attached_to,
                     events,
+                    agg,
                     config_map,
                     losses,
                     config,
@@ -259,7 +263,7 @@ pub fn attach_floor(mode: AttachMode) -> Result<Ebpf> {
     Ok(ebpf)
 }
 
-fn take_map<M>(ebpf: &mut Ebpf, name: &str) -> Result<M>
+pub(crate) fn take_map<M>(ebpf: &mut Ebpf, name: &str) -> Result<M>
 where
     M: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
 {
@@ -483,7 +487,7 @@ mod tests {
         let obj = aya_obj::Object::parse(EBPF_OBJECT).expect("the embedded object parses");
         let maps = declared_names("MAP_");
         let progs = declared_names("PROG_");
-        assert_eq!((maps.len(), progs.len()), (3, 12), "{maps:?} {progs:?}");
+        assert_eq!((maps.len(), progs.len()), (7, 12), "{maps:?} {progs:?}");
         for (constant, name) in &maps {
             assert!(
                 obj.maps.contains_key(name.as_str()),
@@ -510,6 +514,10 @@ mod tests {
             MAP_CONFIG,
             MAP_EVENTS,
             MAP_LOSSES,
+            recorder_ebpf::MAP_AGG,
+            recorder_ebpf::MAP_AGG_OVERFLOW,
+            recorder_ebpf::MAP_AGG_COUNTERS,
+            recorder_ebpf::MAP_AGG_SAMPLED,
             PROG_TP_ENTER,
             PROG_FLOOR_FEXIT,
         ] {

@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) is a thin command line over [`record::Session`]; the tests reuse
 //! [`workload`] to make calls whose every detail they know.
 
+pub mod aggregate;
 pub mod bpf;
 pub mod btf;
 pub mod cgroupfs;

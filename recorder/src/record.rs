@@ -16,6 +16,7 @@ use recorder_ebpf::{
     MAX_FILTER_PORTS, SOCK_WALK_UNCACHED, SockOffsets, TaskOffsets,
 };
 
+use crate::aggregate::Aggregator;
 use crate::bpf::{AttachMode, Probes, load_and_attach};
 use crate::cgroupfs::{Cgroup2, CgroupNames};
 use crate::docker::ContainerNames;
@@ -178,6 +179,9 @@ pub struct RecordOptions {
     pub no_sockets: bool,
     /// How the programs walk from an fd to its socket.
     pub socket_walk: SocketWalk,
+    /// `--max-rate`: events a second the kernel hands over at most; every call is counted in
+    /// aggregate records.
+    pub max_rate: Option<u64>,
 }
 
 impl RecordOptions {
@@ -288,6 +292,7 @@ pub struct Session {
     probes: Probes,
     sink: Sink,
     last_loss_count: Vec<u64>,
+    agg: Option<Aggregator>,
 }
 
 impl Session {
@@ -325,6 +330,10 @@ impl Session {
             ..Config::default()
         };
         opts.filters.apply(&mut config)?;
+        let agg = aggregator(&opts)?;
+        if let Some(a) = &agg {
+            a.apply(&mut config);
+        }
         let rotates = opts.rotate_size.is_some() || opts.rotate_time.is_some();
         if let Some(ring) = &opts.ring {
             ring.validate()?;
@@ -440,6 +449,9 @@ impl Session {
         if let Some(ring) = &opts.ring {
             header.extra.extend(ring.labels());
         }
+        if let Some(a) = &agg {
+            header.extra.extend(a.labels());
+        }
         if opts.output.is_stream() {
             // Written in order and never rotated: FORMAT.md 2.3.
             header.extra.push(("output".into(), "stream".into()));
@@ -470,6 +482,7 @@ impl Session {
             probes,
             sink,
             last_loss_count,
+            agg,
         })
     }
 
@@ -486,6 +499,7 @@ impl Session {
             probes,
             sink,
             last_loss_count,
+            agg,
         } = self;
         let (queue, inbox) = mpsc::sync_channel(QUEUE_BATCHES);
         let (empties_tx, empties) = mpsc::channel();
@@ -503,6 +517,7 @@ impl Session {
             batch: Vec::with_capacity(BATCH_BYTES),
             forwarded: 0,
             max: opts.max_events.unwrap_or(u64::MAX),
+            agg,
         };
         let drained = drain.run(&opts, stop, &done);
         // Hanging up is what tells the writer to finish the file.
@@ -529,6 +544,7 @@ struct Drain {
     /// Events handed to the writer so far.
     forwarded: u64,
     max: u64,
+    agg: Option<Aggregator>,
 }
 
 /// Largest record a batch may have to take (length prefix, header, value).
@@ -537,6 +553,24 @@ const MAX_RECORD: usize = 4 + RAW_HEADER_SIZE + MAX_SNAPLEN;
 impl Drain {
     /// `done`: the writer has finished (a flight recorder's last trigger, an output error).
     fn run(&mut self, opts: &RecordOptions, stop: &AtomicBool, done: &AtomicBool) -> Result<()> {
+        self.run_until_stopped(opts, stop, done)?;
+        // After the last drain: every drained event's call is counted by then.
+        let Some(agg) = self.agg.as_mut() else {
+            return Ok(());
+        };
+        for period in agg.finish(&mut self.probes)? {
+            // A writer that has hung up has its own error to report.
+            let _ = self.queue.send(Msg::Aggregates(period));
+        }
+        Ok(())
+    }
+
+    fn run_until_stopped(
+        &mut self,
+        opts: &RecordOptions,
+        stop: &AtomicBool,
+        done: &AtomicBool,
+    ) -> Result<()> {
         let started = Instant::now();
         let timeout_ms = opts.drain_interval.as_millis().clamp(1, 1000) as i32;
         let wakeups = sys::WakeupWait::new(self.probes.events_fd())
@@ -557,6 +591,9 @@ impl Drain {
                 return Ok(());
             }
             if self.forwarded >= self.max {
+                return Ok(());
+            }
+            if !self.switch_aggregates()? {
                 return Ok(());
             }
         }
@@ -592,6 +629,18 @@ impl Drain {
             return Ok(false);
         }
         self.collect_losses()
+    }
+
+    /// `--max-rate`: at every flush interval, the period the programs left a flush ago goes to
+    /// the writer. False if the writer has hung up.
+    fn switch_aggregates(&mut self) -> Result<bool> {
+        let Some(agg) = self.agg.as_mut().filter(|a| a.due()) else {
+            return Ok(true);
+        };
+        match agg.switch(&mut self.probes)? {
+            Some(period) => Ok(self.queue.send(Msg::Aggregates(period)).is_ok()),
+            None => Ok(true),
+        }
     }
 
     fn collect_losses(&mut self) -> Result<bool> {
@@ -632,6 +681,21 @@ fn send(queue: &SyncSender<Msg>, empties: &Receiver<Vec<u8>>, batch: &mut Vec<u8
     queue
         .send(Msg::Batch(std::mem::replace(batch, next)))
         .is_ok()
+}
+
+/// `--max-rate`'s state, checked against the modes it does not compose with.
+fn aggregator(opts: &RecordOptions) -> Result<Option<Aggregator>> {
+    let Some(rate) = opts.max_rate else {
+        return Ok(None);
+    };
+    let agg = Aggregator::try_new(rate, opts.flush_interval)?;
+    if opts.ring.is_some() {
+        bail!(
+            "--max-rate and --ring do not compose: a flight recorder keeps every call of its \
+             window, and its files would hold aggregates of periods they do not cover"
+        );
+    }
+    Ok(Some(agg))
 }
 
 /// How the programs walk from an fd to its socket (`--socket-walk`, hidden: for `bench`).

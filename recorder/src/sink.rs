@@ -33,6 +33,8 @@ pub(crate) enum Msg {
     Batch(Vec<u8>),
     /// Records the kernel could not hand over, on one CPU in one interval.
     Loss(LossRecord),
+    /// `--max-rate`: one period's aggregate records.
+    Aggregates(format::AggregatePeriod),
 }
 
 /// Appends one ring buffer record to `batch` in the layout [`Msg::Batch`] describes.
@@ -159,6 +161,11 @@ impl Sink {
                     match flight.as_mut() {
                         Some(f) => f.on_loss(loss, &mut self),
                         None => self.add_loss(loss),
+                    }
+                }
+                Ok(Msg::Aggregates(period)) => {
+                    if let Some(w) = self.writer.as_mut() {
+                        w.add_aggregates(period);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}

@@ -388,20 +388,18 @@ fn refused_connect_so_error() -> io::Result<Call> {
 
 /// Calls getsockopt(SO_RCVBUF) `n` times as fast as possible; returns how many succeeded.
 pub fn flood(fd: RawFd, n: u64) -> u64 {
+    flood_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, n)
+}
+
+/// Calls getsockopt(`level`, `optname`) with an int buffer `n` times as fast as possible;
+/// returns how many succeeded.
+pub fn flood_option(fd: RawFd, level: i32, optname: i32, n: u64) -> u64 {
     let mut ok = 0;
     for _ in 0..n {
         let mut v: libc::c_int = 0;
         let mut len = INT as libc::socklen_t;
         // SAFETY: v and len are valid for the duration of the call.
-        let r = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&raw mut v).cast(),
-                &mut len,
-            )
-        };
+        let r = unsafe { libc::getsockopt(fd, level, optname, (&raw mut v).cast(), &mut len) };
         ok += u64::from(r == 0);
     }
     ok

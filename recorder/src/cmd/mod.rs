@@ -159,6 +159,10 @@ struct CommonArgs {
     /// How the programs walk from an fd to its socket (for `bench`).
     #[arg(long, hide = true, value_enum, default_value_t = SocketWalk::Auto)]
     socket_walk: SocketWalk,
+    /// Overload protection: hand over at most N events a second (whole machine), a uniform
+    /// sample, and count every call exactly in aggregate records (README, "Overload").
+    #[arg(long, value_name = "N")]
+    max_rate: Option<u64>,
 }
 
 impl CommonArgs {
@@ -192,6 +196,7 @@ impl CommonArgs {
             container_names: true,
             no_sockets: self.no_sockets,
             socket_walk: self.socket_walk,
+            max_rate: self.max_rate,
         })
     }
 }

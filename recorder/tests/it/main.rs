@@ -12,6 +12,7 @@ mod flood_loss;
 mod generate;
 mod least_privilege;
 mod output_errors;
+mod overload;
 mod privileges;
 mod record_workload;
 mod rotation;
