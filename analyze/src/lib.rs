@@ -19,6 +19,7 @@ pub mod export;
 pub mod filter;
 pub mod input;
 pub mod output;
+pub mod sampled;
 pub mod socket;
 pub mod stats;
 pub use gsot_decode::time;

@@ -101,6 +101,17 @@ impl Histogram {
         self.counts[(b - self.lo) as usize] += n;
     }
 
+    /// The calls of an aggregate entry (FORMAT.md 5.3): each bucket's calls at its reported
+    /// value, with the entry's exact duration sum and maximum.
+    pub fn add_aggregate(&mut self, e: &format::AggregateEntry) {
+        let sum = self.sum;
+        for &(i, n) in &e.buckets {
+            self.add_n(e.bucket_value(i), n);
+        }
+        self.max = self.max.max(e.duration_max_ns);
+        self.sum = sum + e.duration_sum_ns as u128;
+    }
+
     pub fn merge(&mut self, o: &Histogram) {
         if o.count == 0 {
             return;
@@ -421,7 +432,7 @@ pub struct Agg {
 }
 
 impl Agg {
-    fn slot(&mut self, key: &[KeyPart]) -> u32 {
+    pub(crate) fn slot(&mut self, key: &[KeyPart]) -> u32 {
         if let Some(&i) = self.index.get(key) {
             return i;
         }

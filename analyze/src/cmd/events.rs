@@ -65,6 +65,10 @@ pub fn run(a: &EventsArgs, out: &mut dyn Write) -> Result<(), AppError> {
     let span = input::span(&inputs);
     let filter = Filter::new(&a.filter, span)?;
     let multi = inputs.len() > 1;
+    for i in &inputs {
+        let note = crate::sampled::events_note(&i.path, i.reader.header(), i.reader.aggregates());
+        note.into_iter().for_each(|n| eprintln!("analyze: {n}"));
+    }
     let w =
         EventWriter::new(a.format, a.time, a.fields.as_deref(), multi).map_err(AppError::usage)?;
     if let Some(h) = w.header() {
@@ -166,6 +170,9 @@ fn run_stream(a: &EventsArgs, out: &mut dyn Write) -> Result<(), AppError> {
         end_wall: i64::MAX,
     };
     let filter = Filter::new(&a.filter, span)?;
+    if let Some(n) = crate::sampled::events_note(STDIN, r.header(), &[]) {
+        eprintln!("analyze: {n}");
+    }
     let w =
         EventWriter::new(a.format, a.time, a.fields.as_deref(), false).map_err(AppError::usage)?;
     if let Some(h) = w.header() {

@@ -6,7 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use format::TraceReader;
+use format::{AggregatePeriod, SAMPLE_ALL, TraceReader};
 
 use crate::AppError;
 use crate::attr::Attributor;
@@ -15,6 +15,7 @@ use crate::decode::json_string;
 use crate::filter::Filter;
 use crate::filter::to_wall;
 use crate::input::{self, Input};
+use crate::sampled::Coverage;
 use crate::stats::{self, GroupField, Query};
 use crate::time::{format_duration, iso};
 
@@ -215,6 +216,7 @@ fn text(inp: &Input, f: &Facts, max_procs: usize) -> String {
     if r.losses().len() > 20 {
         let _ = writeln!(s, "  ... {} more", r.losses().len() - 20);
     }
+    aggregates_text(&mut s, r.aggregates(), r.event_count(), b2w);
     let _ = writeln!(s, "{:<15}{}", "processes:", r.processes().len());
     let shown = if max_procs == 0 {
         r.processes().len()
@@ -348,6 +350,10 @@ fn json(inp: &Input, f: &Facts) -> String {
         "lost",
         r.losses().iter().map(|l| l.lost).sum::<u64>().to_string(),
     );
+    if !r.aggregates().is_empty() {
+        key(&mut s, "aggregates");
+        aggregates_json(&mut s, r.aggregates(), b2w);
+    }
     key(&mut s, "losses");
     s.push('[');
     for (i, l) in r.losses().iter().enumerate() {
@@ -453,4 +459,65 @@ fn shell_words(args: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A sampled capture's aggregate records (FORMAT.md 5.3): how much of it they count, and
+/// each period (the first 20).
+fn aggregates_text(s: &mut String, periods: &[AggregatePeriod], events: u64, b2w: i64) {
+    if periods.is_empty() {
+        return;
+    }
+    let c = Coverage::of(periods);
+    let share = events as f64 * 100.0 / c.calls.max(1) as f64;
+    let _ = writeln!(
+        s,
+        "{:<15}{} calls in {} periods of aggregate records: every call; the {events} events are a sample of them ({share:.2}%)",
+        "aggregated:", c.calls, c.periods
+    );
+    let _ = writeln!(
+        s,
+        "  sample: {} picked, {} turned away by the cap, {} by a full buffer; {} calls in the overflow entry",
+        c.sampled, c.capped, c.dropped, c.overflow
+    );
+    for p in periods.iter().take(20) {
+        let calls: u64 = p.entries.iter().map(|e| e.calls()).sum();
+        let _ = writeln!(
+            s,
+            "  period {} for {}: {calls} calls, sampled with p={:.6}, {} events",
+            iso(to_wall(p.start_ns, b2w)),
+            format_duration(p.end_ns.saturating_sub(p.start_ns)),
+            p.sample_p as f64 / SAMPLE_ALL as f64,
+            p.sampled - p.capped - p.dropped
+        );
+    }
+    if periods.len() > 20 {
+        let _ = writeln!(s, "  ... {} more", periods.len() - 20);
+    }
+}
+
+fn aggregates_json(s: &mut String, periods: &[AggregatePeriod], b2w: i64) {
+    let c = Coverage::of(periods);
+    let _ = write!(
+        s,
+        "{{\"calls\":{},\"overflow\":{},\"sampled\":{},\"capped\":{},\"dropped\":{},\"periods\":[",
+        c.calls, c.overflow, c.sampled, c.capped, c.dropped
+    );
+    for (i, p) in periods.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str("{\"start\":");
+        json_string(s, &iso(to_wall(p.start_ns, b2w)));
+        let calls: u64 = p.entries.iter().map(|e| e.calls()).sum();
+        let _ = write!(
+            s,
+            ",\"duration_ns\":{},\"calls\":{calls},\"sample_p\":{},\"sampled\":{},\"capped\":{},\"dropped\":{}}}",
+            p.end_ns.saturating_sub(p.start_ns),
+            p.sample_p as f64 / SAMPLE_ALL as f64,
+            p.sampled,
+            p.capped,
+            p.dropped
+        );
+    }
+    s.push_str("]}");
 }

@@ -11,6 +11,7 @@ use crate::decode::{errno, json_string, levels};
 use crate::filter::{Filter, FilterArgs, IntField, SockIntField};
 use crate::input::{self, selected_blocks};
 use crate::output::csv_cell;
+use crate::sampled;
 use crate::stats::{self, Agg, GroupField, KeyPart, Query, SockGroup};
 use crate::time::{self, format_duration};
 
@@ -47,6 +48,12 @@ Percentiles use the nearest-rank definition over a log-linear histogram: exact b
 within 0.4% above (never outside the group's min..max); max is exact.
 With --interval, one row per interval and group: count, rate per second, errors, max latency;
 intervals start at the capture start.
+
+Sampled captures (recorder --max-rate): counts, errors and latencies come from the file's
+aggregate records, which hold every call, when --by and the filters use only pid, level,
+optname, errno, ret and the time range (by whole aggregate periods); percentiles are then
+within 6.25% (the records' histogram), max exact. Anything else is answered from the sample
+of events alone, and stats says so on stderr.
 
 Speed: a question about sites and durations alone is answered from each block's summary (BSUM,
 FORMAT.md 4.2) when it passes its structural checks; a summary that passes them but holds other
@@ -135,10 +142,24 @@ pub fn run(a: &StatsArgs, out: &mut dyn Write) -> Result<(), AppError> {
     };
     let workers = rayon::current_num_threads();
     let mut agg = Agg::default();
+    // A sampled file answers from its aggregate records or from its events, never both.
+    let why_not = sampled::unanswerable(&by, &by_names, &filter.expr, &q);
+    let (mut left, mut exact, mut sample_only) = (sampled::Left::default(), 0, Vec::new());
     for inp in &inputs {
         let ff = filter.for_file(&inp.reader);
+        if !inp.reader.aggregates().is_empty() {
+            if why_not.is_none() {
+                sampled::add_file(inp, &ff, &q, &mut agg, &mut left);
+                exact += 1;
+                continue;
+            }
+            sample_only.push(inp.path.as_str());
+        }
         let blocks = selected_blocks(&inp.reader, &ff);
         agg.merge(stats::aggregate_file(inp, &ff, &blocks, &q, workers));
+    }
+    for note in left.notes(exact, &sample_only, why_not.as_deref()) {
+        eprintln!("analyze: {note}");
     }
     if agg.too_many_intervals {
         eprintln!(

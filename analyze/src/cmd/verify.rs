@@ -37,7 +37,10 @@ const SECTION_HEADER_LEN: u64 = 16;
 const TRAILER_LEN: u64 = 24;
 const MAX_SECTION_BODY: u64 = 256 << 20;
 const END_MAGIC: &[u8; 8] = b"GSOTEND\n";
-const KNOWN_TAGS: [&[u8; 4]; 6] = [b"HEAD", b"BLCK", b"BSUM", b"PROC", b"LOSS", b"INDX"];
+/// Every kind FORMAT.md defines (CTNR and CGV1 since 1.3, AGGR since 1.4).
+const KNOWN_TAGS: [&[u8; 4]; 9] = [
+    b"HEAD", b"BLCK", b"BSUM", b"PROC", b"LOSS", b"CTNR", b"CGV1", b"AGGR", b"INDX",
+];
 
 /// What the framing walk found.
 #[derive(Default)]

@@ -17,6 +17,7 @@ mod golden;
 mod hostile_memory;
 mod plot;
 mod replay;
+mod sampled;
 mod slice;
 mod sockets;
 mod stream;

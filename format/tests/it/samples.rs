@@ -203,3 +203,35 @@ fn block_front_with_sockets_agrees_with_a_whole_decode() {
         }
     }
 }
+
+#[test]
+fn sampled_flood_sample_counts_every_call_in_its_aggregate_records() {
+    let r = sample("real/sampled-flood.gsot");
+    assert_eq!(r.version(), (1, 4));
+    assert_eq!(r.event_count(), 1138);
+    let periods = r.aggregates();
+    assert_eq!(periods.len(), 16);
+    let mut by = std::collections::BTreeMap::new();
+    for e in periods.iter().flat_map(|p| &p.entries) {
+        assert!(!e.is_overflow());
+        *by.entry((e.level, e.optname, e.ret)).or_insert(0u64) += e.calls();
+    }
+    let want = [
+        ((1, 7, 0), 200_000),
+        ((1, 8, 0), 200_000),
+        ((6, 9999, -92), 30_000),
+    ];
+    assert_eq!(by.into_iter().collect::<Vec<_>>(), want);
+    // The events are the periods' sampled calls that reached the file, each period at most
+    // its cap of 125 (FORMAT.md 5.3).
+    let kept: u64 = periods
+        .iter()
+        .map(|p| p.sampled - p.capped - p.dropped)
+        .sum();
+    assert_eq!(kept, 1138);
+    assert!(periods.iter().all(|p| p.sampled - p.capped <= 125));
+    assert!(
+        periods.windows(2).all(|w| w[0].end_ns == w[1].start_ns),
+        "contiguous periods"
+    );
+}

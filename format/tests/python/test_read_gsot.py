@@ -182,6 +182,30 @@ class SampleTest(unittest.TestCase):
         t = int(extra["trigger_ns"])
         self.assertTrue(all(t - 10**9 <= e.ts_ns <= t + 5 * 10**8 for e in events))
 
+    def test_sampled_capture_sample(self):
+        """A `--max-rate` file: FORMAT.md 5.3's AGGR periods count every call; events a sample."""
+        trace = gsot.TraceFile(sample("real/sampled-flood.gsot"))
+        self.assertEqual(trace.version, (1, 4))
+        self.assertEqual(dict(trace.header["extra"])["max_rate"], "500")
+        self.assertEqual(len(trace.aggregates), 16)
+        by = {}
+        for p in trace.aggregates:
+            for e in p["entries"]:
+                key = (e["level"], e["optname"], e["ret"])
+                by[key] = by.get(key, 0) + e["calls"]
+        self.assertEqual(by, {(1, 8, 0): 200_000, (1, 7, 0): 200_000, (6, 9999, -92): 30_000})
+        events = list(trace.events())
+        self.assertEqual(len(events), 1138)
+        kept = sum(p["sampled"] - p["capped"] - p["dropped"] for p in trace.aggregates)
+        self.assertEqual(kept, len(events))
+        self.assertEqual(gsot.aggregate_bucket_range(303), (15 << 36, None))
+        self.assertEqual(gsot.aggregate_bucket_range(8 + 8 * 7 + 3), (11 << 7, 12 << 7))
+        for p in trace.aggregates:
+            for e in p["entries"]:
+                for index, _ in e["buckets"]:
+                    low, _high = gsot.aggregate_bucket_range(index)
+                    self.assertLessEqual(low, e["duration_max_ns"])
+
     def test_synthetic_loop(self):
         s = gsot.summarize(gsot.TraceFile(sample("synthetic-loop.gsot")))
         self.assertEqual(s["version"], [1, 0])
