@@ -127,11 +127,16 @@ pub struct Left {
     pub overflow: u64,
 }
 
-/// Adds the aggregate records of one file that the filter selects to `agg`, by whole periods
-/// within the time range.
-pub fn add_file(input: &Input, ff: &FileFilter<'_>, q: &Query<'_>, agg: &mut Agg, left: &mut Left) {
+/// Calls `each` with every aggregate entry of one file that the filter selects (by whole
+/// periods within the time range), its period, and the entry as a call site; counts in
+/// `left` what it leaves out.
+pub fn for_each_selected(
+    input: &Input,
+    ff: &FileFilter<'_>,
+    left: &mut Left,
+    mut each: impl FnMut(&AggregatePeriod, &AggregateEntry, &Site, &ThreadEntry),
+) {
     let mut verdict = Vec::new();
-    let mut key = Vec::new();
     for p in input.reader.aggregates() {
         let inside = p.start_ns >= ff.from && p.end_ns.saturating_sub(1) <= ff.last;
         if !inside {
@@ -147,26 +152,29 @@ pub fn add_file(input: &Input, ff: &FileFilter<'_>, q: &Query<'_>, agg: &mut Agg
                 continue;
             }
             let (site, thread) = site_of(e);
-            ff.site_verdicts(
-                std::slice::from_ref(&site),
-                std::slice::from_ref(&thread),
-                &[],
-                &mut verdict,
-            );
-            if !ff.event_passes(verdict[0], &site, &thread, &[], p.start_ns, 0) {
-                continue;
+            let (sites, threads) = (std::slice::from_ref(&site), std::slice::from_ref(&thread));
+            ff.site_verdicts(sites, threads, &[], &mut verdict);
+            if ff.event_passes(verdict[0], &site, &thread, &[], p.start_ns, 0) {
+                each(p, e, &site, &thread);
             }
-            key.clear();
-            key.extend(
-                q.by.iter()
-                    .map(|&f| key_part(f, &site, &thread, &[], ff.attributor())),
-            );
-            let slot = agg.slot(&key) as usize;
-            let g = &mut agg.groups[slot];
-            g.errors += if e.ret < 0 { e.calls() } else { 0 };
-            g.hist.add_aggregate(e);
         }
     }
+}
+
+/// Adds the aggregate records of one file that the filter selects to `agg`.
+pub fn add_file(input: &Input, ff: &FileFilter<'_>, q: &Query<'_>, agg: &mut Agg, left: &mut Left) {
+    let mut key = Vec::new();
+    for_each_selected(input, ff, left, |_, e, site, thread| {
+        key.clear();
+        key.extend(
+            q.by.iter()
+                .map(|&f| key_part(f, site, thread, &[], ff.attributor())),
+        );
+        let slot = agg.slot(&key) as usize;
+        let g = &mut agg.groups[slot];
+        g.errors += if e.ret < 0 { e.calls() } else { 0 };
+        g.hist.add_aggregate(e);
+    });
 }
 
 impl Left {

@@ -328,6 +328,11 @@ fn export_dataset(
     if files == 0 {
         eprintln!("analyze: no event matched: no file written");
     }
+    if job.inputs.iter().any(|i| !i.reader.aggregates().is_empty()) {
+        eprintln!(
+            "analyze: note: aggregate records are not exported with --partition-by (a dataset's files share one schema); export without it for OUT.aggregates.parquet"
+        );
+    }
     Ok(())
 }
 
@@ -386,8 +391,45 @@ fn export_single(a: &ExportArgs, job: &mut Job, out: &mut dyn Write) -> Result<(
     let rows = sink.finish().map_err(AppError::Output)?;
     job.progress.finish();
     writeln!(out, "exported {rows} events to {}", a.output.display())?;
+    export_aggregates(a, &all, &job.filter, out)
+}
+
+/// A sampled capture's aggregate records, beside the events (`export::aggregates`).
+fn export_aggregates(
+    a: &ExportArgs,
+    inputs: &[&Input],
+    filter: &Filter,
+    out: &mut dyn Write,
+) -> Result<(), AppError> {
+    if let Some(why) = crate::sampled::unanswerable(&[], &[], &filter.expr, &NO_QUERY) {
+        if inputs.iter().any(|i| !i.reader.aggregates().is_empty()) {
+            eprintln!(
+                "analyze: note: the aggregate records are not exported: {why} selects calls they cannot (only the events are)"
+            );
+        }
+        return Ok(());
+    }
+    let path = export::aggregates::path_for(&a.output);
+    let written = export::aggregates::write(inputs, filter, &path, a.zstd_level);
+    if let Some((rows, left)) = written.map_err(AppError::Output)? {
+        writeln!(out, "exported {rows} aggregate rows to {}", path.display())?;
+        // Overflow entries are rows of the file (flagged), not left out.
+        let left = crate::sampled::Left {
+            overflow: 0,
+            ..left
+        };
+        for note in left.notes(0, &[], None) {
+            eprintln!("analyze: {note}");
+        }
+    }
     Ok(())
 }
+
+const NO_QUERY: crate::stats::Query<'static> = crate::stats::Query {
+    by: &[],
+    interval: None,
+    max_intervals: 0,
+};
 
 fn unreachable_sink() -> Result<Sink, AppError> {
     Err(AppError::Output(

@@ -6,6 +6,7 @@
 //! key-value metadata (`gsot.schema`) and documented in the README ("Parquet schema"); the
 //! Python tests check that pyarrow and DuckDB see exactly these types.
 
+pub mod aggregates;
 pub mod decoded;
 pub mod progress;
 pub mod sink;

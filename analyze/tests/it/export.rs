@@ -65,7 +65,7 @@ fn midnight_trace(path: &Path, host: &str) -> Vec<OwnedEvent> {
     events
 }
 
-fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+pub(crate) fn read_parquet(path: &Path) -> Vec<RecordBatch> {
     let f = std::fs::File::open(path).expect("open parquet");
     ParquetRecordBatchReaderBuilder::try_new(f)
         .expect("a parquet file")

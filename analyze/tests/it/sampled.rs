@@ -163,3 +163,58 @@ fn info_shows_how_much_was_aggregated_and_events_say_sampled() {
     let v = ok(&["verify", SAMPLE]);
     assert!(v.contains("1138 events"), "{v}");
 }
+
+#[test]
+fn export_writes_the_aggregate_records_beside_the_events() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int32Type, UInt64Type};
+    let dir = tmp_dir("sampled-export");
+    let out = dir.join("cap.parquet");
+    let s = ok(&[
+        "export",
+        SAMPLE,
+        "-o",
+        out.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    let agg = dir.join("cap.aggregates.parquet");
+    assert!(
+        s.contains(&format!("exported 13 aggregate rows to {}", agg.display())),
+        "{s}"
+    );
+    let batches = crate::export::read_parquet(&agg);
+    let mut by = std::collections::BTreeMap::new();
+    for b in &batches {
+        let col = |n: &str| b.column_by_name(n).unwrap().clone();
+        let (opt, ret, calls) = (col("optname"), col("ret"), col("calls"));
+        let (opt, ret) = (
+            opt.as_primitive::<Int32Type>(),
+            ret.as_primitive::<Int32Type>(),
+        );
+        let calls = calls.as_primitive::<UInt64Type>();
+        for i in 0..b.num_rows() {
+            *by.entry((opt.value(i), ret.value(i))).or_insert(0) += calls.value(i);
+        }
+    }
+    let want = [((7, 0), 200_000), ((8, 0), 200_000), ((9999, -92), 30_000)];
+    assert_eq!(by.into_iter().collect::<Vec<_>>(), want);
+    // A filter the records cannot hold: the events only, and a note saying so.
+    let out2 = dir.join("comm.parquet");
+    let r = analyze(&[
+        "export",
+        SAMPLE,
+        "--comm",
+        "sampflood",
+        "-o",
+        out2.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the aggregate records are not exported"),
+        "{}",
+        r.stderr
+    );
+    assert!(!dir.join("comm.aggregates.parquet").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
