@@ -27,6 +27,10 @@ pub(super) struct Args {
     /// the cost of a call the kernel filters out).
     #[arg(long, allow_hyphen_values = true, hide = true)]
     extra: Vec<String>,
+    /// Also time the loop under `record --max-rate N` (overload protection: a sample of
+    /// events, every call counted in the kernel), next to the full recording.
+    #[arg(long, value_name = "N")]
+    max_rate: Option<u64>,
 }
 
 /// Cost of one getsockopt(SO_RCVBUF), averaged over a loop.
@@ -127,6 +131,18 @@ pub(super) fn run(args: Args) -> Result<()> {
     // A `--no-sockets` run (the socket walk off) goes beside this one, as its own row.
     let run = recorder_run(&args, &out, fd, other, &[])?;
     let bare = recorder_run(&args, &dir.join("bare.gsot"), fd, None, &["--no-sockets"])?;
+    let sampled = match args.max_rate {
+        Some(n) => {
+            let out = dir.join("sampled.gsot");
+            let run = recorder_run(&args, &out, fd, None, &["--max-rate", &n.to_string()])?;
+            Some((
+                n,
+                run,
+                format::TraceReader::open(&out).context("reading the --max-rate file")?,
+            ))
+        }
+        None => None,
+    };
     let untraced_after = time_loop(fd, calls);
     let untraced = LoopCost::mean(untraced_before, untraced_after);
 
@@ -144,6 +160,9 @@ pub(super) fn run(args: Args) -> Result<()> {
     );
     report(untraced, floor, &run, events, lost, calls);
     report_sockets(untraced, &run, &bare);
+    if let Some((n, s, r)) = &sampled {
+        report_sampled(untraced, (&run, events), (*n, s, r), calls)?;
+    }
     if let (Some(c), Some(before), Some(during)) = (other, getppid_untraced, run.getppid) {
         println!(
             "bench: getppid on CPU {c} (not traced): untraced {:.0} ns/call, with the recorder attached {:.0} ns/call (CPU time), ratio {:.2}x: what attaching costs every other syscall",
@@ -153,7 +172,10 @@ pub(super) fn run(args: Args) -> Result<()> {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
-    for r in [&run, &bare] {
+    for r in [&run, &bare]
+        .into_iter()
+        .chain(sampled.as_ref().map(|s| &s.1))
+    {
         if r.status != 0 {
             bail!("the recorder failed:\n{}", r.log);
         }
@@ -286,6 +308,39 @@ fn wait_with_usage(child: &Child) -> (i32, libc::rusage) {
 fn cpu_ns(usage: &libc::rusage) -> f64 {
     (usage.ru_utime.tv_sec as f64 + usage.ru_stime.tv_sec as f64) * 1e9
         + (usage.ru_utime.tv_usec as f64 + usage.ru_stime.tv_usec as f64) * 1e3
+}
+
+/// The same loop under `--max-rate N`: what a call costs when most are only counted, against
+/// the full recording, and that the aggregate records counted every call.
+fn report_sampled(
+    untraced: LoopCost,
+    (full, full_events): (&RecorderRun, u64),
+    (rate, run, r): (u64, &RecorderRun, &format::TraceReader),
+    calls: u64,
+) -> Result<()> {
+    let c = run.traced;
+    let per_call = |x: &RecorderRun, n: u64| (x.total_cpu_ns - x.startup_cpu_ns) / n.max(1) as f64;
+    let counted: u64 = r
+        .aggregates()
+        .iter()
+        .flat_map(|p| &p.entries)
+        .map(|e| e.calls())
+        .sum();
+    println!(
+        "bench: traced, --max-rate {rate} {:.0} ns/call  ratio {:.2}x; CPU time {:.0} ns/call, ratio {:.2}x (full recording {:.0}); recorder CPU after start-up {:.0} ns/call (full recording {:.0}); {} events, {counted} calls counted",
+        c.wall,
+        c.wall / untraced.wall,
+        c.cpu,
+        c.cpu / untraced.cpu,
+        full.traced.cpu,
+        per_call(run, calls),
+        per_call(full, full_events),
+        r.event_count(),
+    );
+    if counted != calls {
+        bail!("--max-rate: the aggregate records counted {counted} calls, expected {calls}");
+    }
+    Ok(())
 }
 
 /// The same loop under a recorder with `--no-sockets`: what socket identity adds per call.
