@@ -296,7 +296,7 @@ EVENTS_3 = [ev(1000), ev(2000, dur=1500), ev(3000, ret=-22, value=b"")]
 
 def expect(rule, events=(), processes=PROC_100, losses=LOSS_1, recovered=False, problems=(),
            notes=(), unreadable_blocks=(), rejected_summaries=(), exit=(0, 0, 0, 0),
-           stats_count=None, refused=None, cgroup=None):
+           stats_count=None, refused=None, cgroup=None, aggregates=None):
     out = dict(rule=rule, refused=refused, events=[show(e) for e in events],
                processes=list(processes), losses=list(losses), recovered=recovered,
                problems=[list(p) for p in problems], notes=[list(n) for n in notes],
@@ -306,6 +306,8 @@ def expect(rule, events=(), processes=PROC_100, losses=LOSS_1, recovered=False, 
                stats_count=len(events) if stats_count is None else stats_count)
     if cgroup is not None:
         out["cgroup"] = cgroup
+    if aggregates is not None:
+        out["aggregates"] = aggregates
     return out
 
 
@@ -400,6 +402,58 @@ def sockets_1_2():
         "4.3, 8: socket identity (1.2) follows `values`; every 1.x reader reads every event, "
         "and a 1.2 reader the sockets too",
         evs)
+
+
+def aggr_entry(tgid, level, optname, ret, buckets, dur_sum, dur_max):
+    """FORMAT.md 5.3: an AggregateEntry, buckets as (index, calls)."""
+    return (varint(tgid) + varint(zigzag(level)) + varint(zigzag(optname)) + varint(zigzag(ret))
+            + varint(dur_sum) + varint(dur_max) + vec([varint(i) + varint(n) for i, n in buckets]))
+
+
+def aggr_period(start, end, p, sampled, capped, dropped, entries):
+    return b"".join(varint(v) for v in (start, end, p, sampled, capped, dropped)) + vec(entries)
+
+
+# Bucket 8 + 8 * (top bit - 3) + the three bits below it (FORMAT.md 5.3): 1000 ns is in 63
+# (960..1024), 1500 ns in 67 (1408..1536).
+AGGR_EVENTS_3 = [
+    aggr_period(500, 3500, 1 << 31, 3, 0, 0, [
+        aggr_entry(100, 1, 7, 0, [(63, 4), (67, 1)], 4 * 1000 + 1500, 1500),
+        aggr_entry(100, 1, 7, -22, [(63, 2)], 2000, 1000),
+    ]),
+]
+AGGR_SHOWN = [dict(start_ns=500, end_ns=3500, sample_p=1 << 31, sampled=3, capped=0, dropped=0, entries=[
+    dict(tgid=100, level=1, optname=7, ret=0, duration_sum_ns=5500, duration_max_ns=1500,
+         buckets=[[63, 4], [67, 1]], calls=5),
+    dict(tgid=100, level=1, optname=7, ret=-22, duration_sum_ns=2000, duration_max_ns=1000,
+         buckets=[[63, 2]], calls=2),
+])]
+
+
+@case
+def aggr_1_4():
+    f = File(minor=4, head=head_body(extra=[(b"max_rate", b"1000")]))
+    standard(f)
+    at = f.add(b"AGGR", vec(AGGR_EVENTS_3))
+    return f.finish(index_extra=vec([varint(at)])), expect(
+        "5.3, 6: aggregate records (1.4), listed in INDX more_sections, count every call of a "
+        "sampled capture: the 3 events are a sample of their 7 calls, which stats counts",
+        EVENTS_3, stats_count=7, aggregates=AGGR_SHOWN)
+
+
+@case
+def aggr_bucket_out_of_order():
+    f = File(minor=4)
+    standard(f)
+    bad = [aggr_period(500, 3500, 1 << 32, 3, 0, 0, [aggr_entry(100, 1, 7, 0, [(67, 1), (63, 2)], 3500, 1500)])]
+    at = f.add(b"AGGR", vec(bad))
+    data = f.finish(index_extra=vec([varint(at)]))
+    # The second bucket, (63, 2), ends the body: the error names where its index is.
+    second = at + 16 + len(vec(bad)) - 2
+    return data, expect(
+        "5.3, 7: an AGGR section whose bucket indexes do not increase does not decode: the index "
+        "is not used, the scan skips the section, the events stay readable",
+        EVENTS_3, recovered=True, problems=[(second, "a bucket index from 68 to 303")], exit=(1, 1, 1, 1))
 
 
 @case

@@ -73,6 +73,10 @@ fn the_format_reader_gives_every_expected_outcome() {
             .map(|l| json!({"cpu": l.cpu, "lost": l.lost, "start_ns": l.start_ns, "end_ns": l.end_ns}))
             .collect();
         assert_eq!(Value::from(losses), want["losses"], "{name}");
+        let aggregates: Vec<Value> = reader.aggregates().iter().map(aggregate_json).collect();
+        let none = Value::Array(Vec::new());
+        let want_aggregates = want.get("aggregates").unwrap_or(&none);
+        assert_eq!(&Value::from(aggregates), want_aggregates, "{name}");
 
         let (mut events, mut unreadable, mut rejected) = (Vec::new(), Vec::new(), Vec::new());
         let mut d = DecodedBlock::new();
@@ -284,4 +288,19 @@ fn the_generator_is_committed_and_agrees_with_the_files() {
         ),
         Err(e) => panic!("python3 make.py --check: {e}"),
     }
+}
+
+/// A period of aggregate records as the conformance `.json` writes it (FORMAT.md 5.3).
+fn aggregate_json(p: &format::AggregatePeriod) -> Value {
+    let entries: Vec<Value> = p
+        .entries
+        .iter()
+        .map(|e| {
+            json!({"tgid": e.tgid, "level": e.level, "optname": e.optname, "ret": e.ret,
+                   "duration_sum_ns": e.duration_sum_ns, "duration_max_ns": e.duration_max_ns,
+                   "buckets": e.buckets, "calls": e.calls()})
+        })
+        .collect();
+    json!({"start_ns": p.start_ns, "end_ns": p.end_ns, "sample_p": p.sample_p,
+           "sampled": p.sampled, "capped": p.capped, "dropped": p.dropped, "entries": entries})
 }

@@ -63,6 +63,10 @@ class ConformanceTest(unittest.TestCase):
         self.assertEqual(trace.processes, want["processes"])
         self.assertEqual(trace.losses, want["losses"])
         self.assertEqual(trace.recovered, want["recovered"])
+        # Section 5.3, since 1.4: (index, calls) pairs are lists in the JSON.
+        aggregates = [{**p, "entries": [{**e, "buckets": [list(b) for b in e["buckets"]]} for e in p["entries"]]}
+                      for p in trace.aggregates]
+        self.assertEqual(aggregates, want.get("aggregates", []))
         for glob, count in want.get("cgroup", {}).items():
             matched = [e for e in events if (trace.process_at(e["tgid"], e["ts_ns"]) or {}).get("cgroup") == glob]
             self.assertEqual(len(matched), count, glob)
