@@ -160,3 +160,75 @@ fn below_max_rate_every_call_is_an_event_and_percentiles_agree() {
     assert_eq!(max, *exact.last().unwrap(), "the maximum is exact");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn with_rotation_the_files_together_count_every_call() {
+    let Some(_kernel) = live_kernel("with_rotation_the_files_together_count_every_call") else {
+        return;
+    };
+    let dir = temp_dir("overload-rotation");
+    let out = dir.join("rot.gsot");
+    let me = std::process::id().to_string();
+    let args = [
+        "--pid",
+        &me,
+        "--max-rate",
+        "500",
+        "--flush-interval-ms",
+        "100",
+        "--rotate-time",
+        "400ms",
+    ];
+    let rec = start_recorder(&out, &args);
+    let sock = TcpListener::bind("127.0.0.1:0").unwrap();
+    for _ in 0..6 {
+        assert_eq!(recorder::workload::flood(sock.as_raw_fd(), 25_000), 25_000);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (status, log) = rec.stop();
+    assert!(status.success(), "{log}");
+    let files = rotated_files(&out);
+    assert!(files.len() >= 2, "{files:?}\n{log}");
+    let mut counted = 0;
+    for f in &files {
+        let r = format::TraceReader::open(f).unwrap();
+        counted += aggregated(&r).values().sum::<u64>();
+        assert!(r.losses().is_empty());
+    }
+    assert_eq!(
+        counted, 150_000,
+        "the files' periods together: every call once"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn max_rate_zero_and_with_ring_are_refused_in_one_line() {
+    let Some(_kernel) = live_kernel("max_rate_zero_and_with_ring_are_refused_in_one_line") else {
+        return;
+    };
+    let dir = temp_dir("overload-refused");
+    let out = dir.join("x.gsot");
+    let recorder = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_recorder"));
+        c.args(["record", "-o"])
+            .arg(&out)
+            .args(["--attach", "tracepoint"]);
+        c
+    };
+    let (status, err) = run_to_exit(recorder().args(["--max-rate", "0"]));
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(
+        err,
+        "recorder: error: --max-rate must be at least 1 (events per second)\n"
+    );
+    let (status, err) = run_to_exit(recorder().args(["--max-rate", "10", "--ring", "5s"]));
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        err.starts_with("recorder: error: --max-rate and --ring do not compose"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!out.exists(), "no file left behind");
+    let _ = std::fs::remove_dir_all(&dir);
+}
