@@ -57,19 +57,20 @@ pub fn keep_event(cfg: &Config, call: &Call) -> bool {
     }
     let generation = cfg.agg_gen & 1;
     count(generation, call);
+    let Some(counters) = AGG_COUNTERS.get_ptr_mut(generation) else {
+        return false;
+    };
+    // SAFETY: a per-CPU slot, only written by this program on this CPU (it cannot nest with
+    // itself on a CPU); user space clears only the other generation's.
+    let counters = unsafe { &mut *counters };
+    counters.calls += 1;
     // SAFETY: helper without arguments.
     if u64::from(unsafe { bpf_get_prandom_u32() }) >= cfg.sample_p {
         return false;
     }
-    let (Some(counters), Some(total)) = (
-        AGG_COUNTERS.get_ptr_mut(generation),
-        AGG_SAMPLED.get_ptr_mut(generation),
-    ) else {
+    let Some(total) = AGG_SAMPLED.get_ptr_mut(generation) else {
         return false;
     };
-    // SAFETY: a per-CPU slot, only written by this program on this CPU (it cannot nest with
-    // itself on a CPU); user space touches only the other generation's.
-    let counters = unsafe { &mut *counters };
     counters.sampled += 1;
     // SAFETY: an in-bounds array slot. A plain read: CPUs adding at once may each pass the
     // cap by one, so a generation samples at most `sample_cap` + CPUs - 1 calls.

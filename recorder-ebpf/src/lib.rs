@@ -296,6 +296,9 @@ const _: () =
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AggCounters {
+    /// Calls counted (in `AGG` or the overflow entry): what user space estimates the rate
+    /// from without reading every key.
+    pub calls: u64,
     /// Calls the random draw picked.
     pub sampled: u64,
     /// Of those, calls turned away by `Config::sample_cap`.
@@ -423,5 +426,5 @@ const _: () = assert!(core::mem::size_of::<SockOffsets>() == 44 * 4);
 const _: () = assert!(core::mem::size_of::<SockFilter>() == 16 + 8 + 32);
 const _: () = assert!(core::mem::size_of::<Config>() == 32 + 16 + 16 + 48 + 8 + 56 + 24);
 const _: () = assert!(core::mem::size_of::<AggKey>() == 20);
-const _: () = assert!(core::mem::size_of::<AggCounters>() == 24);
+const _: () = assert!(core::mem::size_of::<AggCounters>() == 32);
 const _: () = assert!(core::mem::size_of::<Pending>() == 64);

@@ -50,9 +50,9 @@ impl AggMaps {
         let keys: Vec<AggKey> = self
             .map
             .keys()
-            .filter_map(|k| k.ok())
-            .filter(|k| k.generation == g)
-            .collect();
+            .filter(|k| k.as_ref().map_or(true, |k| k.generation == g))
+            .collect::<Result<_, _>>()
+            .context("listing the aggregate map's keys")?;
         let mut entries = Vec::with_capacity(keys.len() + 1);
         for k in &keys {
             let values = self.map.get(k, 0).context("reading the aggregate map")?;
@@ -66,23 +66,32 @@ impl AggMaps {
             .get(&g, 0)
             .context("reading the overflow entry")?;
         entries.extend(entry(OVERFLOW_TGID, 0, 0, 0, &overflow));
-        let per_cpu = self
-            .counters
-            .get(&g, 0)
-            .context("reading the sample counters")?;
-        let counters = per_cpu
-            .iter()
-            .fold(AggCounters::default(), |a, c| AggCounters {
-                sampled: a.sampled + c.sampled,
-                capped: a.capped + c.capped,
-                dropped: a.dropped + c.dropped,
-            });
+        let counters = self.counters(g)?;
         if clear {
             self.overflow.set(g, zeros()?, 0)?;
             self.counters.set(g, zeros()?, 0)?;
             self.sampled.set(g, 0, 0)?;
         }
         Ok((entries, counters))
+    }
+}
+
+impl AggMaps {
+    /// Generation `g`'s counters summed over the CPUs (a few words: cheap at every flush,
+    /// unlike the entries, which are a value per key and CPU).
+    fn counters(&self, g: u32) -> Result<AggCounters> {
+        let per_cpu = self
+            .counters
+            .get(&g, 0)
+            .context("reading the sample counters")?;
+        Ok(per_cpu
+            .iter()
+            .fold(AggCounters::default(), |a, c| AggCounters {
+                calls: a.calls + c.calls,
+                sampled: a.sampled + c.sampled,
+                capped: a.capped + c.capped,
+                dropped: a.dropped + c.dropped,
+            }))
     }
 }
 
@@ -186,9 +195,8 @@ impl Aggregator {
     pub fn switch(&mut self, probes: &mut Probes) -> Result<Option<AggregatePeriod>> {
         let other = 1 - self.active;
         let left = self.read_left(probes, other)?;
-        let (now_entries, _) = probes.agg.read(self.active, false)?;
+        let calls = probes.agg.counters(self.active)?.calls;
         let now = sys::boot_ns();
-        let calls: u64 = now_entries.iter().map(AggregateEntry::calls).sum();
         let secs = (now.saturating_sub(self.active_since_ns) as f64 / 1e9).max(1e-3);
         let p = sample_p(self.max_rate as f64 * TARGET_SHARE, calls as f64 / secs);
         let mut cfg = *probes.config();
