@@ -54,6 +54,15 @@ impl Coverage {
     }
 }
 
+/// The header's `max_rate` (FORMAT.md 3.2): the capture was sampled.
+pub fn max_rate(header: &format::CaptureHeader) -> Option<&str> {
+    header
+        .extra
+        .iter()
+        .find(|(k, _)| k == "max_rate")
+        .map(|(_, v)| v.as_str())
+}
+
 /// What `events` says on stderr, before any event, when a file is sampled: its aggregate
 /// records (or, in a stream that has not reached them, its header's `max_rate`) say so.
 pub fn events_note(
@@ -61,11 +70,7 @@ pub fn events_note(
     header: &format::CaptureHeader,
     periods: &[AggregatePeriod],
 ) -> Option<String> {
-    let rate = header
-        .extra
-        .iter()
-        .find(|(k, _)| k == "max_rate")
-        .map(|(_, v)| v.as_str());
+    let rate = max_rate(header);
     if periods.is_empty() {
         return rate.map(|r| {
             format!("note: {path} was sampled (--max-rate {r}): its events are a sample of its calls; `analyze stats` counts every call from its aggregate records")

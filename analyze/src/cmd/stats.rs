@@ -147,7 +147,10 @@ pub fn run(a: &StatsArgs, out: &mut dyn Write) -> Result<(), AppError> {
     let (mut left, mut exact, mut sample_only) = (sampled::Left::default(), 0, Vec::new());
     for inp in &inputs {
         let ff = filter.for_file(&inp.reader);
-        if !inp.reader.aggregates().is_empty() {
+        if inp.reader.aggregates().is_empty() && sampled::max_rate(inp.reader.header()).is_some() {
+            // Sampled, but its aggregate records are gone (a slice of it, say).
+            sample_only.push(inp.path.as_str());
+        } else if !inp.reader.aggregates().is_empty() {
             if why_not.is_none() {
                 sampled::add_file(inp, &ff, &q, &mut agg, &mut left);
                 exact += 1;
@@ -158,6 +161,11 @@ pub fn run(a: &StatsArgs, out: &mut dyn Write) -> Result<(), AppError> {
         let blocks = selected_blocks(&inp.reader, &ff);
         agg.merge(stats::aggregate_file(inp, &ff, &blocks, &q, workers));
     }
+    let why_not = why_not.or_else(|| {
+        (!sample_only.is_empty()).then(|| {
+            "every question (it holds no aggregate records: a slice of a sampled capture?)".into()
+        })
+    });
     for note in left.notes(exact, &sample_only, why_not.as_deref()) {
         eprintln!("analyze: {note}");
     }

@@ -218,3 +218,37 @@ fn export_writes_the_aggregate_records_beside_the_events() {
     assert!(!dir.join("comm.aggregates.parquet").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_slice_without_the_aggregate_records_is_counted_from_its_events_and_says_so() {
+    let dir = tmp_dir("sampled-slice");
+    let out = dir.join("slice.gsot");
+    ok(&[
+        "slice",
+        SAMPLE,
+        "-o",
+        out.to_str().unwrap(),
+        "--optname",
+        "SO_RCVBUF",
+    ]);
+    let r = analyze(&[
+        "stats",
+        out.to_str().unwrap(),
+        "--format",
+        "csv",
+        "--by",
+        "",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.lines().nth(1).unwrap().starts_with("478,"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains("holds no aggregate records"),
+        "{}",
+        r.stderr
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
