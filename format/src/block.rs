@@ -714,7 +714,12 @@ impl BlockEncoder {
         }
         self.put(TS, i, e.ts_ns.wrapping_sub(self.prev_ts).to_le_bytes());
         self.put(DURATION, i, e.duration_ns.to_le_bytes());
-        self.buf.extend_from_slice(e.value);
+        match *e.value {
+            // An int option's value: a fixed-size copy is one store, where a copy of a
+            // length known only at run time is a memcpy call.
+            [a, b, c, d] => self.buf.extend_from_slice(&[a, b, c, d]),
+            _ => self.buf.extend_from_slice(e.value),
+        }
 
         self.prev_ts = e.ts_ns;
         self.ts_min = self.ts_min.min(e.ts_ns);

@@ -44,6 +44,7 @@ pub struct Event<'a> {
 
 impl<'a> Event<'a> {
     /// Builds an event from a ring buffer record's header and the value bytes that follow it.
+    #[inline]
     pub fn from_raw(h: &RawEventHeader, value: &'a [u8]) -> Event<'a> {
         Event {
             ts_ns: h.ts_enter_ns,
