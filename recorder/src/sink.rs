@@ -12,8 +12,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow};
-use format::raw::RawEventHeader;
-use format::{CaptureHeader, Event, LossRecord, ProcessInfo, TraceWriter, WriterOptions};
+use format::raw::{RawEventHeader, RawSocket};
+use format::{
+    CaptureHeader, Event, LossRecord, OwnedSocketRef, ProcessInfo, TraceWriter, WriterOptions,
+};
 
 use crate::cgroupfs::CgroupNames;
 use crate::docker::ContainerNames;
@@ -57,6 +59,32 @@ pub(crate) fn records(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 type Writer = TraceWriter<BufWriter<Output>>;
 
+/// The last record's socket fields and what they became: consecutive calls are mostly on one
+/// socket, and converting its fields again for each (a `Socket` built and moved) was a tenth
+/// of the writer thread's time.
+#[derive(Default)]
+struct SocketCache {
+    raw: RawSocket,
+    names: Vec<u8>,
+    socket: OwnedSocketRef,
+}
+
+impl SocketCache {
+    /// The identity of a record's socket (see [`crate::sock::from_raw`]).
+    fn convert(&mut self, raw: &RawSocket, names: &[u8]) -> &OwnedSocketRef {
+        // Names are empty but for AF_UNIX: no slice comparison (a memcmp call) for those.
+        let same_names =
+            names.len() == self.names.len() && (names.is_empty() || names == self.names);
+        if *raw != self.raw || !same_names {
+            self.socket = crate::sock::from_raw(raw, names);
+            self.raw = *raw;
+            self.names.clear();
+            self.names.extend_from_slice(names);
+        }
+        &self.socket
+    }
+}
+
 /// The output files of a session.
 pub(crate) struct Sink {
     opts: RecordOptions,
@@ -67,6 +95,7 @@ pub(crate) struct Sink {
     file_started: Instant,
     path: PathBuf,
     seen: HashSet<u32>,
+    last_socket: SocketCache,
     /// Names the cgroup of a process gone before /proc was read; `None` without cgroup2.
     pub(crate) cgroups: Option<CgroupNames>,
     /// Asks Docker for the names of the containers met; `None` without Docker.
@@ -113,6 +142,7 @@ impl Sink {
             file_index: 0,
             file_started: Instant::now(),
             seen: HashSet::new(),
+            last_socket: SocketCache::default(),
             cgroups: None,
             names: None,
             summary,
@@ -210,6 +240,7 @@ impl Sink {
         let Sink {
             writer,
             seen,
+            last_socket,
             cgroups,
             names,
             committed,
@@ -232,9 +263,9 @@ impl Sink {
             if h.ts_enter_ns < from_ns || h.ts_enter_ns > until_ns {
                 continue;
             }
-            let (value, socket) = crate::sock::of_record(&h, item);
+            let (value, unix_names) = crate::sock::record_parts(&h, item);
             let mut ev = Event::from_raw(&h, value);
-            ev.socket = socket.as_ref();
+            ev.socket = last_socket.convert(&h.socket, unix_names).as_ref();
             if last_tgid != Some(h.tgid) {
                 last_tgid = Some(h.tgid);
                 if seen.insert(h.tgid) {
@@ -458,6 +489,37 @@ mod tests {
     fn stat_ppid_survives_odd_comms() {
         assert_eq!(parse_stat_ppid("42 (a) b) S 7 42 42 0"), Some(7));
         assert_eq!(parse_stat_ppid("garbage"), None);
+    }
+
+    #[test]
+    fn the_socket_cache_answers_what_converting_each_record_does() {
+        use format::raw::{SOCK_NONE, SOCK_PRESENT};
+        let sock = |family, ino, names: u8| RawSocket {
+            family,
+            ino,
+            status: SOCK_PRESENT,
+            unix_path_len: names,
+            ..RawSocket::default()
+        };
+        let none = RawSocket {
+            status: SOCK_NONE,
+            ..RawSocket::default()
+        };
+        let records: [(RawSocket, &[u8]); 8] = [
+            (RawSocket::default(), b""),
+            (sock(2, 7, 0), b""),
+            (sock(2, 7, 0), b""),
+            (sock(2, 8, 0), b""),
+            (none, b""),
+            (sock(1, 9, 2), b"/a"),
+            (sock(1, 9, 2), b"/b"),
+            (sock(1, 9, 2), b"/b"),
+        ];
+        let mut cache = SocketCache::default();
+        for (raw, names) in records {
+            let want = crate::sock::from_raw(&raw, names);
+            assert_eq!(*cache.convert(&raw, names), want);
+        }
     }
 
     #[test]

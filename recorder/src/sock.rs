@@ -19,10 +19,19 @@ const SOCK_STREAM: u16 = 1;
 /// A drained record's option value and the identity of its socket (whose AF_UNIX names
 /// follow the value), each cut to the bytes the record has.
 pub fn of_record<'a>(h: &RawEventHeader, record: &'a [u8]) -> (&'a [u8], OwnedSocketRef) {
+    let (value, names) = record_parts(h, record);
+    (value, from_raw(&h.socket, names))
+}
+
+/// A drained record's option value and its AF_UNIX name bytes, which follow the value, each
+/// cut to the bytes the record has.
+pub fn record_parts<'a>(h: &RawEventHeader, record: &'a [u8]) -> (&'a [u8], &'a [u8]) {
     let value_end = (RAW_HEADER_SIZE + h.value_len as usize).min(record.len());
     let names_end = (value_end + h.socket.names_len()).min(record.len());
-    let socket = from_raw(&h.socket, &record[value_end..names_end]);
-    (&record[RAW_HEADER_SIZE.min(value_end)..value_end], socket)
+    (
+        &record[RAW_HEADER_SIZE.min(value_end)..value_end],
+        &record[value_end..names_end],
+    )
 }
 
 /// The identity of a record's socket. `names` are the AF_UNIX name bytes the record carries
