@@ -110,6 +110,9 @@ pub fn load_and_attach(
             );
         }
     };
+    // Before the ring buffer is mapped: start-up's freed memory and the ring's pages are then
+    // never resident at once.
+    crate::sys::release_freed_memory();
     let mut config_map: Array<MapData, Config> = take_map(&mut ebpf, MAP_CONFIG)?;
     config_map
         .set(0, config, 0)

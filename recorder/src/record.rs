@@ -285,6 +285,27 @@ pub fn rotated_path(base: &Path, n: u32) -> PathBuf {
     base.with_file_name(name)
 }
 
+/// Largest `--ringbuf-size`. The ring buffer's data pages are mapped twice into the recorder
+/// (so that a record which wraps reads as one) and resident memory counts them twice, so the
+/// ring weighs twice its size there; this is the largest that keeps the recorder's peak
+/// resident memory under its 64 MiB bound (measured: README, "Performance").
+pub const MAX_RINGBUF_SIZE: u32 = 16 << 20;
+
+/// `--ringbuf-size`: a power of two from 4 KiB to [`MAX_RINGBUF_SIZE`].
+pub fn ringbuf_size(bytes: u64) -> Result<u32> {
+    if !bytes.is_power_of_two() || bytes < 4096 {
+        bail!("--ringbuf-size must be a power of two of at least 4096 bytes, got {bytes}");
+    }
+    match u32::try_from(bytes) {
+        Ok(n) if n <= MAX_RINGBUF_SIZE => Ok(n),
+        _ => bail!(
+            "--ringbuf-size {bytes} is over the largest, {MAX_RINGBUF_SIZE} (16M): the ring \
+             buffer's pages are mapped twice and count twice in resident memory, which a larger \
+             one would put over the recorder's 64 MiB bound"
+        ),
+    }
+}
+
 /// A running capture: the probes and the drain on the calling thread, the files on a writer
 /// thread of their own (see [`crate::sink`]) once it runs.
 pub struct Session {
@@ -306,9 +327,7 @@ impl Session {
         if opts.snaplen == 0 || opts.snaplen as usize >= MAX_SNAPLEN {
             bail!("--snaplen must be between 1 and {}", MAX_SNAPLEN - 1);
         }
-        if !opts.ringbuf_size.is_power_of_two() || opts.ringbuf_size < 4096 {
-            bail!("--ringbuf-size must be a power of two of at least 4096 bytes");
-        }
+        ringbuf_size(opts.ringbuf_size.into())?;
         if !opts.inflight_slots.is_power_of_two() || opts.inflight_slots > INFLIGHT_MAX_ENTRIES {
             bail!("--inflight-slots must be a power of two of at most {INFLIGHT_MAX_ENTRIES}");
         }
@@ -821,6 +840,23 @@ mod tests {
         assert_eq!(rotated_path(p, 0), p);
         assert_eq!(rotated_path(p, 1), Path::new("/tmp/x/trace.1.gsot"));
         assert_eq!(rotated_path(Path::new("out"), 12), Path::new("out.12"));
+    }
+
+    #[test]
+    fn ring_buffer_sizes_are_powers_of_two_up_to_16m() {
+        assert_eq!(ringbuf_size(4096).unwrap(), 4096);
+        assert_eq!(ringbuf_size(16 << 20).unwrap(), MAX_RINGBUF_SIZE);
+        assert_eq!(
+            ringbuf_size(12 << 10).unwrap_err().to_string(),
+            "--ringbuf-size must be a power of two of at least 4096 bytes, got 12288"
+        );
+        assert_eq!(
+            ringbuf_size(32 << 20).unwrap_err().to_string(),
+            "--ringbuf-size 33554432 is over the largest, 16777216 (16M): the ring buffer's \
+             pages are mapped twice and count twice in resident memory, which a larger one \
+             would put over the recorder's 64 MiB bound"
+        );
+        assert!(ringbuf_size(1 << 40).is_err());
     }
 
     #[test]

@@ -114,6 +114,17 @@ fn privilege_error(cap_eff: u64, euid: u32) -> Option<String> {
     ))
 }
 
+/// Hands the pages of freed heap memory back to the kernel. Start-up parses the kernel's BTF
+/// (megabytes, more than once) and frees it, but glibc keeps freed memory resident: it would
+/// count in the recorder's resident memory for the whole capture, next to the ring buffer.
+pub fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim takes no pointer and only releases pages of free heap chunks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Old kernels charge BPF maps to RLIMIT_MEMLOCK; newer ones (5.11+) to the memory cgroup.
 /// Raising the limit costs nothing and makes the former work.
 pub fn raise_memlock_limit() {

@@ -23,6 +23,10 @@ pub(super) struct Args {
     /// CPU the loop is pinned to (the recorder runs on the others).
     #[arg(long, default_value_t = 0)]
     cpu: usize,
+    /// The recorder's `--ringbuf-size` (the largest it takes by default: its peak RSS line is
+    /// then the worst case of its memory bound).
+    #[arg(long, default_value = "16M")]
+    ringbuf_size: String,
     /// Extra arguments for the recorder (e.g. `--extra=--comm --extra=nomatch` to time
     /// the cost of a call the kernel filters out).
     #[arg(long, allow_hyphen_values = true, hide = true)]
@@ -255,7 +259,7 @@ fn spawn_recorder(args: &Args, out: &Path, extra: &[&str]) -> Result<Child> {
             "--pid",
             &std::process::id().to_string(),
             "--ringbuf-size",
-            "16M",
+            &args.ringbuf_size,
         ])
         .args(&args.extra)
         .args(extra)

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use format::raw::DEFAULT_SNAPLEN;
 use recorder::bpf::AttachMode;
@@ -133,7 +133,7 @@ struct CommonArgs {
     /// Most option value bytes copied per call.
     #[arg(long, default_value_t = DEFAULT_SNAPLEN)]
     snaplen: u32,
-    /// Ring buffer size in bytes (power of two, >= 4096); accepts K/M/G suffixes.
+    /// Ring buffer size in bytes (a power of two from 4K to 16M); accepts K/M/G suffixes.
     #[arg(long, default_value = "8M", value_parser = parse_size)]
     ringbuf_size: u64,
     /// Events per compressed block.
@@ -171,10 +171,7 @@ impl CommonArgs {
     }
 
     fn record_options(&self, filters: Filters) -> Result<RecordOptions> {
-        let ringbuf_size = u32::try_from(self.ringbuf_size)
-            .ok()
-            .filter(|n| n.is_power_of_two() && *n >= 4096)
-            .context("--ringbuf-size must be a power of two between 4K and 2G")?;
+        let ringbuf_size = recorder::record::ringbuf_size(self.ringbuf_size)?;
         Ok(RecordOptions {
             output: self.target(),
             modes: self.attach.modes(),

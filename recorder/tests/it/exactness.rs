@@ -43,7 +43,7 @@ fn one_round() -> (u64, String) {
             "--inflight-slots",
             "1",
             "--ringbuf-size",
-            "32M",
+            "16M",
         ],
     );
     let sock = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -11,6 +11,7 @@ mod flight;
 mod flood_loss;
 mod generate;
 mod least_privilege;
+mod limits;
 mod output_errors;
 mod overload;
 mod privileges;
