@@ -1,0 +1,286 @@
+//! Per-CPU perf buffers, for kernels without the BPF ring buffer (before 5.8) or `--buffer
+//! perf`: one `PERF_COUNT_SW_BPF_OUTPUT` event per CPU, its fd in the programs' perf event
+//! array, and its mmapped ring read here.
+//!
+//! Not aya's `PerfEventArray::open`: aya 0.14 opens each event with `wakeup_events = 1`, a
+//! wakeup (an irq_work and a reader woken) for every record. Here the event wakes its reader
+//! only at a watermark, as the ring buffer's programs wake it only when it fills up; the
+//! drain otherwise reads on its timer.
+
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context as _, Result, bail};
+use aya_obj::generated::{
+    PERF_FLAG_FD_CLOEXEC, perf_event_attr, perf_event_header, perf_event_mmap_page,
+    perf_event_sample_format::PERF_SAMPLE_RAW,
+    perf_event_type::{PERF_RECORD_LOST, PERF_RECORD_SAMPLE},
+    perf_sw_ids::PERF_COUNT_SW_BPF_OUTPUT,
+    perf_type_id::PERF_TYPE_SOFTWARE,
+};
+
+/// One CPU's perf event and its mmapped ring (a control page, then `size` bytes of data).
+struct CpuBuffer {
+    cpu: u32,
+    fd: OwnedFd,
+    base: *mut u8,
+    size: usize,
+    page: usize,
+    /// PERF_RECORD_LOST counts read so far.
+    lost: u64,
+}
+
+// SAFETY: the mapping is owned by this value alone (unmapped in its Drop) and only read and
+// advanced through `&mut self`.
+unsafe impl Send for CpuBuffer {}
+
+impl Drop for CpuBuffer {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `open`, with its length; nothing borrows it any more.
+        unsafe { libc::munmap(self.base.cast(), self.size + self.page) };
+    }
+}
+
+/// The perf buffers of every online CPU.
+pub struct PerfBuffers {
+    /// The perf event array the programs write through, kept open with the buffers.
+    _map: aya::maps::MapData,
+    cpus: Vec<CpuBuffer>,
+    /// A record that wraps around a ring's end, made contiguous.
+    scratch: Vec<u8>,
+}
+
+impl PerfBuffers {
+    /// Opens one buffer of `bytes` (a power of two of at least a page) per online CPU, each
+    /// waking its reader once `bytes / 2` are waiting, and puts them into the perf event array
+    /// `map`.
+    pub fn open(map: aya::maps::MapData, bytes: usize) -> Result<PerfBuffers> {
+        use std::os::fd::AsFd as _;
+        let map_fd = map.fd().as_fd().as_raw_fd();
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        if !bytes.is_power_of_two() || bytes < page {
+            bail!("a perf buffer must be a power of two of at least a page: {bytes}");
+        }
+        let online = aya::util::online_cpus()
+            .map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))
+            .context("listing the online CPUs")?;
+        let cpus = online
+            .into_iter()
+            .map(|cpu| CpuBuffer::open(map_fd, cpu, bytes, page))
+            .collect::<Result<_>>()?;
+        Ok(PerfBuffers {
+            _map: map,
+            cpus,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The events' descriptors, which poll readable at their watermark.
+    pub fn fds(&self) -> Vec<RawFd> {
+        self.cpus.iter().map(|c| c.fd.as_raw_fd()).collect()
+    }
+
+    /// Hands every waiting sample to `take` (its bytes, up to 7 of the kernel's zero padding
+    /// after the record) until it returns false, and returns the PERF_RECORD_LOST counts per
+    /// CPU read so far, as (cpu, total).
+    pub fn drain(&mut self, mut take: impl FnMut(&[u8]) -> bool) -> Vec<(u32, u64)> {
+        for c in &mut self.cpus {
+            if !c.drain(&mut self.scratch, &mut take) {
+                break;
+            }
+        }
+        self.cpus.iter().map(|c| (c.cpu, c.lost)).collect()
+    }
+}
+
+impl CpuBuffer {
+    fn open(map_fd: RawFd, cpu: u32, bytes: usize, page: usize) -> Result<CpuBuffer> {
+        // SAFETY: a plain C struct; all zeros is its "nothing set" value.
+        let mut attr: perf_event_attr = unsafe { std::mem::zeroed() };
+        attr.type_ = PERF_TYPE_SOFTWARE as u32;
+        attr.size = std::mem::size_of::<perf_event_attr>() as u32;
+        attr.config = PERF_COUNT_SW_BPF_OUTPUT as u64;
+        attr.sample_type = PERF_SAMPLE_RAW as u64;
+        attr.__bindgen_anon_1.sample_period = 1;
+        attr.set_watermark(1);
+        attr.__bindgen_anon_2.wakeup_watermark = (bytes / 2) as u32;
+        // SAFETY: a valid attr; all processes on one CPU, no group.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_perf_event_open,
+                &attr as *const perf_event_attr,
+                -1,
+                cpu as libc::c_int,
+                -1,
+                PERF_FLAG_FD_CLOEXEC as libc::c_ulong,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("perf_event_open of the BPF output event on CPU {cpu}"));
+        }
+        // SAFETY: a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        // SAFETY: maps the event's control page and data pages, shared with the kernel.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes + page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("mapping the perf buffer of CPU {cpu} ({bytes} bytes)"));
+        }
+        let buf = CpuBuffer {
+            cpu,
+            fd,
+            base: base.cast(),
+            size: bytes,
+            page,
+            lost: 0,
+        };
+        map_update(map_fd, cpu, buf.fd.as_raw_fd())
+            .with_context(|| format!("putting CPU {cpu}'s perf event into the perf event array"))?;
+        Ok(buf)
+    }
+
+    fn head_tail(&self) -> (&AtomicU64, &AtomicU64) {
+        let meta = self.base.cast::<perf_event_mmap_page>();
+        // SAFETY: the control page is mapped for as long as `self`; the kernel writes
+        // `data_head` and reads `data_tail` concurrently, so both are used as atomics (8-byte
+        // aligned fields of a page-aligned struct).
+        unsafe {
+            (
+                AtomicU64::from_ptr(&raw mut (*meta).data_head),
+                AtomicU64::from_ptr(&raw mut (*meta).data_tail),
+            )
+        }
+    }
+
+    /// Reads every record between the tail and the head; false if `take` said stop.
+    fn drain(&mut self, scratch: &mut Vec<u8>, take: &mut impl FnMut(&[u8]) -> bool) -> bool {
+        let (head_a, tail_a) = self.head_tail();
+        // Acquire: the records before `data_head` are written once it is seen.
+        let head = head_a.load(Ordering::Acquire);
+        let mut tail = tail_a.load(Ordering::Relaxed);
+        let mut go_on = true;
+        let mut lost = 0;
+        while tail < head && go_on {
+            let rec = self.record(tail, head, scratch);
+            let Some((kind, body)) = rec else {
+                // A header that does not fit what the kernel wrote: never seen, but do not
+                // loop on it; skip to the head.
+                tail = head;
+                break;
+            };
+            let len = body.len() + std::mem::size_of::<perf_event_header>();
+            if kind == PERF_RECORD_SAMPLE as u32 {
+                // u32 size, then the raw bytes.
+                if let Some((n, raw)) = body.split_first_chunk::<4>() {
+                    let n = (u32::from_le_bytes(*n) as usize).min(raw.len());
+                    go_on = take(&raw[..n]);
+                }
+            } else if kind == PERF_RECORD_LOST as u32 {
+                // u64 id, then u64 lost.
+                if let Some(n) = body.get(8..16) {
+                    lost += u64::from_le_bytes(n.try_into().expect("8 bytes"));
+                }
+            }
+            tail += len as u64;
+        }
+        self.lost += lost;
+        // Release: the kernel may overwrite what was read only after this.
+        self.head_tail().1.store(tail, Ordering::Release);
+        go_on
+    }
+
+    /// The record at `tail` as (type, bytes after its header), copied into `scratch` if it
+    /// wraps around the ring's end; None if its size is impossible.
+    fn record<'a>(
+        &'a self,
+        tail: u64,
+        head: u64,
+        scratch: &'a mut Vec<u8>,
+    ) -> Option<(u32, &'a [u8])> {
+        let hdr = std::mem::size_of::<perf_event_header>();
+        let mut h = [0u8; 8];
+        self.copy_out(tail, &mut h);
+        let kind = u32::from_le_bytes(h[..4].try_into().expect("4 bytes"));
+        let size = u16::from_le_bytes(h[6..8].try_into().expect("2 bytes")) as usize;
+        if size < hdr || tail + size as u64 > head {
+            return None;
+        }
+        let start = (tail as usize + hdr) % self.size;
+        let n = size - hdr;
+        if start + n <= self.size {
+            // SAFETY: inside the data pages, written by the kernel before `head`.
+            let s = unsafe { std::slice::from_raw_parts(self.data().add(start), n) };
+            return Some((kind, s));
+        }
+        scratch.resize(n, 0);
+        self.copy_out(tail + hdr as u64, scratch);
+        Some((kind, &scratch[..]))
+    }
+
+    fn data(&self) -> *const u8 {
+        // SAFETY: the data pages follow the control page in the mapping.
+        unsafe { self.base.add(self.page) }
+    }
+
+    /// Copies `out.len()` bytes from ring position `at`, wrapping at the ring's end.
+    fn copy_out(&self, at: u64, out: &mut [u8]) {
+        let start = at as usize % self.size;
+        let first = out.len().min(self.size - start);
+        // SAFETY: both ranges lie inside the data pages; `out` is ours.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.data().add(start), out.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(
+                self.data(),
+                out.as_mut_ptr().add(first),
+                out.len() - first,
+            );
+        }
+    }
+}
+
+/// BPF_MAP_UPDATE_ELEM of `map_fd[key] = value` (u32 key and value); aya keeps its own
+/// wrapper of the syscall crate-private.
+fn map_update(map_fd: RawFd, key: u32, value: RawFd) -> std::io::Result<()> {
+    #[repr(C)]
+    struct Attr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+    let value = value as u32;
+    let attr = Attr {
+        map_fd: map_fd as u32,
+        _pad: 0,
+        key: &key as *const u32 as u64,
+        value: &value as *const u32 as u64,
+        flags: 0,
+    };
+    // SAFETY: the attr and what it points at live across the call; the kernel reads
+    // `size_of::<Attr>()` bytes of it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_UPDATE_ELEM,
+            &attr as *const Attr,
+            std::mem::size_of::<Attr>() as libc::c_uint,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
