@@ -342,9 +342,12 @@ fn kretprobe_exit<const EXACT: bool>(ctx: &RetProbeContext) -> u32 {
 fn fentry_enter<const EXACT: bool>(ctx: &FEntryContext) -> u32 {
     // SAFETY: as in `perf_buffer`.
     let optlen = if unsafe { core::ptr::read_volatile(&raw const FENTRY_READ_ARGS) } != 0 {
+        // black_box: else LLVM computes `ctx + 32` once for both branches, and the context
+        // load of the other one through a modified ctx pointer is refused (6.1, 6.12).
+        let base = core::hint::black_box(ctx.as_ptr().cast::<u64>());
         // SAFETY: the context is the trampoline's array of the five u64 arguments; the helper
         // copies slot 4 and fails cleanly (instead of faulting) on a bad address.
-        let slot = unsafe { ctx.as_ptr().cast::<u64>().add(4) };
+        let slot = unsafe { base.add(4) };
         // SAFETY: as above.
         unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(slot) }.unwrap_or(0)
     } else {
