@@ -24,8 +24,8 @@ pub(super) struct Args {
     /// CPU the loop is pinned to (the recorder runs on the others).
     #[arg(long, default_value_t = 0)]
     cpu: usize,
-    /// `perf` also times the loop under a recorder with per-CPU perf buffers (at the default
-    /// --ringbuf-size), beside the ring buffer's run.
+    /// `perf` also times the loop under a recorder with per-CPU perf buffers, beside the ring
+    /// buffer's run and with the same --ringbuf-size in all (16M, or what --extra sets).
     #[arg(long, value_enum)]
     buffer: Option<BufferKind>,
     /// Extra arguments for the recorder (e.g. `--extra=--comm --extra=nomatch` to time
@@ -151,7 +151,7 @@ pub(super) fn run(args: Args) -> Result<()> {
     let perf_out = dir.join("perf.gsot");
     let perf = match args.buffer {
         Some(BufferKind::Perf) => {
-            let perf_args = ["--buffer", "perf", "--ringbuf-size", "8M"];
+            let perf_args = ["--buffer", "perf"];
             Some(recorder_run(&args, &perf_out, fd, None, &perf_args)?)
         }
         _ => None,
@@ -269,6 +269,9 @@ fn recorder_run(
 fn spawn_recorder(args: &Args, out: &Path, extra: &[&str]) -> Result<Child> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
+    let own_size = (args.extra.iter().map(String::as_str))
+        .chain(extra.iter().copied())
+        .any(|a| a == "--ringbuf-size");
     cmd.args(["record", "-o"])
         .arg(out)
         .args([
@@ -277,11 +280,10 @@ fn spawn_recorder(args: &Args, out: &Path, extra: &[&str]) -> Result<Child> {
             "--pid",
             &std::process::id().to_string(),
         ])
-        // Unless the run sets its own.
-        .args(if extra.contains(&"--ringbuf-size") {
+        .args(if own_size {
             &[][..]
         } else {
-            &["--ringbuf-size", "16M"][..]
+            &["--ringbuf-size", "16M"]
         })
         .args(&args.extra)
         .args(extra)
