@@ -287,6 +287,8 @@ fn spawn_recorder(args: &Args, out: &Path, extra: &[&str]) -> Result<Child> {
         })
         .args(&args.extra)
         .args(extra)
+        // The bench says which run gets which buffer (`--buffer` for its perf run).
+        .env_remove("GSOT_BUFFER")
         .stderr(Stdio::piped());
     let ncpus = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
