@@ -193,12 +193,10 @@ pub fn load_and_attach(
         Err(e) => {
             let e = anyhow!(e).context("loading the eBPF object (maps)");
             let facts = KernelFacts::probe();
-            return Err(
-                match Unsupported::after_load(&facts, modes, &format!("{e:#}")) {
-                    Some(u) => u.into(),
-                    None => e,
-                },
-            );
+            let why = (!perf)
+                .then(|| Unsupported::after_load(&facts, modes, &format!("{e:#}")))
+                .flatten();
+            return Err(why.map_or(e, Into::into));
         }
     };
     let mut config_map: Array<MapData, Config> = take_map(&mut ebpf, MAP_CONFIG)?;
@@ -631,6 +629,28 @@ mod tests {
                 Some((name.to_string(), rest.strip_suffix("\";")?.to_string()))
             })
             .collect()
+    }
+
+    #[test]
+    fn auto_takes_perf_buffers_only_where_no_ring_buffer_can_be_created() {
+        use BufferKind::*;
+        let perf_why = "auto: the kernel cannot create a BPF_MAP_TYPE_RINGBUF (Linux 5.8+)";
+        assert_eq!(Auto.choose(Some(false)), (Perf, perf_why.to_string()));
+        let ring = Auto.choose(Some(true));
+        assert_eq!(
+            ring,
+            (Ring, "auto: the kernel has BPF_MAP_TYPE_RINGBUF".into())
+        );
+        // A probe that failed says nothing about the kernel: try the ring buffer, and say so.
+        assert_eq!(Auto.choose(None).0, Ring);
+        for kind in [Ring, Perf, PerfLegacy] {
+            assert_eq!(kind.choose(Some(false)), (kind, "--buffer".into()));
+        }
+        assert_eq!(
+            PerfLegacy.name(),
+            "perf",
+            "the header names the buffer, not the test"
+        );
     }
 
     #[test]
