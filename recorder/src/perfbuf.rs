@@ -168,16 +168,43 @@ impl CpuBuffer {
         let (head_a, tail_a) = self.head_tail();
         // Acquire: the records before `data_head` are written once it is seen.
         let head = head_a.load(Ordering::Acquire);
-        let mut tail = tail_a.load(Ordering::Relaxed);
-        let mut go_on = true;
-        let mut lost = 0;
+        let tail = tail_a.load(Ordering::Relaxed);
+        let ring = Ring {
+            // SAFETY: the data pages follow the control page in the mapping.
+            data: unsafe { self.base.add(self.page) },
+            size: self.size,
+        };
+        let (tail, lost, go_on) = ring.read(tail, head, scratch, take);
+        self.lost += lost;
+        // Release: the kernel may overwrite what was read only after this.
+        self.head_tail().1.store(tail, Ordering::Release);
+        go_on
+    }
+}
+
+/// The data pages of one perf buffer: `size` bytes (a power of two) the kernel writes records
+/// into at ever-growing positions, modulo `size`.
+struct Ring {
+    data: *const u8,
+    size: usize,
+}
+
+impl Ring {
+    /// Reads the records from `tail` to `head`, handing samples to `take` until it returns
+    /// false; returns the new tail, the PERF_RECORD_LOST counts read and whether to go on.
+    fn read(
+        &self,
+        mut tail: u64,
+        head: u64,
+        scratch: &mut Vec<u8>,
+        take: &mut impl FnMut(&[u8]) -> bool,
+    ) -> (u64, u64, bool) {
+        let (mut go_on, mut lost) = (true, 0);
         while tail < head && go_on {
-            let rec = self.record(tail, head, scratch);
-            let Some((kind, body)) = rec else {
+            let Some((kind, body)) = self.record(tail, head, scratch) else {
                 // A header that does not fit what the kernel wrote: never seen, but do not
                 // loop on it; skip to the head.
-                tail = head;
-                break;
+                return (head, lost, go_on);
             };
             let len = body.len() + std::mem::size_of::<perf_event_header>();
             if kind == PERF_RECORD_SAMPLE as u32 {
@@ -194,10 +221,7 @@ impl CpuBuffer {
             }
             tail += len as u64;
         }
-        self.lost += lost;
-        // Release: the kernel may overwrite what was read only after this.
-        self.head_tail().1.store(tail, Ordering::Release);
-        go_on
+        (tail, lost, go_on)
     }
 
     /// The record at `tail` as (type, bytes after its header), copied into `scratch` if it
@@ -220,17 +244,12 @@ impl CpuBuffer {
         let n = size - hdr;
         if start + n <= self.size {
             // SAFETY: inside the data pages, written by the kernel before `head`.
-            let s = unsafe { std::slice::from_raw_parts(self.data().add(start), n) };
+            let s = unsafe { std::slice::from_raw_parts(self.data.add(start), n) };
             return Some((kind, s));
         }
         scratch.resize(n, 0);
         self.copy_out(tail + hdr as u64, scratch);
         Some((kind, &scratch[..]))
-    }
-
-    fn data(&self) -> *const u8 {
-        // SAFETY: the data pages follow the control page in the mapping.
-        unsafe { self.base.add(self.page) }
     }
 
     /// Copies `out.len()` bytes from ring position `at`, wrapping at the ring's end.
@@ -239,9 +258,9 @@ impl CpuBuffer {
         let first = out.len().min(self.size - start);
         // SAFETY: both ranges lie inside the data pages; `out` is ours.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.data().add(start), out.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(self.data.add(start), out.as_mut_ptr(), first);
             std::ptr::copy_nonoverlapping(
-                self.data(),
+                self.data,
                 out.as_mut_ptr().add(first),
                 out.len() - first,
             );
@@ -283,4 +302,72 @@ fn map_update(map_fd: RawFd, key: u32, value: RawFd) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A perf record: header (type, misc 0, size) and body, as the kernel writes it.
+    fn record(kind: u32, body: &[u8]) -> Vec<u8> {
+        let mut r = kind.to_le_bytes().to_vec();
+        r.extend_from_slice(&0u16.to_le_bytes());
+        r.extend_from_slice(&((8 + body.len()) as u16).to_le_bytes());
+        r.extend_from_slice(body);
+        r
+    }
+
+    fn sample(raw: &[u8]) -> Vec<u8> {
+        // The raw size counts the kernel's padding to 8 bytes, which follows the bytes.
+        let padded = (raw.len() + 4).next_multiple_of(8) - 4;
+        let mut body = (padded as u32).to_le_bytes().to_vec();
+        body.extend_from_slice(raw);
+        body.resize(4 + padded, 0);
+        record(PERF_RECORD_SAMPLE as u32, &body)
+    }
+
+    #[test]
+    fn samples_and_losses_are_read_across_the_rings_end() {
+        let lost = record(
+            PERF_RECORD_LOST as u32,
+            &[[7u8; 8], 5u64.to_le_bytes()].concat(),
+        );
+        let a = sample(b"first record");
+        let b = sample(&[0xab; 41]);
+        let stream = [lost.clone(), a.clone(), b.clone(), lost].concat();
+        // A 256-byte ring, the 128 bytes from the tail wrapping around its end: at 204 in
+        // the second sample's header, at 210 in the first sample's bytes.
+        for at in [204, 210] {
+            let mut data = vec![0u8; 256];
+            let start = 1000 * 256 + at;
+            for (i, byte) in stream.iter().enumerate() {
+                data[(start + i) % 256] = *byte;
+            }
+            let ring = Ring {
+                data: data.as_ptr(),
+                size: 256,
+            };
+            let mut got: Vec<Vec<u8>> = Vec::new();
+            let (mut scratch, head) = (Vec::new(), (start + stream.len()) as u64);
+            let (tail, n_lost, go_on) = ring.read(start as u64, head, &mut scratch, &mut |r| {
+                got.push(r.to_vec());
+                true
+            });
+            assert_eq!((tail, n_lost, go_on), (head, 10, true), "at {at}");
+            // Each with the kernel's padding after it, which the sink ignores.
+            assert_eq!(got.len(), 2, "at {at}");
+            assert!(got[0].starts_with(b"first record") && got[0].len() == 12);
+            assert_eq!(&got[1][..41], &[0xab; 41][..], "at {at}");
+            assert!(got[1][41..].iter().all(|&z| z == 0) && got[1].len() == 44);
+            // Stopping early leaves the tail after the record that said stop.
+            let (tail, _, go_on) = ring.read(start as u64, head, &mut scratch, &mut |_| false);
+            assert_eq!((tail, go_on), ((start + LOST_LEN + a.len()) as u64, false));
+            // A header claiming more than the kernel wrote ends the read at the head.
+            let (tail, _, _) = ring.read(start as u64, head - 1, &mut scratch, &mut |_| true);
+            assert_eq!(tail, head - 1, "at {at}");
+        }
+    }
+
+    /// A PERF_RECORD_LOST: header, id, count.
+    const LOST_LEN: usize = 8 + 16;
 }
