@@ -18,6 +18,7 @@ use aya_obj::generated::{
     perf_sw_ids::PERF_COUNT_SW_BPF_OUTPUT,
     perf_type_id::PERF_TYPE_SOFTWARE,
 };
+use format::raw::RawEventHeader;
 
 /// One CPU's perf event and its mmapped ring (a control page, then `size` bytes of data).
 struct CpuBuffer {
@@ -84,11 +85,20 @@ impl PerfBuffers {
     /// Hands every waiting sample to `take` (its bytes, up to 7 of the kernel's zero padding
     /// after the record) until it returns false, and returns the PERF_RECORD_LOST counts per
     /// CPU read so far, as (cpu, total).
+    ///
+    /// The CPUs' samples are merged by entry time: each buffer holds one CPU's records in the
+    /// order they were made, and a thread that moves between CPUs would otherwise have its
+    /// calls handed over out of order (one whole buffer after the other), which the ring
+    /// buffer, one queue for all CPUs, never does (a rotated file would start before the
+    /// previous one ends).
     pub fn drain(&mut self, mut take: impl FnMut(&[u8]) -> bool) -> Vec<(u32, u64)> {
-        for c in &mut self.cpus {
-            if !c.drain(&mut self.scratch, &mut take) {
-                break;
-            }
+        let mut cursors: Vec<Cursor> = self.cpus.iter().map(CpuBuffer::cursor).collect();
+        let mut lost = vec![0; cursors.len()];
+        merge(&mut cursors, &mut lost, &mut self.scratch, &mut take);
+        for ((c, cursor), lost) in self.cpus.iter_mut().zip(&cursors).zip(lost) {
+            c.lost += lost;
+            // Release: the kernel may overwrite what was read only after this.
+            c.head_tail().1.store(cursor.tail, Ordering::Release);
         }
         self.cpus.iter().map(|c| (c.cpu, c.lost)).collect()
     }
@@ -163,93 +173,159 @@ impl CpuBuffer {
         }
     }
 
-    /// Reads every record between the tail and the head; false if `take` said stop.
-    fn drain(&mut self, scratch: &mut Vec<u8>, take: &mut impl FnMut(&[u8]) -> bool) -> bool {
+    /// A reader of what the kernel wrote so far.
+    fn cursor(&self) -> Cursor {
         let (head_a, tail_a) = self.head_tail();
-        // Acquire: the records before `data_head` are written once it is seen.
-        let head = head_a.load(Ordering::Acquire);
-        let tail = tail_a.load(Ordering::Relaxed);
-        let ring = Ring {
-            // SAFETY: the data pages follow the control page in the mapping.
-            data: unsafe { self.base.add(self.page) },
-            size: self.size,
-        };
-        let (tail, lost, go_on) = ring.read(tail, head, scratch, take);
-        self.lost += lost;
-        // Release: the kernel may overwrite what was read only after this.
-        self.head_tail().1.store(tail, Ordering::Release);
-        go_on
+        Cursor {
+            ring: Ring {
+                // SAFETY: the data pages follow the control page in the mapping.
+                data: unsafe { self.base.add(self.page) },
+                size: self.size,
+            },
+            // Acquire: the records before `data_head` are written once it is seen.
+            head: head_a.load(Ordering::Acquire),
+            tail: tail_a.load(Ordering::Relaxed),
+        }
     }
 }
 
 /// The data pages of one perf buffer: `size` bytes (a power of two) the kernel writes records
 /// into at ever-growing positions, modulo `size`.
+#[derive(Clone, Copy)]
 struct Ring {
     data: *const u8,
     size: usize,
 }
 
+/// Where a read of one ring is: from `tail` to `head`.
+struct Cursor {
+    ring: Ring,
+    tail: u64,
+    head: u64,
+}
+
+/// Hands the samples of every cursor to `take`, earliest entry time first, until it returns
+/// false or all are read; adds each cursor's PERF_RECORD_LOST counts to its `lost`.
+fn merge(
+    cursors: &mut [Cursor],
+    lost: &mut [u64],
+    scratch: &mut Vec<u8>,
+    take: &mut impl FnMut(&[u8]) -> bool,
+) {
+    use std::cmp::Reverse;
+    let mut fronts = std::collections::BinaryHeap::new();
+    for (i, c) in cursors.iter_mut().enumerate() {
+        if let Some(ts) = c.skip_to_sample(&mut lost[i]) {
+            fronts.push(Reverse((ts, i)));
+        }
+    }
+    while let Some(Reverse((_, i))) = fronts.pop() {
+        if !cursors[i].take_sample(scratch, take) {
+            return;
+        }
+        if let Some(ts) = cursors[i].skip_to_sample(&mut lost[i]) {
+            fronts.push(Reverse((ts, i)));
+        }
+    }
+}
+
+/// Bytes of a record's header, and of a sample's raw size before its bytes.
+const HEADER: usize = std::mem::size_of::<perf_event_header>();
+const RAW_SIZE: usize = 4;
+
+impl Cursor {
+    /// Moves past the records before the next sample, adding PERF_RECORD_LOST counts to
+    /// `lost`; returns the sample's entry time, or None at the head.
+    fn skip_to_sample(&mut self, lost: &mut u64) -> Option<u64> {
+        while self.tail < self.head {
+            let Some((kind, len)) = self.ring.header(self.tail, self.head) else {
+                // A header that does not fit what the kernel wrote: never seen, but do not
+                // loop on it; skip to the head.
+                self.tail = self.head;
+                return None;
+            };
+            if kind == PERF_RECORD_SAMPLE as u32 {
+                let mut ts = [0u8; 8];
+                let at = HEADER + RAW_SIZE + std::mem::offset_of!(RawEventHeader, ts_enter_ns);
+                if len >= at + 8 {
+                    self.ring.copy_out(self.tail + at as u64, &mut ts);
+                }
+                return Some(u64::from_le_bytes(ts));
+            }
+            if kind == PERF_RECORD_LOST as u32 && len >= HEADER + 16 {
+                // u64 id, then u64 lost.
+                let mut n = [0u8; 8];
+                self.ring.copy_out(self.tail + (HEADER + 8) as u64, &mut n);
+                *lost += u64::from_le_bytes(n);
+            }
+            self.tail += len as u64;
+        }
+        None
+    }
+
+    /// Hands the sample at the tail (after `skip_to_sample`) to `take` and moves past it;
+    /// returns what `take` did.
+    fn take_sample(&mut self, scratch: &mut Vec<u8>, take: &mut impl FnMut(&[u8]) -> bool) -> bool {
+        let Some(body) = self.ring.body(self.tail, self.head, scratch) else {
+            self.tail = self.head;
+            return true;
+        };
+        self.tail += (HEADER + body.len()) as u64;
+        // u32 size, then the raw bytes.
+        match body.split_first_chunk::<RAW_SIZE>() {
+            Some((n, raw)) => take(&raw[..(u32::from_le_bytes(*n) as usize).min(raw.len())]),
+            None => true,
+        }
+    }
+}
+
 impl Ring {
     /// Reads the records from `tail` to `head`, handing samples to `take` until it returns
     /// false; returns the new tail, the PERF_RECORD_LOST counts read and whether to go on.
+    #[cfg(test)]
     fn read(
-        &self,
-        mut tail: u64,
+        self,
+        tail: u64,
         head: u64,
         scratch: &mut Vec<u8>,
         take: &mut impl FnMut(&[u8]) -> bool,
     ) -> (u64, u64, bool) {
-        let (mut go_on, mut lost) = (true, 0);
-        while tail < head && go_on {
-            let Some((kind, body)) = self.record(tail, head, scratch) else {
-                // A header that does not fit what the kernel wrote: never seen, but do not
-                // loop on it; skip to the head.
-                return (head, lost, go_on);
-            };
-            let len = body.len() + std::mem::size_of::<perf_event_header>();
-            if kind == PERF_RECORD_SAMPLE as u32 {
-                // u32 size, then the raw bytes.
-                if let Some((n, raw)) = body.split_first_chunk::<4>() {
-                    let n = (u32::from_le_bytes(*n) as usize).min(raw.len());
-                    go_on = take(&raw[..n]);
-                }
-            } else if kind == PERF_RECORD_LOST as u32 {
-                // u64 id, then u64 lost.
-                if let Some(n) = body.get(8..16) {
-                    lost += u64::from_le_bytes(n.try_into().expect("8 bytes"));
-                }
+        let mut c = Cursor {
+            ring: self,
+            tail,
+            head,
+        };
+        let mut lost = 0;
+        while c.skip_to_sample(&mut lost).is_some() {
+            if !c.take_sample(scratch, take) {
+                return (c.tail, lost, false);
             }
-            tail += len as u64;
         }
-        (tail, lost, go_on)
+        (c.tail, lost, true)
     }
 
-    /// The record at `tail` as (type, bytes after its header), copied into `scratch` if it
-    /// wraps around the ring's end; None if its size is impossible.
-    fn record<'a>(
-        &'a self,
-        tail: u64,
-        head: u64,
-        scratch: &'a mut Vec<u8>,
-    ) -> Option<(u32, &'a [u8])> {
-        let hdr = std::mem::size_of::<perf_event_header>();
-        let mut h = [0u8; 8];
+    /// The type and length of the record at `tail`; None if its size is impossible.
+    fn header(&self, tail: u64, head: u64) -> Option<(u32, usize)> {
+        let mut h = [0u8; HEADER];
         self.copy_out(tail, &mut h);
         let kind = u32::from_le_bytes(h[..4].try_into().expect("4 bytes"));
         let size = u16::from_le_bytes(h[6..8].try_into().expect("2 bytes")) as usize;
-        if size < hdr || tail + size as u64 > head {
-            return None;
-        }
-        let start = (tail as usize + hdr) % self.size;
-        let n = size - hdr;
+        (size >= HEADER && tail + size as u64 <= head).then_some((kind, size))
+    }
+
+    /// The bytes after the header of the record at `tail`, copied into `scratch` if they wrap
+    /// around the ring's end; None if its size is impossible.
+    fn body<'a>(&'a self, tail: u64, head: u64, scratch: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+        let (_, size) = self.header(tail, head)?;
+        let start = (tail as usize + HEADER) % self.size;
+        let n = size - HEADER;
         if start + n <= self.size {
             // SAFETY: inside the data pages, written by the kernel before `head`.
-            let s = unsafe { std::slice::from_raw_parts(self.data.add(start), n) };
-            return Some((kind, s));
+            return Some(unsafe { std::slice::from_raw_parts(self.data.add(start), n) });
         }
         scratch.resize(n, 0);
-        self.copy_out(tail + hdr as u64, scratch);
-        Some((kind, &scratch[..]))
+        self.copy_out(tail + HEADER as u64, scratch);
+        Some(&scratch[..])
     }
 
     /// Copies `out.len()` bytes from ring position `at`, wrapping at the ring's end.
@@ -370,4 +446,47 @@ mod tests {
 
     /// A PERF_RECORD_LOST: header, id, count.
     const LOST_LEN: usize = 8 + 16;
+
+    #[test]
+    fn the_cpus_samples_are_merged_by_entry_time() {
+        // Two CPUs' rings, each in its own order; a sample is its entry time, then a tag.
+        let ev = |ts: u64, tag: u8| sample(&[&ts.to_le_bytes()[..], &[tag]].concat());
+        let lost = record(
+            PERF_RECORD_LOST as u32,
+            &[[1u8; 8], 3u64.to_le_bytes()].concat(),
+        );
+        let streams = [
+            [ev(10, 1), ev(30, 3), lost, ev(60, 6)].concat(),
+            [ev(20, 2), ev(40, 4), ev(50, 5)].concat(),
+        ];
+        // Each ring a power of two, the stream from its start.
+        let rings: Vec<Vec<u8>> = streams
+            .iter()
+            .map(|s| {
+                let mut r = s.clone();
+                r.resize(s.len().next_power_of_two(), 0);
+                r
+            })
+            .collect();
+        let mut cursors: Vec<Cursor> = rings
+            .iter()
+            .zip(&streams)
+            .map(|(r, s)| Cursor {
+                ring: Ring {
+                    data: r.as_ptr(),
+                    size: r.len(),
+                },
+                tail: 0,
+                head: s.len() as u64,
+            })
+            .collect();
+        let (mut lost, mut scratch, mut tags) = (vec![0, 0], Vec::new(), Vec::new());
+        merge(&mut cursors, &mut lost, &mut scratch, &mut |r| {
+            tags.push(r[8]);
+            true
+        });
+        assert_eq!(tags, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(lost, [3, 0]);
+        assert_eq!(cursors[0].tail, streams[0].len() as u64);
+    }
 }
