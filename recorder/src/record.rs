@@ -685,9 +685,11 @@ impl Drain {
     /// total, which counts the same failed `bpf_perf_event_output` calls the programs count
     /// (with their interval): only a CPU whose perf total ever exceeds its program count gets
     /// the excess, as a loss record over the whole capture so far, so no loss is left out or
-    /// counted twice.
+    /// counted twice. With `--max-rate` a sampled record the buffer had no room for is
+    /// counted with the sample, not as lost (`agg::count_output_loss`), so the check is off.
     fn collect_losses(&mut self, perf_lost: Option<&[(u32, u64)]>) -> Result<bool> {
         let slots = self.probes.losses()?;
+        let perf_lost = perf_lost.filter(|_| self.agg.is_none());
         for &(cpu, total) in perf_lost.unwrap_or_default() {
             let (Some(slot), Some(&base)) =
                 (slots.get(cpu as usize), self.loss_base.get(cpu as usize))
