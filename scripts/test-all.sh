@@ -24,6 +24,10 @@ step "tests (format, recorder on the live kernel, analyze)"
 # A live-kernel test that would skip (not root) fails instead: CI cannot pass by skipping.
 GSOT_REQUIRE_ROOT=1 GSOT_REQUIRE_DOCKER=1 cargo test --workspace --locked
 
+step "the recorder's live-kernel tests again, every recorder with perf buffers (--buffer perf)"
+# The recorder reads --buffer from GSOT_BUFFER; tests that pass --buffer themselves keep theirs.
+GSOT_REQUIRE_ROOT=1 GSOT_REQUIRE_DOCKER=1 GSOT_BUFFER=perf cargo test -p recorder --test it --locked
+
 step "an independent reader written from FORMAT.md alone"
 # Its container-table test reads a file gen-trace writes.
 cargo build --locked -q -p analyze -p gsot-format --features gsot-format/synth --bins

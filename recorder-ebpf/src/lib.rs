@@ -17,6 +17,18 @@ pub const MAP_AGG: &str = "AGG";
 pub const MAP_AGG_OVERFLOW: &str = "AGG_OVERFLOW";
 pub const MAP_AGG_COUNTERS: &str = "AGG_COUNTERS";
 pub const MAP_AGG_SAMPLED: &str = "AGG_SAMPLED";
+/// The per-CPU perf buffers (`--buffer perf`).
+pub const MAP_EVENTS_PERF: &str = "EVENTS_PERF";
+/// Read-only globals the loader sets (see their statics in `src/main.rs`): records go to the
+/// perf buffers (1) or the ring buffer (0); fentry reads `optlen` by a helper call (1).
+pub const GLOBAL_PERF_BUFFER: &str = "PERF_BUFFER";
+pub const GLOBAL_FENTRY_READ_ARGS: &str = "FENTRY_READ_ARGS";
+/// The first kernel with the BPF ring buffer (BPF_MAP_TYPE_RINGBUF).
+pub const RINGBUF_KERNEL: (u32, u32) = (5, 8);
+/// The first kernel whose verifier lets a tracing program load a pointer-to-int argument
+/// from its context ("bpf: Allow access to int pointer arguments in tracing programs");
+/// before it fentry reads `optlen` with `bpf_probe_read_kernel` (see `GLOBAL_FENTRY_READ_ARGS`).
+pub const FENTRY_INT_POINTER_ARGS_KERNEL: (u32, u32) = (5, 16);
 /// The first kernel with BPF_CMPXCHG, which exact in-flight claims need. Before it the loader
 /// takes each entry and exit program's variant named with [`PLAIN_SUFFIX`].
 pub const CAS_KERNEL: (u32, u32) = (5, 12);

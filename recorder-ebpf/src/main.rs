@@ -5,7 +5,8 @@
 //! Entry claims the thread's in-flight slot (see `INFLIGHT`) and saves the arguments, the
 //! entry time and `*optlen` there; exit releases it, reads `*optlen` again and the option
 //! value from user memory, and hands the record to the ring buffer without a wakeup (user
-//! space drains on a timer), unless the buffer is filling up. A small value next to its
+//! space drains on a timer), unless the buffer is filling up; or, with `PERF_BUFFER`, to this
+//! CPU's perf buffer (which wakes user space at its watermark). A small value next to its
 //! `optlen` (an int option) is read straight into a record reserved in the ring buffer; any
 //! other goes through a per-CPU scratch `RawEvent` and is copied out as
 //! `RAW_HEADER_SIZE + value_len` bytes.
@@ -19,17 +20,17 @@ mod sock;
 
 use aya_ebpf::{
     EbpfContext as _,
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    bindings::{BPF_F_CURRENT_CPU, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     cty::c_void,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         generated::{
             bpf_get_current_cgroup_id, bpf_get_current_task, bpf_get_smp_processor_id,
-            bpf_ktime_get_boot_ns, bpf_probe_read_user,
+            bpf_ktime_get_boot_ns, bpf_perf_event_output, bpf_probe_read_user,
         },
     },
     macros::{fentry, fexit, kprobe, kretprobe, map, tracepoint},
-    maps::{Array, PerCpuArray, RingBuf},
+    maps::{Array, PerCpuArray, PerfEventByteArray, RingBuf},
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext, TracePointContext},
 };
 use format::raw::{
@@ -45,6 +46,51 @@ use recorder_ebpf::{
 /// Resized by the loader (`--ringbuf-size`); this is only the size in the object file.
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+/// The per-CPU perf buffers (`--buffer perf`, kernels before 5.8): one entry per CPU, which
+/// user space fills with its perf events.
+#[map]
+static EVENTS_PERF: PerfEventByteArray = PerfEventByteArray::new(0);
+
+/// Set by the loader: 1 sends every record to [`EVENTS_PERF`], 0 to [`EVENTS`]. A read-only
+/// global, frozen before the programs load, so the verifier knows it as a constant and never
+/// visits the other branch: on a kernel without the ring buffer no `bpf_ringbuf_*` call is
+/// left for it to refuse (unvisited code is removed before helper calls are resolved).
+#[unsafe(no_mangle)]
+static PERF_BUFFER: u32 = 0;
+
+/// Set by the loader on kernels before 5.16: fentry reads its `int __user *optlen` argument
+/// with `bpf_probe_read_kernel` instead of a context load, which those verifiers refuse
+/// (`arg4 type INT is not a struct`: only pointers to structs and `char *` may be read).
+#[unsafe(no_mangle)]
+static FENTRY_READ_ARGS: u32 = 0;
+
+#[inline(always)]
+fn perf_buffer() -> bool {
+    // SAFETY: a plain read of an immutable static; volatile so that LLVM does not fold it to
+    // the 0 in the object.
+    unsafe { core::ptr::read_volatile(&raw const PERF_BUFFER) != 0 }
+}
+
+/// Hands a record to the buffer in use; false if it had no room (the caller counts the loss).
+/// `ctx` is the program's own context, which `bpf_perf_event_output` requires.
+#[inline(always)]
+fn emit(ctx: *mut c_void, bytes: &[u8], wake: u64) -> bool {
+    if !perf_buffer() {
+        return EVENTS.output::<[u8]>(bytes, wake).is_ok();
+    }
+    // SAFETY: `bytes` is readable for its length; the map is the perf event array above
+    // (`PerfEventByteArray` is a transparent map definition); the helper copies the bytes.
+    unsafe {
+        bpf_perf_event_output(
+            ctx,
+            (&raw const EVENTS_PERF).cast_mut().cast(),
+            BPF_F_CURRENT_CPU,
+            bytes.as_ptr().cast_mut().cast(),
+            bytes.len() as u64,
+        ) == 0
+    }
+}
 
 #[map]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
@@ -249,7 +295,7 @@ fn tp_enter<const EXACT: bool>(ctx: &TracePointContext) -> u32 {
 
 #[inline(always)]
 fn tp_exit<const EXACT: bool>(ctx: &TracePointContext) -> u32 {
-    on_exit::<EXACT>(tp_field(ctx, TP_RET) as i64);
+    on_exit::<EXACT>(ctx.as_ptr(), tp_field(ctx, TP_RET) as i64);
     0
 }
 
@@ -288,18 +334,31 @@ fn kprobe_enter_wrapped<const EXACT: bool>(ctx: &ProbeContext) -> u32 {
 /// Shared by both kprobe entry programs: `__sys_getsockopt` and the wrapper return the same.
 #[inline(always)]
 fn kretprobe_exit<const EXACT: bool>(ctx: &RetProbeContext) -> u32 {
-    on_exit::<EXACT>(ctx.ret::<u64>() as i32 as i64);
+    on_exit::<EXACT>(ctx.as_ptr(), ctx.ret::<u64>() as i32 as i64);
     0
 }
 
 #[inline(always)]
 fn fentry_enter<const EXACT: bool>(ctx: &FEntryContext) -> u32 {
+    // SAFETY: as in `perf_buffer`.
+    let optlen = if unsafe { core::ptr::read_volatile(&raw const FENTRY_READ_ARGS) } != 0 {
+        // black_box: else LLVM computes `ctx + 32` once for both branches, and the context
+        // load of the other one through a modified ctx pointer is refused (6.1, 6.12).
+        let base = core::hint::black_box(ctx.as_ptr().cast::<u64>());
+        // SAFETY: the context is the trampoline's array of the five u64 arguments; the helper
+        // copies slot 4 and fails cleanly (instead of faulting) on a bad address.
+        let slot = unsafe { base.add(4) };
+        // SAFETY: as above.
+        unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(slot) }.unwrap_or(0)
+    } else {
+        ctx.arg::<u64>(4)
+    };
     on_enter::<EXACT>(
         ctx.arg::<u64>(0) as i32,
         ctx.arg::<u64>(1) as i32,
         ctx.arg::<u64>(2) as i32,
         ctx.arg::<u64>(3),
-        ctx.arg::<u64>(4),
+        optlen,
     );
     0
 }
@@ -308,7 +367,7 @@ fn fentry_enter<const EXACT: bool>(ctx: &FEntryContext) -> u32 {
 /// works on every kernel with fexit (`bpf_get_func_ret` needs 5.17).
 #[inline(always)]
 fn fexit_exit<const EXACT: bool>(ctx: &FExitContext) -> u32 {
-    on_exit::<EXACT>(ctx.arg::<u64>(5) as i32 as i64);
+    on_exit::<EXACT>(ctx.as_ptr(), ctx.arg::<u64>(5) as i32 as i64);
     0
 }
 
@@ -457,7 +516,7 @@ fn read_user<T>(dst: *mut T, len: u32, src: u64) -> bool {
 }
 
 #[inline(always)]
-fn on_exit<const EXACT: bool>(ret: i64) {
+fn on_exit<const EXACT: bool>(ctx: *mut c_void, ret: i64) {
     let Some(cfg) = CONFIG.get(0) else {
         return;
     };
@@ -542,7 +601,7 @@ fn on_exit<const EXACT: bool>(ret: i64) {
     // SAFETY: `size` <= RAW_HEADER_SIZE + MAX_SNAPLEN - 1 + NAMES_ROOM - 1 < size_of::<RawEvent>(),
     // so the slice stays inside the scratch slot.
     let bytes = unsafe { core::slice::from_raw_parts((ev as *const RawEvent).cast::<u8>(), size) };
-    if EVENTS.output::<[u8]>(bytes, wake).is_err() {
+    if !emit(ctx, bytes, wake) {
         agg::count_output_loss(cfg, now);
     }
 }
@@ -577,9 +636,13 @@ fn refresh_task_ids(cfg: &Config, state: &mut CpuState, pid_tgid: u64, now: u64)
 }
 
 /// No wakeup (user space drains on a timer) unless the ring buffer is filling up, which is
-/// only asked once per `FILL_CHECK_EVERY` records (a helper call).
+/// only asked once per `FILL_CHECK_EVERY` records (a helper call). Perf buffers wake user
+/// space by their own watermark (set when user space opens them).
 #[inline(always)]
 fn wakeup_flag(cfg: &Config, state: &mut CpuState) -> u32 {
+    if perf_buffer() {
+        return BPF_RB_NO_WAKEUP;
+    }
     state.since_fill_check += 1;
     if state.since_fill_check < FILL_CHECK_EVERY {
         return BPF_RB_NO_WAKEUP;
@@ -654,8 +717,12 @@ fn small_record(
     wake: u64,
 ) -> bool {
     let (optval, optlen_ptr) = (pending.optval_ptr, pending.optlen_ptr);
-    // AF_UNIX names go after the value: no room for them here.
-    if optval == 0 || pending.optlen_in > SMALL_VALUE as i32 || sock::names_len(done.pid_tgid) != 0
+    // Perf buffers have no reserve: records go through the scratch slot. AF_UNIX names go
+    // after the value: no room for them here.
+    if perf_buffer()
+        || optval == 0
+        || pending.optlen_in > SMALL_VALUE as i32
+        || sock::names_len(done.pid_tgid) != 0
     {
         return false;
     }

@@ -4,15 +4,17 @@
 use std::fmt;
 use std::os::fd::{AsRawFd, RawFd};
 
+use crate::perfbuf::PerfBuffers;
 use crate::support::{KernelFacts, Unsupported};
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::programs::{FEntry, FExit, KProbe, Program, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use recorder_ebpf::{
-    CAS_KERNEL, Config, GLOBAL_SOCK_OFFSETS, LossSlot, MAP_CONFIG, MAP_EVENTS, MAP_LOSSES,
-    PLAIN_SUFFIX, PROG_FENTRY_ENTER, PROG_FEXIT_EXIT, PROG_FLOOR_FENTRY, PROG_FLOOR_FEXIT,
-    PROG_FLOOR_KPROBE, PROG_FLOOR_KRETPROBE, PROG_FLOOR_TP, PROG_KPROBE_ENTER,
+    CAS_KERNEL, Config, FENTRY_INT_POINTER_ARGS_KERNEL, GLOBAL_FENTRY_READ_ARGS,
+    GLOBAL_PERF_BUFFER, GLOBAL_SOCK_OFFSETS, LossSlot, MAP_CONFIG, MAP_EVENTS, MAP_EVENTS_PERF,
+    MAP_LOSSES, PLAIN_SUFFIX, PROG_FENTRY_ENTER, PROG_FEXIT_EXIT, PROG_FLOOR_FENTRY,
+    PROG_FLOOR_FEXIT, PROG_FLOOR_KPROBE, PROG_FLOOR_KRETPROBE, PROG_FLOOR_TP, PROG_KPROBE_ENTER,
     PROG_KPROBE_ENTER_WRAPPED, PROG_KRETPROBE_EXIT, PROG_TP_ENTER, PROG_TP_EXIT, RDONLY_CAST_MARK,
     SockOffsets,
 };
@@ -55,6 +57,70 @@ impl AttachMode {
     }
 }
 
+/// `--buffer`: how records reach user space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BufferKind {
+    /// The ring buffer if the kernel has one (5.8+), else per-CPU perf buffers.
+    Auto,
+    /// The BPF ring buffer (BPF_MAP_TYPE_RINGBUF, Linux 5.8+).
+    Ring,
+    /// Per-CPU perf buffers (BPF_MAP_TYPE_PERF_EVENT_ARRAY), for kernels before 5.8.
+    Perf,
+    /// Tests: perf buffers with the object rewritten as for a kernel before 5.5 (see
+    /// [`LEGACY_HELPERS`] and [`without_ring_buffer`]), so this kernel's verifier proves the
+    /// programs need nothing newer.
+    #[value(hide = true)]
+    PerfLegacy,
+}
+
+/// Helpers of the programs a kernel before the version lacks, each with the older helper of
+/// the same signature the loader puts in its place there: (since, helper id, older id, what).
+/// Without the boot clock the timestamps are CLOCK_MONOTONIC, which differs from it only by
+/// the time the machine spent suspended.
+pub const LEGACY_HELPERS: [((u32, u32), u32, u32, &str); 3] = [
+    ((5, 8), 125, 5, "bpf_ktime_get_ns for bpf_ktime_get_boot_ns"),
+    ((5, 5), 112, 4, "bpf_probe_read for bpf_probe_read_user"),
+    ((5, 5), 113, 4, "bpf_probe_read for bpf_probe_read_kernel"),
+];
+
+impl BufferKind {
+    /// The buffer to use and why (for the header and the start-up line); `ring_buffer`: whether
+    /// the kernel can create a ring buffer (`None`: the probe failed).
+    pub fn choose(self, ring_buffer: Option<bool>) -> (BufferKind, String) {
+        match (self, ring_buffer) {
+            (BufferKind::Auto, Some(true)) => (
+                BufferKind::Ring,
+                "auto: the kernel has BPF_MAP_TYPE_RINGBUF".into(),
+            ),
+            (BufferKind::Auto, Some(false)) => (
+                BufferKind::Perf,
+                "auto: the kernel cannot create a BPF_MAP_TYPE_RINGBUF (Linux 5.8+)".into(),
+            ),
+            // The probe itself failed (a permission, say): the load will tell more.
+            (BufferKind::Auto, None) => (
+                BufferKind::Ring,
+                "auto: probing for BPF_MAP_TYPE_RINGBUF failed; trying it".into(),
+            ),
+            (kind, _) => (kind, "--buffer".into()),
+        }
+    }
+
+    /// The name stored in the header's `buffer` pair.
+    pub fn name(self) -> &'static str {
+        match self {
+            BufferKind::Auto => "auto",
+            BufferKind::Ring => "ring",
+            BufferKind::Perf | BufferKind::PerfLegacy => "perf",
+        }
+    }
+}
+
+/// Where the programs' records arrive.
+pub enum EventBuffer {
+    Ring(RingBuf<MapData>),
+    Perf(PerfBuffers),
+}
+
 impl fmt::Display for AttachMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -73,7 +139,9 @@ pub struct Probes {
     pub fallbacks: Vec<String>,
     /// What was attached where, for the start-up message.
     pub attached_to: String,
-    pub events: RingBuf<MapData>,
+    /// Helpers replaced by older ones ([`LEGACY_HELPERS`]), for the header.
+    pub replaced_helpers: Vec<&'static str>,
+    pub events: EventBuffer,
     /// `--max-rate`'s maps.
     pub(crate) agg: crate::aggregate::AggMaps,
     config_map: Array<MapData, Config>,
@@ -81,33 +149,54 @@ pub struct Probes {
     config: Config,
 }
 
-/// Loads the object with a `ringbuf_size`-byte ring buffer and the socket walk's offsets, and
-/// attaches `modes` in order, keeping the first that works. Fails with every mode's reason if
-/// none does. `rdonly_cast`: the kfunc's BTF id, if the kernel has it.
+/// Loads the object with `ringbuf_size` bytes of buffer (one ring buffer, or that much split
+/// over the CPUs' perf buffers) and the socket walk's offsets, and attaches `modes` in order,
+/// keeping the first that works. Fails with every mode's reason if none does. `rdonly_cast`:
+/// the kfunc's BTF id, if the kernel has it. `buffer` is Ring or Perf (see [`BufferKind::choose`]).
 pub fn load_and_attach(
     config: Config,
     sock: SockOffsets,
     rdonly_cast: Option<u32>,
-    ringbuf_size: u32,
+    (ringbuf_size, buffer): (u32, BufferKind),
     modes: &[AttachMode],
 ) -> Result<Probes> {
-    let exact_claims = kernel_at_least(&crate::sys::uname_field(|u| &u.release), CAS_KERNEL);
-    let object = patch_rdonly_cast(EBPF_OBJECT, rdonly_cast);
+    let release = crate::sys::uname_field(|u| &u.release);
+    let exact_claims = kernel_at_least(&release, CAS_KERNEL);
+    let legacy = buffer == BufferKind::PerfLegacy;
+    let perf = buffer == BufferKind::Perf || legacy;
+    let fentry_read_args = u32::from(!kernel_at_least(&release, FENTRY_INT_POINTER_ARGS_KERNEL));
+    let mut object = patch_rdonly_cast(EBPF_OBJECT, rdonly_cast);
+    if legacy || (perf && KernelFacts::probe().ring_buffer == Some(false)) {
+        object = without_ring_buffer(&object, MAP_EVENTS)?;
+    }
+    let mut replaced_helpers = Vec::new();
+    for (since, id, older, what) in LEGACY_HELPERS {
+        if legacy || !kernel_at_least(&release, since) {
+            // Only in the programs' code: a real helper id may also occur in BTF or data.
+            for range in code_ranges(&object)? {
+                patch_calls(&mut object[range], id, |insn| {
+                    insn[4..].copy_from_slice(&older.to_le_bytes());
+                });
+            }
+            replaced_helpers.push(what);
+        }
+    }
     let mut ebpf = match EbpfLoader::new()
-        .map_max_entries(MAP_EVENTS, ringbuf_size)
+        // Unused with perf buffers: the smallest ring buffer there is.
+        .map_max_entries(MAP_EVENTS, if perf { 4096 } else { ringbuf_size })
         .override_global(GLOBAL_SOCK_OFFSETS, &sock, true)
+        .override_global(GLOBAL_PERF_BUFFER, &u32::from(perf), true)
+        .override_global(GLOBAL_FENTRY_READ_ARGS, &fentry_read_args, true)
         .load(&object)
     {
         Ok(ebpf) => ebpf,
         Err(e) => {
             let e = anyhow!(e).context("loading the eBPF object (maps)");
             let facts = KernelFacts::probe();
-            return Err(
-                match Unsupported::after_load(&facts, modes, &format!("{e:#}")) {
-                    Some(u) => u.into(),
-                    None => e,
-                },
-            );
+            let why = (!perf)
+                .then(|| Unsupported::after_load(&facts, modes, &format!("{e:#}")))
+                .flatten();
+            return Err(why.map_or(e, Into::into));
         }
     };
     // Before the ring buffer is mapped: start-up's freed memory and the ring's pages are then
@@ -117,7 +206,21 @@ pub fn load_and_attach(
     config_map
         .set(0, config, 0)
         .context("writing the config map")?;
-    let events: RingBuf<MapData> = take_map(&mut ebpf, MAP_EVENTS)?;
+    let events = if perf {
+        let Some(aya::maps::Map::PerfEventArray(map)) = ebpf.take_map(MAP_EVENTS_PERF) else {
+            bail!("map {MAP_EVENTS_PERF} missing from the object, or not a perf event array");
+        };
+        // What the ring buffer would get in all, shared by the CPUs, at least a page each.
+        let share = ringbuf_size / crate::sys::possible_cpus().max(1);
+        let per_cpu = if share <= 4096 {
+            4096
+        } else {
+            1 << share.ilog2()
+        };
+        EventBuffer::Perf(PerfBuffers::open(map, per_cpu)?)
+    } else {
+        EventBuffer::Ring(take_map(&mut ebpf, MAP_EVENTS)?)
+    };
     let losses: PerCpuArray<MapData, LossSlot> = take_map(&mut ebpf, MAP_LOSSES)?;
     let agg = crate::aggregate::AggMaps::take(&mut ebpf)?;
 
@@ -133,6 +236,7 @@ pub fn load_and_attach(
                     exact_claims,
                     fallbacks,
                     attached_to,
+                    replaced_helpers,
                     events,
                     agg,
                     config_map,
@@ -181,17 +285,11 @@ impl std::error::Error for ProgramsRefused {}
 /// The object with every `call RDONLY_CAST_MARK` made the `bpf_rdonly_cast` kfunc call (BPF
 /// has no CO-RE extern resolution in aya 0.14, so the loader does what libbpf would), or,
 /// without the kfunc, `r0 = r1`, which only code `SockOffsets::fast == 0` never runs holds.
-///
-/// Instructions are 8-byte aligned in the object (as every ELF section of them is), so an
-/// aligned 8-byte match is a call instruction: opcode 0x85, no registers, offset 0, the mark.
 fn patch_rdonly_cast(object: &[u8], rdonly_cast: Option<u32>) -> Vec<u8> {
-    const BPF_CALL: u8 = 0x85;
     const BPF_MOV64_REG: u8 = 0xbf;
     const BPF_PSEUDO_KFUNC_CALL: u8 = 2;
-    let mut mark = [BPF_CALL, 0, 0, 0, 0, 0, 0, 0];
-    mark[4..].copy_from_slice(&RDONLY_CAST_MARK.to_le_bytes());
     let mut out = object.to_vec();
-    for insn in out.chunks_exact_mut(8).filter(|i| **i == mark) {
+    patch_calls(&mut out, RDONLY_CAST_MARK, |insn| {
         match rdonly_cast {
             // src_reg (high nibble of byte 1) = BPF_PSEUDO_KFUNC_CALL, imm = the kfunc's id.
             Some(id) => {
@@ -201,8 +299,64 @@ fn patch_rdonly_cast(object: &[u8], rdonly_cast: Option<u32>) -> Vec<u8> {
             // dst r0, src r1, no offset or immediate.
             None => insn.copy_from_slice(&[BPF_MOV64_REG, 1 << 4, 0, 0, 0, 0, 0, 0]),
         }
-    }
+    });
     out
+}
+
+/// Rewrites with `f` every call of helper `id` in `object`. Instructions are 8-byte aligned
+/// in the object (as every ELF section of them is), so an aligned 8-byte match is a call
+/// instruction: opcode 0x85, no registers, offset 0, the id.
+fn patch_calls(object: &mut [u8], id: u32, f: impl Fn(&mut [u8])) {
+    const BPF_CALL: u8 = 0x85;
+    let mut call = [BPF_CALL, 0, 0, 0, 0, 0, 0, 0];
+    call[4..].copy_from_slice(&id.to_le_bytes());
+    for insn in object.chunks_exact_mut(8).filter(|i| **i == call) {
+        f(insn);
+    }
+}
+
+/// The byte ranges of the object's code sections.
+fn code_ranges(object: &[u8]) -> Result<Vec<std::ops::Range<usize>>> {
+    use object::{Object as _, ObjectSection as _, SectionKind};
+    let file = object::File::parse(object).context("parsing the eBPF object")?;
+    Ok(file
+        .sections()
+        .filter(|s| s.kind() == SectionKind::Text)
+        .filter_map(|s| s.file_range())
+        .map(|(start, len)| start as usize..(start + len) as usize)
+        .collect())
+}
+
+/// The object with the ring buffer map `name` turned into a one-entry array, for a kernel
+/// that cannot create a ring buffer (before 5.8). With `PERF_BUFFER` set the programs never
+/// reach a `bpf_ringbuf_*` call, so the map only has to exist for their map references.
+///
+/// The map is a legacy definition in the `maps` section (aya-ebpf 0.2): `type`, `key_size`,
+/// `value_size`, `max_entries` as the first four u32s at the symbol's offset.
+pub fn without_ring_buffer(object: &[u8], name: &str) -> Result<Vec<u8>> {
+    use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+    const BPF_MAP_TYPE_ARRAY: u32 = 2;
+    let file = object::File::parse(object).context("parsing the eBPF object")?;
+    let sym = file
+        .symbols()
+        .find(|s| s.name() == Ok(name))
+        .ok_or_else(|| anyhow!("no symbol {name} in the eBPF object"))?;
+    let section = sym
+        .section_index()
+        .and_then(|i| file.section_by_index(i).ok())
+        .ok_or_else(|| anyhow!("{name} is in no section of the eBPF object"))?;
+    let (start, _) = section
+        .file_range()
+        .ok_or_else(|| anyhow!("{name}'s section has no bytes in the object"))?;
+    let at = (start + sym.address()) as usize;
+    let mut out = object.to_vec();
+    let def = out
+        .get_mut(at..at + 16)
+        .ok_or_else(|| anyhow!("{name}'s definition lies outside the object"))?;
+    for (i, v) in [BPF_MAP_TYPE_ARRAY, 4, 4, 1].into_iter().enumerate() {
+        def[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    Ok(out)
 }
 
 /// The name of a program's exact variant (`name`) or its plain one.
@@ -398,8 +552,12 @@ fn unload_mode(ebpf: &mut Ebpf, mode: AttachMode) {
 }
 
 impl Probes {
-    pub fn events_fd(&self) -> RawFd {
-        self.events.as_raw_fd()
+    /// What polls readable when the drain should run early.
+    pub fn wakeup_fds(&self) -> Vec<RawFd> {
+        match &self.events {
+            EventBuffer::Ring(r) => vec![r.as_raw_fd()],
+            EventBuffer::Perf(p) => p.fds(),
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -477,6 +635,56 @@ mod tests {
     }
 
     #[test]
+    fn auto_takes_perf_buffers_only_where_no_ring_buffer_can_be_created() {
+        use BufferKind::*;
+        let perf_why = "auto: the kernel cannot create a BPF_MAP_TYPE_RINGBUF (Linux 5.8+)";
+        assert_eq!(Auto.choose(Some(false)), (Perf, perf_why.to_string()));
+        let ring = Auto.choose(Some(true));
+        assert_eq!(
+            ring,
+            (Ring, "auto: the kernel has BPF_MAP_TYPE_RINGBUF".into())
+        );
+        // A probe that failed says nothing about the kernel: try the ring buffer, and say so.
+        assert_eq!(Auto.choose(None).0, Ring);
+        for kind in [Ring, Perf, PerfLegacy] {
+            assert_eq!(kind.choose(Some(false)), (kind, "--buffer".into()));
+        }
+        assert_eq!(
+            PerfLegacy.name(),
+            "perf",
+            "the header names the buffer, not the test"
+        );
+    }
+
+    #[test]
+    fn without_a_ring_buffer_the_events_map_is_a_one_entry_array() {
+        use aya_obj::maps::Map;
+        let patched = without_ring_buffer(EBPF_OBJECT, MAP_EVENTS).unwrap();
+        let def = |object: &[u8]| {
+            let obj = aya_obj::Object::parse(object).expect("the object parses");
+            let m = &obj.maps[MAP_EVENTS];
+            let Map::Legacy(l) = m else {
+                panic!("{MAP_EVENTS} is a legacy map definition");
+            };
+            (
+                l.def.map_type,
+                l.def.key_size,
+                l.def.value_size,
+                l.def.max_entries,
+            )
+        };
+        assert_eq!(def(EBPF_OBJECT).0, 27, "BPF_MAP_TYPE_RINGBUF in the object");
+        assert_eq!(def(&patched), (2, 4, 4, 1));
+        // Nothing else moved.
+        let differ = EBPF_OBJECT
+            .iter()
+            .zip(&patched)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert!(differ <= 16, "{differ} bytes changed");
+    }
+
+    #[test]
     fn kernel_versions_compare_by_major_and_minor() {
         assert!(kernel_at_least("6.1.0-57-cloud-amd64", (5, 12)));
         assert!(kernel_at_least("5.12.0", (5, 12)));
@@ -490,7 +698,7 @@ mod tests {
         let obj = aya_obj::Object::parse(EBPF_OBJECT).expect("the embedded object parses");
         let maps = declared_names("MAP_");
         let progs = declared_names("PROG_");
-        assert_eq!((maps.len(), progs.len()), (7, 12), "{maps:?} {progs:?}");
+        assert_eq!((maps.len(), progs.len()), (8, 12), "{maps:?} {progs:?}");
         for (constant, name) in &maps {
             assert!(
                 obj.maps.contains_key(name.as_str()),
@@ -521,6 +729,7 @@ mod tests {
             recorder_ebpf::MAP_AGG_OVERFLOW,
             recorder_ebpf::MAP_AGG_COUNTERS,
             recorder_ebpf::MAP_AGG_SAMPLED,
+            MAP_EVENTS_PERF,
             PROG_TP_ENTER,
             PROG_FLOOR_FEXIT,
         ] {

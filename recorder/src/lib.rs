@@ -9,6 +9,7 @@ pub mod btf;
 pub mod cgroupfs;
 pub mod docker;
 pub mod output;
+pub mod perfbuf;
 pub mod privs;
 pub mod record;
 pub mod ring;

@@ -17,7 +17,7 @@ use recorder_ebpf::{
 };
 
 use crate::aggregate::Aggregator;
-use crate::bpf::{AttachMode, Probes, load_and_attach};
+use crate::bpf::{AttachMode, BufferKind, EventBuffer, Probes, load_and_attach};
 use crate::cgroupfs::{Cgroup2, CgroupNames};
 use crate::docker::ContainerNames;
 use crate::output::Target;
@@ -153,6 +153,8 @@ pub struct RecordOptions {
     pub modes: Vec<AttachMode>,
     pub snaplen: u32,
     pub ringbuf_size: u32,
+    /// `--buffer`: the ring buffer, per-CPU perf buffers, or whichever the kernel has.
+    pub buffer: BufferKind,
     pub filters: Filters,
     pub duration: Option<Duration>,
     pub max_events: Option<u64>,
@@ -226,6 +228,8 @@ pub enum Notice {
     NotUsing(String),
     /// The probes are attached.
     Attached { mode: AttachMode, to: String },
+    /// The buffer the records come through, and why.
+    Buffer { kind: BufferKind, why: String },
     /// A new output file was started.
     Rotated(PathBuf),
     /// A flight recorder's trigger fired: its file is being written.
@@ -249,6 +253,7 @@ impl std::fmt::Display for Notice {
             }
             Notice::NotUsing(why) => write!(f, "not using {why}"),
             Notice::Attached { mode, to } => write!(f, "attached via {mode} ({to})"),
+            Notice::Buffer { kind, why } => write!(f, "buffer: {} ({why})", kind.name()),
             Notice::Rotated(path) => write!(f, "rotated to {}", path.display()),
             Notice::Triggered { by, path } => {
                 write!(f, "triggered by {by}: writing {}", path.display())
@@ -339,6 +344,8 @@ impl Session {
             }
         };
         let mut sockets = socket_offsets(&opts, &mut report)?;
+        let ring_buffer = crate::support::KernelFacts::probe().ring_buffer;
+        let (buffer, buffer_why) = opts.buffer.choose(ring_buffer);
         let mut config = Config {
             self_tgid: std::process::id(),
             snaplen: opts.snaplen,
@@ -416,7 +423,7 @@ impl Session {
                 None
             }
         };
-        let probes = match sockets.load_and_attach(config, &opts, &mut report) {
+        let probes = match sockets.load_and_attach(config, &opts, buffer, &mut report) {
             Ok(p) => p,
             Err(e) => {
                 // Leave no empty trace file behind a capture that never started.
@@ -436,6 +443,10 @@ impl Session {
         if !probes.exact_claims {
             report(Notice::InexactClaims);
         }
+        report(Notice::Buffer {
+            kind: buffer,
+            why: buffer_why.clone(),
+        });
 
         let mut header = CaptureHeader {
             capture_id: sys::random_id(),
@@ -454,6 +465,8 @@ impl Session {
             redacted: false,
             extra: vec![
                 ("ringbuf_size".into(), opts.ringbuf_size.to_string()),
+                ("buffer".into(), buffer.name().into()),
+                ("buffer_reason".into(), buffer_why),
                 ("attached_to".into(), probes.attached_to.clone()),
                 // How in-flight calls are claimed: "cas" (exact) or "plain" (before 5.12).
                 (
@@ -465,6 +478,12 @@ impl Session {
             .chain(sockets.header_pairs.clone())
             .collect(),
         };
+        if !probes.replaced_helpers.is_empty() {
+            // Older helpers in place of ones this kernel lacks: FORMAT.md says what it means
+            // for the timestamps.
+            let v = probes.replaced_helpers.join(", ");
+            header.extra.push(("replaced_helpers".into(), v));
+        }
         if let Some(ring) = &opts.ring {
             header.extra.extend(ring.labels());
         }
@@ -530,6 +549,9 @@ impl Session {
             .context("starting the writer thread")?;
         let mut drain = Drain {
             probes,
+            perf_excess: vec![0; last_loss_count.len()],
+            loss_base: last_loss_count.clone(),
+            started_ns: sys::boot_ns(),
             last_loss_count,
             queue,
             empties,
@@ -557,6 +579,12 @@ impl Session {
 struct Drain {
     probes: Probes,
     last_loss_count: Vec<u64>,
+    /// Per CPU: the programs' loss count when the capture started, and the perf buffer's
+    /// losses (PERF_RECORD_LOST) beyond what the programs counted since, already written.
+    loss_base: Vec<u64>,
+    perf_excess: Vec<u64>,
+    /// Boot ns when the drain started.
+    started_ns: u64,
     queue: SyncSender<Msg>,
     empties: Receiver<Vec<u8>>,
     batch: Vec<u8>,
@@ -592,8 +620,8 @@ impl Drain {
     ) -> Result<()> {
         let started = Instant::now();
         let timeout_ms = opts.drain_interval.as_millis().clamp(1, 1000) as i32;
-        let wakeups = sys::WakeupWait::new(self.probes.events_fd())
-            .context("waiting on the ring buffer (epoll)")?;
+        let wakeups = sys::WakeupWait::new(&self.probes.wakeup_fds())
+            .context("waiting on the event buffer (epoll)")?;
         loop {
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -619,7 +647,7 @@ impl Drain {
         self.drain().map(|_| ())
     }
 
-    /// Moves everything in the ring buffer to the writer, then the loss counters. False if
+    /// Moves everything in the event buffer to the writer, then the loss counters. False if
     /// the writer has hung up.
     fn drain(&mut self) -> Result<bool> {
         let Drain {
@@ -631,23 +659,33 @@ impl Drain {
             max,
             ..
         } = self;
-        while let Some(item) = probes.events.next() {
+        let mut open = true;
+        let mut take = |record: &[u8]| {
             if *forwarded >= *max {
                 // Keep consuming so the kernel side does not count phantom losses: the file
                 // is complete.
-                continue;
+                return true;
             }
-            push_record(batch, &item);
-            drop(item);
+            push_record(batch, record);
             *forwarded += 1;
-            if batch.len() + MAX_RECORD > BATCH_BYTES && !send(queue, empties, batch) {
-                return Ok(false);
+            open = batch.len() + MAX_RECORD <= BATCH_BYTES || send(queue, empties, batch);
+            open
+        };
+        let perf_lost = match &mut probes.events {
+            EventBuffer::Ring(ring) => {
+                while let Some(item) = ring.next() {
+                    if !take(&item) {
+                        break;
+                    }
+                }
+                None
             }
-        }
-        if !batch.is_empty() && !send(queue, empties, batch) {
+            EventBuffer::Perf(perf) => Some(perf.drain(take)),
+        };
+        if !open || (!batch.is_empty() && !send(queue, empties, batch)) {
             return Ok(false);
         }
-        self.collect_losses()
+        self.collect_losses(perf_lost.as_deref())
     }
 
     /// `--max-rate`: at every flush interval, the period the programs left a flush ago goes to
@@ -662,8 +700,36 @@ impl Drain {
         }
     }
 
-    fn collect_losses(&mut self) -> Result<bool> {
+    /// The programs' loss counters as loss records. `perf_lost`: each CPU's PERF_RECORD_LOST
+    /// total, which counts the same failed `bpf_perf_event_output` calls the programs count
+    /// (with their interval): only a CPU whose perf total ever exceeds its program count gets
+    /// the excess, as a loss record over the whole capture so far, so no loss is left out or
+    /// counted twice. With `--max-rate` a sampled record the buffer had no room for is
+    /// counted with the sample, not as lost (`agg::count_output_loss`), so the check is off.
+    fn collect_losses(&mut self, perf_lost: Option<&[(u32, u64)]>) -> Result<bool> {
         let slots = self.probes.losses()?;
+        let perf_lost = perf_lost.filter(|_| self.agg.is_none());
+        for &(cpu, total) in perf_lost.unwrap_or_default() {
+            let (Some(slot), Some(&base)) =
+                (slots.get(cpu as usize), self.loss_base.get(cpu as usize))
+            else {
+                continue;
+            };
+            let excess = total.saturating_sub(slot.count - base);
+            let written = &mut self.perf_excess[cpu as usize];
+            if excess > *written {
+                let loss = LossRecord {
+                    cpu,
+                    lost: excess - *written,
+                    start_ns: self.started_ns,
+                    end_ns: sys::boot_ns(),
+                };
+                *written = excess;
+                if self.queue.send(Msg::Loss(loss)).is_err() {
+                    return Ok(false);
+                }
+            }
+        }
         let mut any = false;
         for (cpu, slot) in slots.iter().enumerate() {
             let prev = self.last_loss_count.get(cpu).copied().unwrap_or(0);
@@ -745,9 +811,10 @@ impl SocketSetup {
         &mut self,
         config: Config,
         opts: &RecordOptions,
+        buffer: BufferKind,
         report: &mut Reporter,
     ) -> Result<Probes> {
-        let (size, modes) = (opts.ringbuf_size, &opts.modes);
+        let (size, modes) = ((opts.ringbuf_size, buffer), &opts.modes);
         let first = load_and_attach(config, self.offsets, self.rdonly_cast, size, modes);
         let e = match first {
             Err(e) if self.offsets.fast != 0 && e.is::<crate::bpf::ProgramsRefused>() => e,

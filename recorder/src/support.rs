@@ -54,7 +54,7 @@ impl KernelFacts {
 pub struct Unsupported {
     pub release: String,
     /// "no attach mode works" (or only "MODE does not work" when only it was asked for),
-    /// "no buffer kind works", or both.
+    /// "--buffer ring cannot work", or both.
     pub what: Vec<String>,
     /// Each missing piece with how it was found missing.
     pub missing: Vec<String>,
@@ -98,15 +98,17 @@ impl Unsupported {
         })
     }
 
-    /// The diagnosis after the object's maps could not be created: `None` unless the ring
-    /// buffer is missing. The modes were not tried; what their pieces look like is listed.
+    /// The diagnosis after the object's maps could not be created with `--buffer ring`
+    /// (`auto` takes perf buffers where there is no ring buffer, and those need no new map
+    /// type): `None` unless the ring buffer is missing. The modes were not tried; what their
+    /// pieces look like is listed.
     pub fn after_load(facts: &KernelFacts, modes: &[AttachMode], error: &str) -> Option<Self> {
         if facts.ring_buffer != Some(false) {
             return None;
         }
         let mut u = Unsupported {
             release: facts.release.clone(),
-            what: vec!["no buffer kind works".into()],
+            what: vec!["--buffer ring cannot work".into()],
             missing: vec![
                 "the BPF ring buffer (BPF_MAP_TYPE_RINGBUF, Linux 5.8+: creating one fails)".into(),
             ],
@@ -186,8 +188,8 @@ mod tests {
         let u = Unsupported::after_load(&facts(), &ALL, "map events: EINVAL").unwrap();
         assert_eq!(
             u.to_string(),
-            "this kernel (4.19.0-27-cloud-amd64) cannot record: no attach mode works and no \
-             buffer kind works; it lacks BTF (/sys/kernel/btf/vmlinux missing: fentry needs \
+            "this kernel (4.19.0-27-cloud-amd64) cannot record: no attach mode works and \
+             --buffer ring cannot work; it lacks BTF (/sys/kernel/btf/vmlinux missing: fentry needs \
              it), kprobes (no kprobe PMU: /sys/bus/event_source/devices/kprobe missing), \
              tracefs (/sys/kernel/tracing/events/syscalls and \
              /sys/kernel/debug/tracing/events/syscalls missing: not mounted, or no \
@@ -200,7 +202,7 @@ mod tests {
             ..facts()
         };
         let u = Unsupported::after_load(&tp, &ALL, "e").unwrap();
-        assert_eq!(u.what, ["no buffer kind works"]);
+        assert_eq!(u.what, ["--buffer ring cannot work"]);
         assert!(!u.missing.iter().any(|m| m.starts_with("tracefs")));
         // A load failure with the ring buffer there is an ordinary error.
         let rb = KernelFacts {

@@ -253,7 +253,8 @@ pub struct WakeupWait {
 }
 
 impl WakeupWait {
-    pub fn new(fd: std::os::fd::RawFd) -> std::io::Result<WakeupWait> {
+    /// Waits on every one of `fds` (the ring buffer, or each CPU's perf buffer).
+    pub fn new(fds: &[std::os::fd::RawFd]) -> std::io::Result<WakeupWait> {
         use std::os::fd::FromRawFd as _;
         // SAFETY: plain syscall; the descriptor is owned by the OwnedFd below.
         let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -266,9 +267,11 @@ impl WakeupWait {
             events: (libc::EPOLLIN | libc::EPOLLET) as u32,
             u64: 0,
         };
-        // SAFETY: valid descriptors and event.
-        if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
-            return Err(std::io::Error::last_os_error());
+        for &fd in fds {
+            // SAFETY: valid descriptors and event.
+            if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
         }
         Ok(WakeupWait { epoll })
     }

@@ -14,8 +14,21 @@ use format::{OwnedSocketRef, Socket};
 /// every event must carry.
 pub const WORKLOAD_COMM: &str = "gsot-vm-wl";
 
-/// The explicit modes, in the order the guest tries them, then `auto`: what runs on the host.
-pub const MODES: [&str; 4] = ["kprobe", "fentry", "tracepoint", "auto"];
+/// The explicit modes, in the order the guest tries them, then `auto`, each with the ring
+/// buffer and then with perf buffers: what runs on the host.
+pub const MODES: [&str; 8] = [
+    "kprobe",
+    "fentry",
+    "tracepoint",
+    "auto",
+    "kprobe-perf",
+    "fentry-perf",
+    "tracepoint-perf",
+    "auto-perf",
+];
+
+/// The scenario name suffix of a run with `--buffer perf`.
+const PERF_SUFFIX: &str = "-perf";
 
 /// One recorder run of the matrix: an attach mode, with parts of the kernel's interface hidden
 /// (a tmpfs mounted over them) to stand for kernels that lack them.
@@ -25,6 +38,8 @@ pub struct Scenario {
     pub name: &'static str,
     /// `--attach` value.
     pub attach: &'static str,
+    /// `--buffer` value: `auto` (the ring buffer on every kernel of the matrix) or `perf`.
+    pub buffer: &'static str,
     /// Directories hidden during the run.
     pub hide: &'static [&'static str],
 }
@@ -37,43 +52,75 @@ const KPROBE_PMU_DIR: &str = "/sys/bus/event_source/devices/kprobe";
 /// and the recorder falls back to no task offsets) and without BTF or kprobes, which is the
 /// only way to see auto choose kprobe or tracepoint on kernels that support everything; last
 /// `auto` with all of /sys/kernel (BTF, tracefs, debugfs) and the kprobe PMU hidden, where
-/// nothing can record and the recorder must say so (see [`NOTHING`]).
+/// nothing can record and the recorder must say so (see [`NOTHING`]); then the four modes again
+/// with `--buffer perf`, matched field by field as the ring buffer's runs are.
 /// Hiding is only done inside guests: on the host it would disturb everything else running.
-pub const SCENARIOS: [Scenario; 7] = [
+pub const SCENARIOS: [Scenario; 11] = [
     Scenario {
         name: "kprobe",
         attach: "kprobe",
+        buffer: "auto",
         hide: &[],
     },
     Scenario {
         name: "fentry",
         attach: "fentry",
+        buffer: "auto",
         hide: &[],
     },
     Scenario {
         name: "tracepoint",
         attach: "tracepoint",
+        buffer: "auto",
         hide: &[],
     },
     Scenario {
         name: "auto",
         attach: "auto",
+        buffer: "auto",
         hide: &[],
     },
     Scenario {
         name: "auto-nobtf",
         attach: "auto",
+        buffer: "auto",
         hide: &[BTF_DIR],
     },
     Scenario {
         name: "auto-nobtf-nokprobe",
         attach: "auto",
+        buffer: "auto",
         hide: &[BTF_DIR, KPROBE_PMU_DIR],
     },
     Scenario {
         name: NOTHING,
         attach: "auto",
+        buffer: "auto",
         hide: &[SYS_KERNEL, KPROBE_PMU_DIR],
+    },
+    Scenario {
+        name: "kprobe-perf",
+        attach: "kprobe",
+        buffer: "perf",
+        hide: &[],
+    },
+    Scenario {
+        name: "fentry-perf",
+        attach: "fentry",
+        buffer: "perf",
+        hide: &[],
+    },
+    Scenario {
+        name: "tracepoint-perf",
+        attach: "tracepoint",
+        buffer: "perf",
+        hide: &[],
+    },
+    Scenario {
+        name: "auto-perf",
+        attach: "auto",
+        buffer: "perf",
+        hide: &[],
     },
 ];
 
@@ -82,6 +129,25 @@ pub const SCENARIOS: [Scenario; 7] = [
 pub const NOTHING: &str = "auto-nothing";
 
 impl Scenario {
+    /// The buffer kind the trace header must name (`buffer` pair): every kernel of the matrix
+    /// has the ring buffer, so `auto` takes it.
+    pub fn expected_buffer(&self) -> &'static str {
+        if self.buffer == "perf" {
+            "perf"
+        } else {
+            "ring"
+        }
+    }
+
+    /// The scenario of explicit mode `mode` with this scenario's buffer kind.
+    pub fn explicit(&self, mode: &str) -> String {
+        if self.buffer == "perf" {
+            format!("{mode}{PERF_SUFFIX}")
+        } else {
+            mode.to_string()
+        }
+    }
+
     pub fn hides_btf(&self) -> bool {
         self.hide.contains(&BTF_DIR) || self.hides_tracefs()
     }
@@ -676,21 +742,11 @@ pub fn elf_interpreter(elf: &[u8]) -> Result<Option<String>, String> {
 // ---------------------------------------------------------------------------------------------
 // What a kernel should support, from its config.
 
-/// The kernel before which fentry cannot run the recorder's programs: older verifiers refuse
-/// a tracing program that reads a pointer-to-int argument from its context (5.10 says
-/// `func '__sys_getsockopt' arg4 type INT is not a struct` for `optlen`); 5.16 accepts it
-/// ("bpf: Allow access to int pointer arguments in tracing programs").
-const FENTRY_INT_POINTER_ARGS: (u32, u32) = (5, 16);
-
-/// `major.minor` of a kernel release such as `5.10.0-46-cloud-amd64`.
-fn major_minor(release: &str) -> Option<(u32, u32)> {
-    let mut it = release.split(|c: char| !c.is_ascii_digit());
-    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
-}
-
 /// Whether each explicit mode must load on kernel `release` built with `config` (a
-/// `config-*` file), with what decides it.
-pub fn expected_support(config: &str, release: &str) -> BTreeMap<&'static str, (bool, String)> {
+/// `config-*` file), with what decides it. (fentry on kernels before 5.16, whose verifiers
+/// refuse a context load of the `int *optlen` argument, reads it with a helper instead: see
+/// `recorder_ebpf::FENTRY_INT_POINTER_ARGS_KERNEL`.)
+pub fn expected_support(config: &str, _release: &str) -> BTreeMap<&'static str, (bool, String)> {
     let on = |opt: &str| {
         config
             .lines()
@@ -704,22 +760,12 @@ pub fn expected_support(config: &str, release: &str) -> BTreeMap<&'static str, (
             (false, format!("config lacks {}", missing.join(", ")))
         }
     };
-    let mut fentry = need(&[
+    let fentry = need(&[
         "BPF_SYSCALL",
         "BPF_JIT",
         "DEBUG_INFO_BTF",
         "DYNAMIC_FTRACE_WITH_DIRECT_CALLS",
     ]);
-    if fentry.0 && major_minor(release).is_some_and(|v| v < FENTRY_INT_POINTER_ARGS) {
-        let (a, b) = FENTRY_INT_POINTER_ARGS;
-        fentry = (
-            false,
-            format!(
-                "a kernel before {a}.{b}: its verifier refuses fentry programs reading the \
-                 int pointer optlen"
-            ),
-        );
-    }
     BTreeMap::from([
         (
             "kprobe",
@@ -1004,6 +1050,18 @@ pub fn check_mode(
     if h.snaplen != SNAPLEN {
         o.problems.push(format!("header snaplen {}", h.snaplen));
     }
+    let buffer = h
+        .extra
+        .iter()
+        .find(|(k, _)| k == "buffer")
+        .map(|(_, v)| v.as_str());
+    if buffer != Some(sc.expected_buffer()) {
+        o.problems.push(format!(
+            "header buffer {buffer:?} for --buffer {} (expected {:?})",
+            sc.buffer,
+            sc.expected_buffer()
+        ));
+    }
     if !h
         .filters
         .iter()
@@ -1076,11 +1134,14 @@ fn check_cannot_record(run: &GuestRun, m: &ModeRun, o: &mut Outcome) {
 /// recorder's log with its reason.
 pub fn check_auto(run: &GuestRun, auto: &mut Outcome) {
     let order = auto_order();
-    let excluded = scenario(&auto.mode).map_or(vec![], |s| s.excluded());
+    let Some(sc) = scenario(&auto.mode) else {
+        return;
+    };
+    let excluded = sc.excluded();
     let first_loaded = order
         .iter()
         .filter(|mode| !excluded.contains(mode))
-        .find(|mode| run.mode(mode).is_some_and(|m| m.loaded));
+        .find(|mode| run.mode(&sc.explicit(mode)).is_some_and(|m| m.loaded));
     let Some(&want) = first_loaded else {
         if auto.loaded {
             auto.problems
@@ -1117,7 +1178,7 @@ pub fn check_auto(run: &GuestRun, auto: &mut Outcome) {
         auto.note = format!("skipped {}", skipped.join("; "));
     }
     // Auto's overhead is its pick's.
-    if let Some(b) = run.mode(want).and_then(|m| m.bench.as_ref()) {
+    if let Some(b) = run.mode(&sc.explicit(want)).and_then(|m| m.bench.as_ref()) {
         auto.ratio = b.ratio();
         auto.noise = b.noise();
         auto.floor = b.floor_ratio();
@@ -1647,7 +1708,7 @@ mod tests {
                     CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y\n";
         assert!(expected_support(full, "6.1.0-57-cloud-amd64")["fentry"].0);
         assert!(expected_support(full, "5.16.0-1-amd64")["fentry"].0);
-        let old = &expected_support(full, "5.10.0-46-cloud-amd64")["fentry"];
-        assert!(!old.0 && old.1.contains("before 5.16"), "{}", old.1);
+        // Before 5.16 fentry reads optlen with a helper: it must load there too.
+        assert!(expected_support(full, "5.10.0-46-cloud-amd64")["fentry"].0);
     }
 }

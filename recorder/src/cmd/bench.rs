@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 use clap::ValueEnum as _;
+use recorder::bpf::BufferKind;
 use recorder::{bpf, sys, workload};
 
 use super::Attach;
@@ -27,6 +28,11 @@ pub(super) struct Args {
     /// then the worst case of its memory bound).
     #[arg(long, default_value = "16M")]
     ringbuf_size: String,
+    /// `perf` also times the loop under a recorder with per-CPU perf buffers, beside the ring
+    /// buffer's run and with the same --ringbuf-size in all (--ringbuf-size, or what --extra
+    /// sets).
+    #[arg(long, value_enum)]
+    buffer: Option<BufferKind>,
     /// Extra arguments for the recorder (e.g. `--extra=--comm --extra=nomatch` to time
     /// the cost of a call the kernel filters out).
     #[arg(long, allow_hyphen_values = true, hide = true)]
@@ -147,6 +153,14 @@ pub(super) fn run(args: Args) -> Result<()> {
         }
         None => None,
     };
+    let perf_out = dir.join("perf.gsot");
+    let perf = match args.buffer {
+        Some(BufferKind::Perf) => {
+            let perf_args = ["--buffer", "perf"];
+            Some(recorder_run(&args, &perf_out, fd, None, &perf_args)?)
+        }
+        _ => None,
+    };
     let untraced_after = time_loop(fd, calls);
     let untraced = LoopCost::mean(untraced_before, untraced_after);
 
@@ -167,6 +181,10 @@ pub(super) fn run(args: Args) -> Result<()> {
     if let Some((n, s, r)) = &sampled {
         report_sampled(untraced, (&run, events), (*n, s, r), calls)?;
     }
+    let perf_counts = perf
+        .as_ref()
+        .map(|p| report_perf(untraced, &run, p, &perf_out))
+        .transpose()?;
     if let (Some(c), Some(before), Some(during)) = (other, getppid_untraced, run.getppid) {
         println!(
             "bench: getppid on CPU {c} (not traced): untraced {:.0} ns/call, with the recorder attached {:.0} ns/call (CPU time), ratio {:.2}x: what attaching costs every other syscall",
@@ -179,14 +197,19 @@ pub(super) fn run(args: Args) -> Result<()> {
     for r in [&run, &bare]
         .into_iter()
         .chain(sampled.as_ref().map(|s| &s.1))
+        .chain(perf.as_ref())
     {
         if r.status != 0 {
             bail!("the recorder failed:\n{}", r.log);
         }
     }
     // Only the traced loop runs while the recorder is attached.
-    if events != calls || lost != 0 {
-        bail!("expected exactly {calls} events and no loss, got {events} events and {lost} lost");
+    for (events, lost) in [(events, lost)].into_iter().chain(perf_counts) {
+        if events != calls || lost != 0 {
+            bail!(
+                "expected exactly {calls} events and no loss, got {events} events and {lost} lost"
+            );
+        }
     }
     Ok(())
 }
@@ -251,6 +274,10 @@ fn recorder_run(
 fn spawn_recorder(args: &Args, out: &Path, extra: &[&str]) -> Result<Child> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
+    let own_size = (args.extra.iter().map(String::as_str))
+        .chain(extra.iter().copied())
+        .any(|a| a == "--ringbuf-size");
+    let size = ["--ringbuf-size", args.ringbuf_size.as_str()];
     cmd.args(["record", "-o"])
         .arg(out)
         .args([
@@ -258,11 +285,12 @@ fn spawn_recorder(args: &Args, out: &Path, extra: &[&str]) -> Result<Child> {
             &mode_name(args.attach),
             "--pid",
             &std::process::id().to_string(),
-            "--ringbuf-size",
-            &args.ringbuf_size,
         ])
+        .args(if own_size { &size[..0] } else { &size[..] })
         .args(&args.extra)
         .args(extra)
+        // The bench says which run gets which buffer (`--buffer` for its perf run).
+        .env_remove("GSOT_BUFFER")
         .stderr(Stdio::piped());
     let ncpus = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -360,6 +388,43 @@ fn report_sockets(untraced: LoopCost, run: &RecorderRun, bare: &RecorderRun) {
     );
 }
 
+/// The same loop under a recorder with per-CPU perf buffers: its cost beside the ring
+/// buffer's, and what its file holds (events, lost).
+fn report_perf(
+    untraced: LoopCost,
+    ring: &RecorderRun,
+    perf: &RecorderRun,
+    out: &Path,
+) -> Result<(u64, u64)> {
+    let reader =
+        format::TraceReader::open(out).with_context(|| format!("reading {}", out.display()))?;
+    let (events, lost) = (
+        reader.event_count(),
+        reader.losses().iter().map(|l| l.lost).sum::<u64>(),
+    );
+    let c = perf.traced;
+    let cpu_ns = perf.total_cpu_ns - perf.startup_cpu_ns;
+    println!(
+        "bench: traced, perf buffers {:.0} ns/call  {}; {:+.0} ns/call of CPU time against the ring buffer; events {events}, lost {lost}; recorder CPU {:.0} ns/event, peak RSS {:.1} MiB",
+        c.wall,
+        ratios(untraced, c),
+        c.cpu - ring.traced.cpu,
+        cpu_ns / events.max(1) as f64,
+        perf.peak_rss_kib as f64 / 1024.0
+    );
+    Ok((events, lost))
+}
+
+/// A loop's cost against the untraced loop's, by wall clock and by CPU time.
+fn ratios(untraced: LoopCost, c: LoopCost) -> String {
+    format!(
+        "ratio {:.2}x; CPU time {:.0} ns/call, ratio {:.2}x",
+        c.wall / untraced.wall,
+        c.cpu,
+        c.cpu / untraced.cpu
+    )
+}
+
 fn report(
     untraced: LoopCost,
     floor: Option<(&str, LoopCost)>,
@@ -368,14 +433,7 @@ fn report(
     lost: u64,
     expected: u64,
 ) {
-    let ratios = |c: LoopCost| {
-        format!(
-            "ratio {:.2}x; CPU time {:.0} ns/call, ratio {:.2}x",
-            c.wall / untraced.wall,
-            c.cpu,
-            c.cpu / untraced.cpu
-        )
-    };
+    let ratios = |c: LoopCost| ratios(untraced, c);
     if let Some((mode, c)) = floor {
         println!(
             "bench: floor    {:.0} ns/call  {} (empty programs on the {mode} hooks: what the hook itself costs)",

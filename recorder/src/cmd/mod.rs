@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use format::raw::DEFAULT_SNAPLEN;
-use recorder::bpf::AttachMode;
+use recorder::bpf::{AttachMode, BufferKind};
 use recorder::output::{EXIT_STREAM_CLOSED, StreamClosed, Target};
 use recorder::record::{Filters, Notice, RecordOptions, Reporter, SocketWalk, Summary};
 use recorder::support::{EXIT_UNSUPPORTED, Unsupported};
@@ -136,6 +136,11 @@ struct CommonArgs {
     /// Ring buffer size in bytes (a power of two from 4K to 16M); accepts K/M/G suffixes.
     #[arg(long, default_value = "8M", value_parser = parse_size)]
     ringbuf_size: u64,
+    /// How records reach user space: auto takes the ring buffer if the kernel has one (5.8+),
+    /// else per-CPU perf buffers (which share --ringbuf-size between the CPUs). The
+    /// environment variable is how the test suite runs every recorder with perf buffers.
+    #[arg(long, value_enum, env = "GSOT_BUFFER", default_value_t = BufferKind::Auto)]
+    buffer: BufferKind,
     /// Events per compressed block.
     #[arg(long, default_value_t = 131072)]
     block_events: u32,
@@ -177,6 +182,7 @@ impl CommonArgs {
             modes: self.attach.modes(),
             snaplen: self.snaplen,
             ringbuf_size,
+            buffer: self.buffer,
             filters,
             duration: None,
             max_events: None,

@@ -1,6 +1,7 @@
 //! The recorder's integration tests, one binary (as ripgrep's tests/integration): the real
 //! recorder binary on the live kernel. They need root (see `common::live_kernel`).
 
+mod buffers;
 mod cgroups;
 mod common;
 mod docker;

@@ -150,18 +150,26 @@ fn run_scenario(cli: &Cli, name: &str) -> Result<()> {
     say_mode("begin", name, &[]);
     let sc = vmtest::scenario(name).with_context(|| format!("unknown scenario {name}"))?;
     hide(name, sc.hide)?;
-    let r = run_mode(cli, name, sc.attach);
+    let r = run_mode(cli, name, sc);
     unhide(sc.hide);
     r
 }
 
-fn run_mode(cli: &Cli, mode: &str, attach: &str) -> Result<()> {
+fn run_mode(cli: &Cli, mode: &str, sc: &vmtest::Scenario) -> Result<()> {
+    let attach = sc.attach;
     let out = cli.out.join(format!("{mode}.gsot"));
     let _ = std::fs::remove_file(&out);
     let mut child = Command::new(&cli.recorder)
         .args(["record", "-o"])
         .arg(&out)
-        .args(["--attach", attach, "--comm", WORKLOAD_COMM])
+        .args([
+            "--attach",
+            attach,
+            "--buffer",
+            sc.buffer,
+            "--comm",
+            WORKLOAD_COMM,
+        ])
         .args(["--snaplen", &SNAPLEN.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -287,7 +295,7 @@ fn run_mode(cli: &Cli, mode: &str, attach: &str) -> Result<()> {
     say_mode("exit", mode, &[("status", status_text(status))]);
 
     if attach != "auto" && cli.bench_calls > 0 {
-        bench(cli, mode)?;
+        bench(cli, mode, sc)?;
     }
     Ok(())
 }
@@ -320,10 +328,13 @@ fn send_file(mode: &str, path: &Path) {
 }
 
 /// `recorder bench`: the same loop untraced, traced and untraced again, in this one run.
-fn bench(cli: &Cli, mode: &str) -> Result<()> {
+/// With perf buffers (`sc.buffer`), the bench's perf row is the scenario's overhead.
+fn bench(cli: &Cli, mode: &str, sc: &vmtest::Scenario) -> Result<()> {
+    let perf = sc.buffer == "perf";
     let mut child = Command::new(&cli.recorder)
         .args(["bench", "--calls", &cli.bench_calls.to_string()])
-        .args(["--attach", mode, "--cpu", "0"])
+        .args(["--attach", sc.attach, "--cpu", "0"])
+        .args(if perf { &["--buffer", "perf"][..] } else { &[] })
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -355,7 +366,12 @@ fn bench(cli: &Cli, mode: &str) -> Result<()> {
         } else if let Some(rest) = l.strip_prefix("bench: floor ") {
             // Empty programs on the same hooks: what the hook costs before the recorder's work.
             floor = num(rest);
-        } else if let Some(rest) = l.strip_prefix("bench: traced ") {
+        } else if let Some(rest) = l.strip_prefix("bench: traced ").filter(|_| !perf) {
+            traced = num(rest);
+        } else if let Some(rest) = l
+            .strip_prefix("bench: traced, perf buffers ")
+            .filter(|_| perf)
+        {
             traced = num(rest);
         }
     }

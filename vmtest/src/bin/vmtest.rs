@@ -523,7 +523,9 @@ fn check_run(
                 }
             }
         }
-        let e = expect.as_ref().and_then(|x| x.get(mode));
+        // What the kernel must support depends on the attach mode, not the buffer kind.
+        let attach = vmtest::scenario(mode).map_or(mode, |s| s.attach);
+        let e = expect.as_ref().and_then(|x| x.get(attach));
         let mut o = vmtest::check_mode(&run, m, e, trace.as_ref());
         o.kernel = label.to_string();
         if vmtest::scenario(mode).is_some_and(|s| s.attach == "auto") {
