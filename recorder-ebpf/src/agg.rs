@@ -15,7 +15,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, PerCpuArray, PerCpuHashMap},
 };
-use format::raw::agg_bucket;
+use format::raw::{AGG_BUCKETS, agg_bucket};
 use recorder_ebpf::{AGG_MAX_ENTRIES, AggCounters, AggKey, AggValue, Config};
 
 #[map]
@@ -113,9 +113,13 @@ fn count(generation: u32, call: &Call) {
     // space reads and clears a generation only a flush after the programs left it.
     let value = unsafe { &mut *value };
     let d = call.duration_ns;
-    if let Some(b) = value.buckets.get_mut(agg_bucket(d) as usize) {
-        *b += 1;
-    }
+    // Clamped in the register that addresses the bucket: for a bounds check LLVM compares one
+    // zero-extended copy of the index and addresses with another, which the verifiers of
+    // 5.10 and 6.1 refuse ("unbounded memory access"); black_box keeps the clamp from being
+    // folded into agg_bucket's own bound. (agg_bucket never exceeds the last bucket.)
+    let i = core::hint::black_box(agg_bucket(d) as usize).min(AGG_BUCKETS - 1);
+    // SAFETY: i < AGG_BUCKETS, the array's length.
+    unsafe { *value.buckets.as_mut_ptr().add(i) += 1 };
     value.duration_sum_ns += d;
     if d > value.duration_max_ns {
         value.duration_max_ns = d;
