@@ -4,6 +4,8 @@
 //! periods) is answered from them alone, exactly; any other from the sample alone, which the
 //! caller says. Never from both: each sampled call is also in its period's counts.
 
+use std::collections::HashMap;
+
 use format::{AggregateEntry, AggregatePeriod, Site, ThreadEntry};
 
 use crate::decode::expr::{Expr, IntField, Pred};
@@ -84,6 +86,14 @@ pub fn events_note(
     ))
 }
 
+/// A question with no `--by` and no `--interval`: what `export` and `slice` ask
+/// [`unanswerable`] about their filter alone.
+pub const NO_QUERY: Query<'static> = Query {
+    by: &[],
+    interval: None,
+    max_intervals: 0,
+};
+
 /// Why a question cannot be answered from aggregate records (`None`: it can).
 pub fn unanswerable(
     by: &[GroupField],
@@ -143,8 +153,7 @@ pub fn for_each_selected(
 ) {
     let mut verdict = Vec::new();
     for p in input.reader.aggregates() {
-        let inside = p.start_ns >= ff.from && p.end_ns.saturating_sub(1) <= ff.last;
-        if !inside {
+        if !inside(p, ff) {
             if p.start_ns <= ff.last && p.end_ns > ff.from {
                 left.cut_periods += 1;
                 left.cut_calls += p.entries.iter().map(AggregateEntry::calls).sum::<u64>();
@@ -164,6 +173,41 @@ pub fn for_each_selected(
             }
         }
     }
+}
+
+/// Whether a period lies wholly inside the filter's time range: its calls have no times of
+/// their own, so only whole periods are selected.
+pub fn inside(p: &AggregatePeriod, ff: &FileFilter<'_>) -> bool {
+    p.start_ns >= ff.from && p.end_ns.saturating_sub(1) <= ff.last
+}
+
+/// The periods wholly inside the filter's time range, each with the entries the filter
+/// selects and its overflow entry (unattributed calls stay visible as such); periods left
+/// with no entries are kept, so the coverage in time stays explicit. What `slice` writes.
+pub fn selected_periods(
+    input: &Input,
+    ff: &FileFilter<'_>,
+    left: &mut Left,
+) -> Vec<AggregatePeriod> {
+    let mut picked: HashMap<*const AggregatePeriod, Vec<AggregateEntry>> = HashMap::new();
+    for_each_selected(input, ff, left, |p, e, _, _| {
+        picked
+            .entry(std::ptr::from_ref(p))
+            .or_default()
+            .push(e.clone());
+    });
+    let periods = input.reader.aggregates().iter();
+    periods
+        .filter(|p| inside(p, ff))
+        .map(|p| {
+            let mut entries = picked.remove(&std::ptr::from_ref(p)).unwrap_or_default();
+            entries.extend(p.entries.iter().filter(|e| e.is_overflow()).cloned());
+            AggregatePeriod {
+                entries,
+                ..p.clone()
+            }
+        })
+        .collect()
 }
 
 /// Adds the aggregate records of one file that the filter selects to `agg`.

@@ -401,7 +401,9 @@ fn export_aggregates(
     filter: &Filter,
     out: &mut dyn Write,
 ) -> Result<(), AppError> {
-    if let Some(why) = crate::sampled::unanswerable(&[], &[], &filter.expr, &NO_QUERY) {
+    if let Some(why) =
+        crate::sampled::unanswerable(&[], &[], &filter.expr, &crate::sampled::NO_QUERY)
+    {
         if inputs.iter().any(|i| !i.reader.aggregates().is_empty()) {
             eprintln!(
                 "analyze: note: the aggregate records are not exported: {why} selects calls they cannot (only the events are)"
@@ -424,12 +426,6 @@ fn export_aggregates(
     }
     Ok(())
 }
-
-const NO_QUERY: crate::stats::Query<'static> = crate::stats::Query {
-    by: &[],
-    interval: None,
-    max_intervals: 0,
-};
 
 fn unreachable_sink() -> Result<Sink, AppError> {
     Err(AppError::Output(

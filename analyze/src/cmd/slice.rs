@@ -16,12 +16,13 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use format::raw::COMM_LEN;
-use format::{CaptureHeader, OwnedEvent, TraceWriter, WriterOptions};
+use format::{AggregatePeriod, CaptureHeader, OwnedEvent, TraceWriter, WriterOptions};
 
 use crate::AppError;
 use crate::decode::cgroup;
-use crate::filter::{Filter, FilterArgs, Tri};
-use crate::input::{self, all_blocks, for_each_selected, selected_blocks};
+use crate::filter::{FileFilter, Filter, FilterArgs, Tri};
+use crate::input::{self, Input, all_blocks, for_each_selected, selected_blocks};
+use crate::sampled;
 
 const SLICE_HELP: &str = "\
 The slice keeps the header (noting in `extra` what was sliced), the process-table entries of
@@ -373,7 +374,7 @@ pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<(), AppError> {
     let file = File::create(&tmp)
         .map_err(|e| AppError::Output(format!("{}: cannot create: {e}", tmp.display())))?;
     let werr = |e: format::Error| AppError::Output(format!("{}: {e}", a.output.display()));
-    let result = (|| -> Result<(u64, usize, usize), AppError> {
+    let result = (|| -> Result<(u64, usize, usize, usize), AppError> {
         let mut w = TraceWriter::try_new(
             BufWriter::with_capacity(1 << 20, file),
             &header,
@@ -433,6 +434,11 @@ pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<(), AppError> {
                 losses += 1;
             }
         }
+        let periods = aggregates(inp, &filter, &ff);
+        let n_periods = periods.len();
+        for p in periods {
+            w.add_aggregates(p);
+        }
         let mut events = 0u64;
         all_blocks(
             inp,
@@ -457,9 +463,9 @@ pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<(), AppError> {
         let mut f = w.finish().map_err(werr)?;
         f.flush()
             .map_err(|e| AppError::Output(format!("{}: {e}", a.output.display())))?;
-        Ok((events, procs, losses))
+        Ok((events, procs, losses, n_periods))
     })();
-    let (events, procs, losses) = match result {
+    let (events, procs, losses, periods) = match result {
         Ok(r) => r,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -475,11 +481,41 @@ pub fn run(a: &SliceArgs, out: &mut dyn Write) -> Result<(), AppError> {
     })?;
     writeln!(
         out,
-        "wrote {events} events, {procs} processes, {losses} loss records to {}{}",
+        "wrote {events} events, {procs} processes, {losses} loss records{} to {}{}",
+        if periods > 0 {
+            format!(", {periods} aggregate periods")
+        } else {
+            String::new()
+        },
         a.output.display(),
         if a.redact { " (redacted)" } else { "" }
     )?;
     Ok(())
+}
+
+/// A sampled capture's aggregate records for the slice (FORMAT.md 5.3): the whole periods
+/// inside its time range with the entries its filter selects, so `stats` of the slice still
+/// counts every call of them. None, said on stderr, when the filter asks about fields they do
+/// not hold (then `stats` of the slice counts from its events, and says so).
+fn aggregates(inp: &Input, filter: &Filter, ff: &FileFilter<'_>) -> Vec<AggregatePeriod> {
+    if inp.reader.aggregates().is_empty() {
+        return Vec::new();
+    }
+    if let Some(why) = sampled::unanswerable(&[], &[], &filter.expr, &sampled::NO_QUERY) {
+        eprintln!(
+            "analyze: note: the aggregate records are not sliced: {why} selects calls they cannot (only the events are)"
+        );
+        return Vec::new();
+    }
+    let mut left = sampled::Left::default();
+    let periods = sampled::selected_periods(inp, ff, &mut left);
+    if left.cut_periods > 0 {
+        eprintln!(
+            "analyze: note: the time range cuts {} aggregate period(s), left out of the slice with their {} calls",
+            left.cut_periods, left.cut_calls
+        );
+    }
+    periods
 }
 
 #[cfg(test)]

@@ -165,7 +165,7 @@ pub fn write(
         sampled::for_each_selected(inp, &ff, &mut left, |p, e, _, _| cols.push(inp, p, e));
         // The overflow entries are rows too (flagged): the file holds every call.
         for p in inp.reader.aggregates() {
-            if p.start_ns >= ff.from && p.end_ns.saturating_sub(1) <= ff.last {
+            if sampled::inside(p, &ff) {
                 p.entries
                     .iter()
                     .filter(|e| e.is_overflow())

@@ -219,36 +219,74 @@ fn export_writes_the_aggregate_records_beside_the_events() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `stats --by '' --format csv` of `args`: its one data line, and stderr.
+fn total(args: &[&str]) -> (String, String) {
+    let mut a = vec!["stats"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["--by", "", "--format", "csv"]);
+    let r = analyze(&a);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    (
+        r.stdout.lines().nth(1).unwrap_or_default().to_string(),
+        r.stderr,
+    )
+}
+
 #[test]
-fn a_slice_without_the_aggregate_records_is_counted_from_its_events_and_says_so() {
-    let dir = tmp_dir("sampled-slice");
+fn a_slice_keeps_the_aggregate_records_its_filter_selects() {
+    let dir = tmp_dir("sampled-slice-kept");
     let out = dir.join("slice.gsot");
-    ok(&[
-        "slice",
-        SAMPLE,
-        "-o",
-        out.to_str().unwrap(),
-        "--optname",
-        "SO_RCVBUF",
-    ]);
-    let r = analyze(&[
-        "stats",
-        out.to_str().unwrap(),
-        "--format",
-        "csv",
-        "--by",
-        "",
-    ]);
+    let out = out.to_str().unwrap();
+    let filter = ["--optname", "SO_RCVBUF", "--since", "2s", "--until", "3s"];
+    let mut args = vec!["slice", SAMPLE, "-o", out];
+    args.extend_from_slice(&filter);
+    let r = analyze(&args);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stdout.lines().nth(1).unwrap().starts_with("478,"),
+        r.stdout.contains(", 2 aggregate periods to "),
         "{}",
         r.stdout
     );
     assert!(
-        r.stderr.contains("holds no aggregate records"),
+        r.stderr
+            .contains("the time range cuts 2 aggregate period(s)"),
         "{}",
         r.stderr
     );
+    // The slice answers exactly what the whole file answers for the same question.
+    let mut whole = vec![SAMPLE];
+    whole.extend_from_slice(&filter);
+    let (expected, _) = total(&whole);
+    assert!(expected.starts_with("13482,0,"), "{expected}");
+    let (got, err) = total(&[out]);
+    assert_eq!(got, expected);
+    assert!(
+        err.contains("from their aggregate records, every call"),
+        "{err}"
+    );
+    // With no filter every call of every period stays.
+    ok(&["slice", SAMPLE, "-o", out]);
+    assert!(total(&[out]).0.starts_with("430000,30000,"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_slice_whose_filter_the_aggregates_cannot_answer_is_counted_from_its_events() {
+    let dir = tmp_dir("sampled-slice");
+    let out = dir.join("slice.gsot");
+    let out = out.to_str().unwrap();
+    let r = analyze(&["slice", SAMPLE, "-o", out, "--where", "duration > 1us"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("the aggregate records are not sliced: a filter on other fields"),
+        "{}",
+        r.stderr
+    );
+    let (expected, _) = total(&[SAMPLE, "--where", "duration > 1us"]);
+    assert!(expected.starts_with("27,1,"), "{expected}");
+    let (got, err) = total(&[out]);
+    assert_eq!(got, expected);
+    assert!(err.contains("holds no aggregate records"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
