@@ -124,6 +124,18 @@ struct RecorderRun {
     log: String,
 }
 
+impl RecorderRun {
+    /// The recorder's CPU time after start-up, ns.
+    fn working_cpu_ns(&self) -> f64 {
+        self.total_cpu_ns - self.startup_cpu_ns
+    }
+
+    /// [`Self::working_cpu_ns`] per event (or call) of `n`.
+    fn cpu_ns_per(&self, n: u64) -> f64 {
+        self.working_cpu_ns() / n.max(1) as f64
+    }
+}
+
 pub(super) fn run(args: Args) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("recorder-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -351,7 +363,6 @@ fn report_sampled(
     calls: u64,
 ) -> Result<()> {
     let c = run.traced;
-    let per_call = |x: &RecorderRun, n: u64| (x.total_cpu_ns - x.startup_cpu_ns) / n.max(1) as f64;
     let counted: u64 = r
         .aggregates()
         .iter()
@@ -359,14 +370,12 @@ fn report_sampled(
         .map(|e| e.calls())
         .sum();
     println!(
-        "bench: traced, --max-rate {rate} {:.0} ns/call  ratio {:.2}x; CPU time {:.0} ns/call, ratio {:.2}x (full recording {:.0}); recorder CPU after start-up {:.0} ns/call (full recording {:.0}); {} events, {counted} calls counted",
+        "bench: traced, --max-rate {rate} {:.0} ns/call  {} (full recording {:.0}); recorder CPU after start-up {:.0} ns/call (full recording {:.0}); {} events, {counted} calls counted",
         c.wall,
-        c.wall / untraced.wall,
-        c.cpu,
-        c.cpu / untraced.cpu,
+        ratios(untraced, c),
         full.traced.cpu,
-        per_call(run, calls),
-        per_call(full, full_events),
+        run.cpu_ns_per(calls),
+        full.cpu_ns_per(full_events),
         r.event_count(),
     );
     if counted != calls {
@@ -379,11 +388,9 @@ fn report_sampled(
 fn report_sockets(untraced: LoopCost, run: &RecorderRun, bare: &RecorderRun) {
     let (with, without) = (run.traced, bare.traced);
     println!(
-        "bench: traced, --no-sockets {:.0} ns/call  ratio {:.2}x; CPU time {:.0} ns/call, ratio {:.2}x; socket identity adds {:.0} ns/call of CPU time",
+        "bench: traced, --no-sockets {:.0} ns/call  {}; socket identity adds {:.0} ns/call of CPU time",
         without.wall,
-        without.wall / untraced.wall,
-        without.cpu,
-        without.cpu / untraced.cpu,
+        ratios(untraced, without),
         with.cpu - without.cpu
     );
 }
@@ -403,13 +410,12 @@ fn report_perf(
         reader.losses().iter().map(|l| l.lost).sum::<u64>(),
     );
     let c = perf.traced;
-    let cpu_ns = perf.total_cpu_ns - perf.startup_cpu_ns;
     println!(
         "bench: traced, perf buffers {:.0} ns/call  {}; {:+.0} ns/call of CPU time against the ring buffer; events {events}, lost {lost}; recorder CPU {:.0} ns/event, peak RSS {:.1} MiB",
         c.wall,
         ratios(untraced, c),
         c.cpu - ring.traced.cpu,
-        cpu_ns / events.max(1) as f64,
+        perf.cpu_ns_per(events),
         perf.peak_rss_kib as f64 / 1024.0
     );
     Ok((events, lost))
@@ -448,11 +454,10 @@ fn report(
         ratios(traced)
     );
     println!("bench: events in file {events}, lost {lost} (expected {expected})");
-    let cpu_ns = run.total_cpu_ns - run.startup_cpu_ns;
     println!(
         "bench: recorder CPU after start-up {:.0} ms = {:.0} ns/event (start-up {:.0} ms), peak RSS {:.1} MiB",
-        cpu_ns / 1e6,
-        cpu_ns / events.max(1) as f64,
+        run.working_cpu_ns() / 1e6,
+        run.cpu_ns_per(events),
         run.startup_cpu_ns / 1e6,
         run.peak_rss_kib as f64 / 1024.0
     );
