@@ -4,8 +4,6 @@
 //! periods) is answered from them alone, exactly; any other from the sample alone, which the
 //! caller says. Never from both: each sampled call is also in its period's counts.
 
-use std::collections::HashMap;
-
 use format::{AggregateEntry, AggregatePeriod, Site, ThreadEntry};
 
 use crate::decode::expr::{Expr, IntField, Pred};
@@ -142,6 +140,41 @@ pub struct Left {
     pub overflow: u64,
 }
 
+/// The periods of one file wholly inside the filter's time range; counts in `left` the ones
+/// it cuts.
+fn periods_inside<'a>(
+    input: &'a Input,
+    ff: &FileFilter<'_>,
+    left: &mut Left,
+) -> impl Iterator<Item = &'a AggregatePeriod> {
+    input.reader.aggregates().iter().filter(move |p| {
+        let inside = inside(p, ff);
+        if !inside && p.start_ns <= ff.last && p.end_ns > ff.from {
+            left.cut_periods += 1;
+            left.cut_calls += p.entries.iter().map(AggregateEntry::calls).sum::<u64>();
+        }
+        inside
+    })
+}
+
+/// The entry as a call site of its process, if the filter selects it (never the overflow
+/// entry, which has no key to filter by).
+fn selects(
+    ff: &FileFilter<'_>,
+    p: &AggregatePeriod,
+    e: &AggregateEntry,
+    verdict: &mut Vec<crate::filter::Tri>,
+) -> Option<(Site, ThreadEntry)> {
+    if e.is_overflow() {
+        return None;
+    }
+    let (site, thread) = site_of(e);
+    let (sites, threads) = (std::slice::from_ref(&site), std::slice::from_ref(&thread));
+    ff.site_verdicts(sites, threads, &[], verdict);
+    ff.event_passes(verdict[0], &site, &thread, &[], p.start_ns, 0)
+        .then_some((site, thread))
+}
+
 /// Calls `each` with every aggregate entry of one file that the filter selects (by whole
 /// periods within the time range), its period, and the entry as a call site; counts in
 /// `left` what it leaves out.
@@ -152,27 +185,16 @@ pub fn for_each_selected(
     mut each: impl FnMut(&AggregatePeriod, &AggregateEntry, &Site, &ThreadEntry),
 ) {
     let mut verdict = Vec::new();
-    for p in input.reader.aggregates() {
-        if !inside(p, ff) {
-            if p.start_ns <= ff.last && p.end_ns > ff.from {
-                left.cut_periods += 1;
-                left.cut_calls += p.entries.iter().map(AggregateEntry::calls).sum::<u64>();
-            }
-            continue;
-        }
+    let mut overflow = 0;
+    for p in periods_inside(input, ff, left) {
         for e in &p.entries {
-            if e.is_overflow() {
-                left.overflow += e.calls();
-                continue;
-            }
-            let (site, thread) = site_of(e);
-            let (sites, threads) = (std::slice::from_ref(&site), std::slice::from_ref(&thread));
-            ff.site_verdicts(sites, threads, &[], &mut verdict);
-            if ff.event_passes(verdict[0], &site, &thread, &[], p.start_ns, 0) {
+            overflow += if e.is_overflow() { e.calls() } else { 0 };
+            if let Some((site, thread)) = selects(ff, p, e, &mut verdict) {
                 each(p, e, &site, &thread);
             }
         }
     }
+    left.overflow += overflow;
 }
 
 /// Whether a period lies wholly inside the filter's time range: its calls have no times of
@@ -189,23 +211,14 @@ pub fn selected_periods(
     ff: &FileFilter<'_>,
     left: &mut Left,
 ) -> Vec<AggregatePeriod> {
-    let mut picked: HashMap<*const AggregatePeriod, Vec<AggregateEntry>> = HashMap::new();
-    for_each_selected(input, ff, left, |p, e, _, _| {
-        picked
-            .entry(std::ptr::from_ref(p))
-            .or_default()
-            .push(e.clone());
-    });
-    let periods = input.reader.aggregates().iter();
-    periods
-        .filter(|p| inside(p, ff))
-        .map(|p| {
-            let mut entries = picked.remove(&std::ptr::from_ref(p)).unwrap_or_default();
-            entries.extend(p.entries.iter().filter(|e| e.is_overflow()).cloned());
-            AggregatePeriod {
-                entries,
-                ..p.clone()
-            }
+    let mut verdict = Vec::new();
+    periods_inside(input, ff, left)
+        .map(|p| AggregatePeriod {
+            entries: (p.entries.iter())
+                .filter(|e| e.is_overflow() || selects(ff, p, e, &mut verdict).is_some())
+                .cloned()
+                .collect(),
+            ..p.clone()
         })
         .collect()
 }
